@@ -1,0 +1,3 @@
+from nbenv.cli import main
+
+main()

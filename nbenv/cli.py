@@ -1,0 +1,170 @@
+"""The `nbenv` command: parse arguments, call one api function, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import TyperException
+
+from nbenv import __version__, api
+from nbenv.errors import NbenvError
+from nbenv.ui import print_error, print_internal_error, warn
+
+app = typer.Typer(
+    name="nbenv",
+    help="Declarative notebook environments: Poetry groups + DVC data -> Docker image -> Jupyter.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state: dict[str, object] = {"repo": None, "verbose": False}
+
+GroupsOption = Annotated[
+    str | None,
+    typer.Option("--groups", "-g", help="Comma-separated Poetry groups, overriding the spec's for this build."),
+]
+
+
+def _repo() -> Path | None:
+    repo = _state["repo"]
+    return repo if isinstance(repo, Path) else None
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise NbenvError(f"--groups: {value!r} has an empty group name", "use e.g. --groups main,notebook,models")
+    return items
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nbenv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    repo: Annotated[Path | None, typer.Option("--repo", "-C", help="Repository root (default: found from the cwd).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and debug output.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    _state["repo"] = repo
+    _state["verbose"] = verbose
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Environment name (becomes the image and kernel name).")],
+    groups: GroupsOption = None,
+    extends: Annotated[str | None, typer.Option(help="Build FROM this environment's image.")] = None,
+    description: Annotated[str, typer.Option(help="One line shown by `nbenv list`.")] = "",
+    force: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
+) -> None:
+    """Write environments/NAME.toml."""
+    path = api.new(repo=_repo(), name=name, groups=_split(groups) or [], extends=extends, description=description, force=force)
+    typer.echo(f"wrote {path}\nnext: edit it, then `nbenv generate {name}`")
+
+
+@app.command()
+def validate() -> None:
+    """Check every environments/*.toml against the schema, pyproject.toml, poetry.lock and DVC."""
+    environments = api.validate(repo=_repo())
+    typer.echo(f"{len(environments)} environment(s) valid: {', '.join(e.name for e in environments)}")
+
+
+@app.command("list")
+def list_() -> None:
+    """One line per environment."""
+    rows = api.list_environments(repo=_repo())
+    if not rows:
+        typer.echo("no environments (create one with `nbenv new NAME --groups notebook`)")
+    for row in rows:
+        if row.problem:
+            typer.echo(f"{row.name:<24} INVALID  {row.problem}")
+            continue
+        parent = f"extends {row.extends}" if row.extends else "root"
+        typer.echo(f"{row.name:<24} :{row.port:<6} {parent:<20} groups={','.join(row.groups)}  {row.description}".rstrip())
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The resolved spec: extends applied, defaults filled in."""
+    env = api.show(repo=_repo(), name=name)
+    data = env.model_dump(mode="json")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    import tomlkit
+
+    typer.echo(f"# {name}: resolved from {env.file}" + (f" (extends {' -> '.join(env.lineage)})" if env.lineage else ""))
+    typer.echo(tomlkit.dumps(_tomlable(data)).rstrip())
+
+
+def _tomlable(value: object) -> object:
+    """TOML has no null: drop None values."""
+    if isinstance(value, dict):
+        return {k: _tomlable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_tomlable(v) for v in value]
+    return value
+
+
+@app.command()
+def generate(
+    names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
+    groups: GroupsOption = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 5 if any generated file would change.")] = False,
+) -> None:
+    """Write docker/NAME/{Dockerfile,compose.yaml,requirements/} from the specs and poetry.lock."""
+    result = api.generate(repo=_repo(), names=names or [], groups=_split(groups), check=check)
+    if check:
+        typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
+        return
+    for path in result.changed:
+        typer.echo(f"wrote   {path}")
+    for path in result.stale:
+        typer.echo(f"removed {path}")
+    if not result.changed and not result.stale:
+        typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
+    if groups is not None and result.changed:
+        warn("--groups differs from the spec: these files are a local variant under .nbenv/ (not committed)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one exit point for every error (README: "Exit codes")."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="nbenv", standalone_mode=False)
+    except NbenvError as exc:
+        print_error(exc, verbose=verbose)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except TyperException as exc:  # usage errors found by the parser
+        show = getattr(exc, "show", None)
+        show() if callable(show) else sys.stderr.write(f"{exc.format_message()}\n")
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into a clean line
+        print_internal_error(exc, verbose=verbose)
+        raise SystemExit(70) from None
+    raise SystemExit(0)

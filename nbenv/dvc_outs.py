@@ -1,0 +1,66 @@
+"""Which repo paths DVC tracks, read from .dvc files and dvc.yaml stages (pure parsing, no DVC import)."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_SKIP_DIRS = {".git", ".dvc", ".venv", ".nbenv", ".tools", "node_modules", "__pycache__"}
+
+
+def _outs_of(document: Any, *, stages: bool) -> list[str]:
+    if not isinstance(document, dict):
+        return []
+    if not stages:
+        entries = document.get("outs") or []
+        return [e["path"] for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
+    paths: list[str] = []
+    for stage in (document.get("stages") or {}).values():
+        if not isinstance(stage, dict):
+            continue
+        for out in stage.get("outs") or []:
+            name = next(iter(out), None) if isinstance(out, dict) else out
+            if isinstance(name, str) and "${" not in name:
+                paths.append(name)
+    return paths
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def tracked_outputs(root: Path) -> dict[str, str]:
+    """Map each DVC-tracked output (repo-relative, posix) to the file that declares it.
+
+    Walks the repository top-down and does not descend into directories that are themselves
+    DVC outputs (they can hold millions of data files) or into hidden/tool directories.
+    """
+    found: dict[str, str] = {}
+    for current, dirnames, filenames in os.walk(root):
+        rel_dir = Path(current).relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir
+        for filename in sorted(filenames):
+            if filename.endswith(".dvc") or filename in {"dvc.yaml", "dvc.yml"}:
+                declared = posixpath.join(rel_dir, filename)
+                document = _load_yaml(Path(current) / filename)
+                for out in _outs_of(document, stages=not filename.endswith(".dvc")):
+                    found.setdefault(posixpath.normpath(posixpath.join(rel_dir, out)), declared)
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".") and posixpath.join(rel_dir, d) not in found
+        )
+    return found
+
+
+def covering_output(path: str, outputs: dict[str, str]) -> str | None:
+    """The tracked output equal to `path` or containing it, if any."""
+    for out in outputs:
+        if path == out or path.startswith(out.rstrip("/") + "/"):
+            return out
+    return None

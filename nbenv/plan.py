@@ -1,0 +1,173 @@
+"""Pure planning: (environment, lock, settings) -> what to build and how to run it. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from nbenv.lock import Lock, Pin, requirements_text
+from nbenv.spec.load import container_path_of, data_targets
+from nbenv.spec.models import CONTAINER_HOME, Environment, RepoConfig
+
+VENV = "/opt/venv"
+LAYERS_ROOT = "/opt/nbenv/layers"
+TOKEN_SECRET = "jupyter_token"
+CONTAINER_PORT = 8888
+SERVICE = "jupyter"
+UID, GID = 1000, 100
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One cached install step: the packages a group adds, in a requirements file of its own."""
+
+    group: str
+    filename: str
+    text: str
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    env: Environment
+    image: str  # repository, e.g. "nbenv/traffic-analysis"
+    parent_image: str | None  # repository of the parent environment's image
+    from_image: str  # default FROM (the base image, or the parent's image)
+    groups: tuple[str, ...]
+    install_groups: tuple[str, ...]  # groups this image adds on top of its parent
+    layers: tuple[Layer, ...]
+    requirements_sha256: str
+    target_dir: str  # where the packages go: the venv, or a layer directory for a child
+    python_path: tuple[str, ...]  # container dirs added to sys.path through a .pth file
+    system_packages: tuple[str, ...]
+    out_dir: str  # repo-relative directory of the generated files
+    is_variant: bool  # --groups override: generated outside the committed docker/ tree
+
+    @property
+    def kernel_name(self) -> str:
+        return self.env.name
+
+    @property
+    def is_child(self) -> bool:
+        return self.parent_image is not None
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # relative to the compose file's directory
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    project: str
+    image: str
+    port: int
+    bind: str
+    mounts: tuple[Mount, ...]
+    environment: dict[str, str] = field(default_factory=dict)
+    token_file: str = ""  # relative to the compose file's directory
+    working_dir: str = ""
+
+
+def image_repository(config: RepoConfig, name: str) -> str:
+    return f"{config.image_prefix}/{name}"
+
+
+def order_groups(env: Environment, groups: Sequence[str] | None) -> tuple[str, ...]:
+    """The image's groups: the parent's first (its image already has them), then the rest as given."""
+    if groups is None:
+        return env.groups
+    inherited = tuple(g for g in env.groups if g not in env.own_groups)
+    return (*inherited, *(g for g in dict.fromkeys(groups) if g not in inherited))
+
+
+def missing_parent_groups(env: Environment, groups: Sequence[str]) -> list[str]:
+    inherited = [g for g in env.groups if g not in env.own_groups]
+    return [g for g in inherited if g not in groups]
+
+
+def jupyter_problem(env: Environment, lock: Lock, groups: Sequence[str]) -> str | None:
+    """Why the selected groups cannot run this environment's Jupyter, if they cannot."""
+    server = "jupyterlab" if env.jupyter.interface == "lab" else "notebook"
+    missing = [p for p in (server, "ipykernel") if not lock.has(p, groups)]
+    if missing:
+        return (
+            f"the groups {', '.join(groups)} install no {' or '.join(missing)}, which Jupyter "
+            f"(interface = {env.jupyter.interface!r}) needs"
+        )
+    return None
+
+
+def build_plan(
+    env: Environment,
+    *,
+    lock: Lock,
+    config: RepoConfig,
+    python_path: Sequence[str],
+    parent: Environment | None,
+    groups: Sequence[str] | None = None,
+) -> BuildPlan:
+    chosen = order_groups(env, groups)
+    inherited = tuple(g for g in chosen if parent is not None and g in parent.groups)
+    install_groups = tuple(g for g in chosen if g not in inherited)
+    pins = lock.pins(chosen, exclude_groups=inherited)
+    layers = tuple(_layer(group, [p for p in pins if p.layer == group], chosen) for group in install_groups)
+    layers = tuple(layer for layer in layers if layer.text.count("==") > 0)
+    digest = hashlib.sha256("".join(layer.text for layer in layers).encode()).hexdigest()
+    is_variant = groups is not None and tuple(chosen) != env.groups
+    out_dir = (
+        posixpath.join(".nbenv", "variants", env.name, "-".join(sorted(chosen)))
+        if is_variant
+        else posixpath.join(config.generated_dir, env.name)
+    )
+    parent_repo = image_repository(config, parent.name) if parent else None
+    own_packages = tuple(p for p in env.system_packages if parent is None or p not in parent.system_packages)
+    return BuildPlan(
+        env=env,
+        image=image_repository(config, env.name),
+        parent_image=parent_repo,
+        from_image=f"{parent_repo}:latest" if parent_repo else env.base_image,
+        groups=chosen,
+        install_groups=install_groups,
+        layers=layers,
+        requirements_sha256=digest,
+        target_dir=posixpath.join(LAYERS_ROOT, env.name) if parent else VENV,
+        python_path=tuple(python_path) if env.importable else (),
+        system_packages=own_packages,
+        out_dir=out_dir,
+        is_variant=is_variant,
+    )
+
+
+def _layer(group: str, pins: list[Pin], groups: Sequence[str]) -> Layer:
+    header = f"Generated by nbenv from poetry.lock: packages that group '{group}' adds.\nGroups of this image: {', '.join(groups)}"
+    return Layer(group, f"requirements/{group}.txt", requirements_text(pins, header=header))
+
+
+def run_plan(env: Environment, build: BuildPlan, *, token_file: str) -> RunPlan:
+    """How compose runs the image: ports, mounts (source read-write, data read-only), the token secret."""
+    to_root = posixpath.relpath(".", build.out_dir)
+
+    def from_compose(repo_path: str) -> str:
+        return posixpath.normpath(posixpath.join(to_root, repo_path))
+
+    mounts = [Mount(from_compose(m.source), m.target, read_only=False) for m in env.mounts]
+    for data, target in zip(env.data, data_targets(env), strict=True):
+        mounts.append(Mount(from_compose(data.path), target, read_only=True))
+        # Data under a source mount is also visible read-write through it: shadow that view too.
+        shadow = container_path_of(env, data.path)
+        if shadow is not None and shadow != target:
+            mounts.append(Mount(from_compose(data.path), shadow, read_only=True))
+    return RunPlan(
+        project=f"nbenv-{env.name}",
+        image=f"{build.image}:latest",
+        port=env.jupyter.port,
+        bind=env.jupyter.bind,
+        mounts=tuple(mounts),
+        environment=dict(sorted(env.env.items())),
+        token_file=from_compose(token_file),
+        working_dir=env.mounts[0].target if env.mounts else CONTAINER_HOME,
+    )

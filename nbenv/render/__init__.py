@@ -1,0 +1,1 @@
+"""Pure renderers: plans in, file texts out (deterministic: no timestamps, stable order)."""

@@ -1,0 +1,1 @@
+"""Environment specs: models, loading, locating errors in TOML."""

@@ -1,0 +1,265 @@
+"""Load environments/*.toml: validate each file, resolve `extends`, check against the repository."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from nbenv.dvc_outs import covering_output, tracked_outputs
+from nbenv.errors import SpecError
+from nbenv.spec.models import (
+    CONTAINER_HOME,
+    Environment,
+    EnvironmentFile,
+    Jupyter,
+    Resources,
+    SourceMount,
+    env_var_problem,
+)
+from nbenv.tomlio import TomlDocument, did_you_mean, read_toml, validation_errors
+from nbenv.workspace import Workspace
+
+
+class SpecErrors(SpecError):
+    """Several spec errors at once (from `validate`); the message is the first."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__(errors[0].message, errors[0].hint)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    doc: TomlDocument
+    spec: EnvironmentFile
+
+
+def poetry_groups(ws: Workspace) -> list[str]:
+    """Every dependency group pyproject.toml defines; `main` is the project's own dependencies."""
+    data = ws.pyproject.data
+    groups = set(data.get("tool", {}).get("poetry", {}).get("group", {}))
+    groups |= set(data.get("dependency-groups", {}))
+    return ["main", *sorted(groups - {"main"})]
+
+
+def environment_names(ws: Workspace) -> list[str]:
+    if not ws.environments_dir.is_dir():
+        return []
+    return sorted(p.stem for p in ws.environments_dir.glob("*.toml") if p.is_file())
+
+
+def load_file(ws: Workspace, name: str) -> LoadedFile:
+    """Parse and validate one spec file as written (no inheritance yet)."""
+    path = ws.spec_path(name)
+    display = ws.rel(path)
+    if not path.is_file():
+        known = environment_names(ws)
+        raise SpecError(
+            f"{display}: no environment {name!r}{did_you_mean(name, known)}",
+            f"known environments: {', '.join(known)}" if known else f"create one with `nbenv new {name}`",
+        )
+    doc = read_toml(path, display)
+    try:
+        spec = EnvironmentFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecErrors(validation_errors(doc, exc, EnvironmentFile)) from None
+    if spec.name != path.stem:
+        raise doc.error(
+            ("name",),
+            f"{spec.name!r} does not match the file name {path.name!r}",
+            f'set name = "{path.stem}" or rename the file to {spec.name}.toml',
+        )
+    for key in spec.env or {}:
+        if problem := env_var_problem(key):
+            raise doc.error(("env", key), problem)
+    return LoadedFile(doc, spec)
+
+
+class Loader:
+    """Resolves environments with their parents, caching each file and each result."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._files: dict[str, LoadedFile] = {}
+        self._resolved: dict[str, Environment] = {}
+        self._outputs: dict[str, str] | None = None
+
+    def file(self, name: str) -> LoadedFile:
+        if name not in self._files:
+            self._files[name] = load_file(self.ws, name)
+        return self._files[name]
+
+    def environment(self, name: str) -> Environment:
+        """The resolved, repo-checked environment `name`."""
+        if name not in self._resolved:
+            self._resolved[name] = self._resolve(name, ())
+        return self._resolved[name]
+
+    def _resolve(self, name: str, chain: tuple[str, ...]) -> Environment:
+        if name in self._resolved:
+            return self._resolved[name]
+        loaded = self.file(name)
+        spec, doc = loaded.spec, loaded.doc
+        parent: Environment | None = None
+        if spec.extends is not None:
+            if spec.extends in (*chain, name):
+                path = (*chain, name)
+                cycle = " -> ".join((*path[path.index(spec.extends) :], spec.extends))
+                raise doc.error(("extends",), f"cycle: {cycle}", "remove one of the extends links")
+            if not self.ws.spec_path(spec.extends).is_file():
+                raise doc.error(
+                    ("extends",),
+                    f"no environment {spec.extends!r}{did_you_mean(spec.extends, environment_names(self.ws))}",
+                    f"create {self.ws.rel(self.ws.spec_path(spec.extends))} or fix the name",
+                )
+            if spec.base_image is not None:
+                raise doc.error(
+                    ("base_image",),
+                    f"an environment that extends {spec.extends!r} is built FROM that environment's image",
+                    "remove base_image here (set it on the root of the chain)",
+                )
+            parent = self._resolve(spec.extends, (*chain, name))
+        environment = _merge(self.ws, loaded, parent)
+        self._check_repo(loaded, environment)
+        self._resolved[name] = environment
+        return environment
+
+    def _check_repo(self, loaded: LoadedFile, env: Environment) -> None:
+        spec, doc = loaded.spec, loaded.doc
+        known_groups = poetry_groups(self.ws)
+        for index, group in enumerate(spec.groups or []):
+            if group not in known_groups:
+                raise doc.error(
+                    ("groups", index),
+                    f"unknown Poetry group {group!r}{did_you_mean(group, known_groups)}",
+                    f"pyproject.toml defines: {', '.join(known_groups)}",
+                )
+        if not env.groups:
+            raise doc.error(("groups",), "empty: name at least one Poetry group", 'e.g. groups = ["notebook"]')
+        if len(set(spec.groups or [])) != len(spec.groups or []):
+            raise doc.error(("groups",), "lists a group twice")
+        for index, mount in enumerate(spec.mounts or []):
+            if not (self.ws.root / mount.source).is_dir():
+                raise doc.error(("mounts", index, "source"), f"{mount.source!r} is not a directory of the repository")
+        self._check_targets(loaded, env)
+        for index, data in enumerate(spec.data or []):
+            out = covering_output(data.path, self.outputs())
+            if out is None:
+                raise doc.error(
+                    ("data", index, "path"),
+                    f"{data.path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
+                    f"run `dvc add {data.path}`, or add it to a stage's outs in dvc.yaml",
+                )
+        if env.importable and project_mount_target(self.ws, env) is None:
+            raise doc.error(
+                ("importable",),
+                "the project's package can only be importable from a source mount that contains it",
+                'add a mount of the repository root, or set importable = false',
+            )
+
+    def _check_targets(self, loaded: LoadedFile, env: Environment) -> None:
+        seen: dict[str, str] = {}
+        for kind, entries in (("mounts", env.mounts), ("data", data_targets(env))):
+            for index, target in enumerate(e.target if isinstance(e, SourceMount) else e for e in entries):
+                if target in seen:
+                    raise loaded.doc.error(
+                        (kind, index), f"mount target {target!r} is also used by {seen[target]}", "choose another target"
+                    )
+                seen[target] = f"{kind}[{index}]"
+
+    def outputs(self) -> dict[str, str]:
+        if self._outputs is None:
+            self._outputs = tracked_outputs(self.ws.root)
+        return self._outputs
+
+
+def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None) -> Environment:
+    """Apply a file over its resolved parent (or over the defaults for a root environment)."""
+    spec = loaded.spec
+    own_groups = tuple(g for g in spec.groups or [] if parent is None or g not in parent.groups)
+    data = {d.path: d for d in (parent.data if parent else ())}
+    data.update({d.path: d for d in spec.data or []})
+    jupyter_over = spec.jupyter.model_dump(exclude_none=True) if spec.jupyter else {}
+    jupyter = (
+        parent.jupyter.model_copy(update=jupyter_over)
+        if parent
+        else Jupyter(**{"kernel_display_name": f"Python ({spec.name})", **jupyter_over})
+    )
+    if parent and "kernel_display_name" not in jupyter_over:
+        jupyter = jupyter.model_copy(update={"kernel_display_name": f"Python ({spec.name})"})
+    if "default_url" not in jupyter_over and jupyter.interface == "notebook" and jupyter.default_url == "/lab":
+        jupyter = jupyter.model_copy(update={"default_url": "/tree"})
+    resources_over = spec.resources.model_dump(exclude_none=True) if spec.resources else {}
+    resources = (parent.resources if parent else Resources()).model_copy(update=resources_over)
+    return Environment(
+        name=spec.name,
+        description=spec.description or "",
+        file=loaded.doc.display,
+        extends=spec.extends,
+        lineage=(*parent.lineage, parent.name) if parent else (),
+        base_image=parent.base_image if parent else (spec.base_image or ws.config.default_base_image),
+        groups=(*(parent.groups if parent else ()), *own_groups),
+        own_groups=own_groups,
+        importable=spec.importable if spec.importable is not None else (parent.importable if parent else True),
+        data=tuple(data.values()),
+        mounts=tuple(spec.mounts) if spec.mounts is not None else (parent.mounts if parent else (SourceMount(),)),
+        system_packages=tuple(dict.fromkeys((*(parent.system_packages if parent else ()), *(spec.system_packages or [])))),
+        env={**(parent.env if parent else {}), **(spec.env or {})},
+        jupyter=jupyter,
+        resources=resources,
+    )
+
+
+def container_path_of(env: Environment, repo_path: str) -> str | None:
+    """Where repo-relative `repo_path` appears through the environment's source mounts."""
+    for mount in env.mounts:
+        if mount.source == ".":
+            return posixpath.normpath(posixpath.join(mount.target, repo_path))
+        if repo_path == mount.source or repo_path.startswith(mount.source + "/"):
+            return posixpath.normpath(posixpath.join(mount.target, posixpath.relpath(repo_path, mount.source)))
+    return None
+
+
+def data_targets(env: Environment) -> list[str]:
+    """The container path of each data entry (explicit target, else its place under a source mount)."""
+    return [
+        d.target or container_path_of(env, d.path) or posixpath.join(CONTAINER_HOME, "data", d.path) for d in env.data
+    ]
+
+
+def project_source_dirs(ws: Workspace) -> list[str]:
+    """Repo-relative directories that hold the project's own packages (Poetry `packages`, else root/src)."""
+    poetry = ws.pyproject.data.get("tool", {}).get("poetry", {})
+    dirs = [posixpath.normpath(p.get("from", ".")) for p in poetry.get("packages", []) if isinstance(p, dict)]
+    if not dirs:
+        dirs = ["src"] if (ws.root / "src").is_dir() else ["."]
+    return list(dict.fromkeys(dirs))
+
+
+def project_mount_target(ws: Workspace, env: Environment) -> list[str] | None:
+    """Container directories to put on sys.path so the project's package imports from the mount."""
+    paths = [container_path_of(env, d) for d in project_source_dirs(ws)]
+    return None if any(p is None for p in paths) else [p for p in paths if p]
+
+
+def load_all(ws: Workspace) -> tuple[dict[str, Environment], list[SpecError]]:
+    """Resolve every environment, collecting errors instead of stopping at the first."""
+    loader = Loader(ws)
+    resolved: dict[str, Environment] = {}
+    errors: list[SpecError] = []
+    for name in environment_names(ws):
+        try:
+            resolved[name] = loader.environment(name)
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+        except SpecError as exc:
+            if not any(exc.message == e.message for e in errors):
+                errors.append(exc)
+    return resolved, errors
+
+
+def spec_file_path(ws: Workspace, name: str) -> Path:
+    return ws.spec_path(name)

@@ -1,0 +1,38 @@
+"""Terminal output: results on stdout; errors as one line (plus a hint line) on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from nbenv.errors import NbenvError
+
+
+def _color(stream: object) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+def print_error(exc: NbenvError, *, verbose: bool = False) -> None:
+    """Each error: `message` on one line, `  hint: ...` on the next. Never wrapped."""
+    errors = getattr(exc, "errors", None) or [exc]
+    red, dim, reset = ("\033[31m", "\033[2m", "\033[0m") if _color(sys.stderr) else ("", "", "")
+    for error in errors:
+        sys.stderr.write(f"{red}{error.message}{reset}\n")
+        if error.hint:
+            sys.stderr.write(f"{dim}  hint: {error.hint}{reset}\n")
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+
+
+def print_internal_error(exc: BaseException, *, verbose: bool) -> None:
+    sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n")
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    else:
+        sys.stderr.write("  hint: run again with --verbose for the traceback, and report it\n")
+
+
+def warn(message: str) -> None:
+    yellow, reset = ("\033[33m", "\033[0m") if _color(sys.stderr) else ("", "")
+    sys.stderr.write(f"{yellow}warning: {message}{reset}\n")

@@ -1,0 +1,110 @@
+"""The repository nbenv works in: its root, pyproject.toml and the repo-wide settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from nbenv.errors import SpecError
+from nbenv.spec.models import RepoConfig, image_prefix_problem
+from nbenv.tomlio import TomlDocument, read_toml, validation_errors
+
+CONFIG_FILE = "nbenv.toml"
+STATE_DIR = ".nbenv"
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` that holds nbenv.toml or a pyproject.toml."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+        if (candidate / "pyproject.toml").is_file() and (
+            (candidate / "environments").is_dir() or "[tool.nbenv]" in _read(candidate / "pyproject.toml")
+        ):
+            return candidate
+    for candidate in (start, *start.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    raise SpecError(
+        f"{start}: no pyproject.toml here or above",
+        "run nbenv inside a Poetry project, or pass --repo PATH",
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def discover(cls, repo: Path | None = None) -> Workspace:
+        return cls(find_root(repo or Path.cwd()) if repo is None else repo.resolve())
+
+    def rel(self, path: Path) -> str:
+        """`path` relative to the root, for messages and generated files."""
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    @cached_property
+    def pyproject(self) -> TomlDocument:
+        return read_toml(self.root / "pyproject.toml", "pyproject.toml")
+
+    @cached_property
+    def config(self) -> RepoConfig:
+        doc, loc = self._config_source()
+        raw: Any = doc.data
+        for key in loc:
+            raw = raw.get(key, {}) if isinstance(raw, dict) else {}
+        if not isinstance(raw, dict):
+            raise doc.error(loc, "must be a table")
+        try:
+            config = RepoConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise validation_errors(doc, exc, RepoConfig, prefix=loc)[0] from None
+        if problem := image_prefix_problem(config.image_prefix):
+            raise doc.error((*loc, "image_prefix"), problem)
+        if config.index_url and (urlsplit(config.index_url).username or urlsplit(config.index_url).password):
+            raise doc.error(
+                (*loc, "index_url"),
+                "contains credentials, which must never be committed",
+                "remove them here and set NBENV_INDEX_URL (with credentials) in the environment at build time",
+            )
+        return config
+
+    def _config_source(self) -> tuple[TomlDocument, tuple[str, ...]]:
+        if (self.root / CONFIG_FILE).is_file():
+            if "nbenv" in self.pyproject.data.get("tool", {}):
+                raise self.pyproject.error(
+                    ("tool", "nbenv"), f"repo-wide settings are also in {CONFIG_FILE}", "keep them in one place"
+                )
+            return read_toml(self.root / CONFIG_FILE, CONFIG_FILE), ()
+        return self.pyproject, ("tool", "nbenv")
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.root / self.config.environments_dir
+
+    @property
+    def generated_dir(self) -> Path:
+        return self.root / self.config.generated_dir
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def spec_path(self, name: str) -> Path:
+        return self.environments_dir / f"{name}.toml"
