@@ -10,7 +10,8 @@ import tomlkit
 
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.fs import atomic_write
-from nbenv.generate import GenerateResult, generate as write_generated, load_lock, plan_for
+from nbenv.generate import GenerateResult, load_lock, plan_for
+from nbenv.generate import generate as write_generated
 from nbenv.spec.load import Loader, SpecErrors, environment_names, poetry_groups
 from nbenv.spec.models import SPEC_VERSION, Environment, _env_name, _group
 from nbenv.tomlio import did_you_mean
@@ -93,7 +94,9 @@ def generate(
     raise DriftError naming every file that would change."""
     ws = _workspace(repo)
     if groups is not None and len(names) != 1:
-        raise UsageError("--groups applies to one environment: name it, e.g. `nbenv generate traffic-analysis --groups ...`")
+        raise UsageError(
+            "--groups applies to one environment: name it, e.g. `nbenv generate traffic-analysis --groups ...`"
+        )
     loader = Loader(ws)
     lock = load_lock(ws)
     selected = _names(ws, names)
@@ -114,7 +117,9 @@ def _orphans(ws: Workspace, names: Sequence[str]) -> list[str]:
         return []
     known = set(environment_names(ws))
     return sorted(
-        ws.rel(d) + "/" for d in ws.generated_dir.iterdir() if d.is_dir() and (d / "Dockerfile").exists() and d.name not in known
+        ws.rel(d) + "/"
+        for d in ws.generated_dir.iterdir()
+        if d.is_dir() and (d / "Dockerfile").exists() and d.name not in known
     )
 
 
@@ -138,7 +143,10 @@ def new(
     known = poetry_groups(ws)
     for group in groups:
         if group not in known:
-            raise UsageError(f"--groups: unknown Poetry group {group!r}{did_you_mean(group, known)}", f"pyproject.toml defines: {', '.join(known)}")
+            raise UsageError(
+                f"--groups: unknown Poetry group {group!r}{did_you_mean(group, known)}",
+                f"pyproject.toml defines: {', '.join(known)}",
+            )
     if not groups and extends is None:
         raise UsageError("--groups: name at least one Poetry group (e.g. --groups notebook)")
     if extends is not None and extends not in environment_names(ws):
@@ -152,14 +160,14 @@ def new(
 
 def _new_spec_text(name: str, groups: Sequence[str], extends: str | None, description: str) -> str:
     doc = tomlkit.document()
-    doc.add(tomlkit.comment("A notebook environment: see README.md, section \"Environment spec\", for every key."))
+    doc.add(tomlkit.comment('A notebook environment: see README.md, section "Environment spec", for every key.'))
     doc.add("spec_version", SPEC_VERSION)
     doc.add("name", name)
     doc.add("description", description)
     if extends:
         doc.add("extends", extends)
     doc.add("groups", tomlkit.array().multiline(False))
-    doc["groups"].extend(groups)  # type: ignore[union-attr]
+    doc["groups"].extend(groups)
     doc.add("importable", True)
     doc.add(tomlkit.nl())
     doc.add(tomlkit.comment("DVC-tracked data, mounted read-only (path: a .dvc output or a dvc.yaml out):"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
@@ -53,9 +53,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    repo: Annotated[Path | None, typer.Option("--repo", "-C", help="Repository root (default: found from the cwd).")] = None,
+    repo: Annotated[
+        Path | None, typer.Option("--repo", "-C", help="Repository root (default: found from the cwd).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and debug output.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     _state["repo"] = repo
     _state["verbose"] = verbose
@@ -70,7 +74,9 @@ def new(
     force: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
 ) -> None:
     """Write environments/NAME.toml."""
-    path = api.new(repo=_repo(), name=name, groups=_split(groups) or [], extends=extends, description=description, force=force)
+    path = api.new(
+        repo=_repo(), name=name, groups=_split(groups) or [], extends=extends, description=description, force=force
+    )
     typer.echo(f"wrote {path}\nnext: edit it, then `nbenv generate {name}`")
 
 
@@ -92,7 +98,9 @@ def list_() -> None:
             typer.echo(f"{row.name:<24} INVALID  {row.problem}")
             continue
         parent = f"extends {row.extends}" if row.extends else "root"
-        typer.echo(f"{row.name:<24} :{row.port:<6} {parent:<20} groups={','.join(row.groups)}  {row.description}".rstrip())
+        typer.echo(
+            f"{row.name:<24} :{row.port:<6} {parent:<20} groups={','.join(row.groups)}  {row.description}".rstrip()
+        )
 
 
 @app.command()
@@ -108,11 +116,13 @@ def show(
         return
     import tomlkit
 
-    typer.echo(f"# {name}: resolved from {env.file}" + (f" (extends {' -> '.join(env.lineage)})" if env.lineage else ""))
+    typer.echo(
+        f"# {name}: resolved from {env.file}" + (f" (extends {' -> '.join(env.lineage)})" if env.lineage else "")
+    )
     typer.echo(tomlkit.dumps(_tomlable(data)).rstrip())
 
 
-def _tomlable(value: object) -> object:
+def _tomlable(value: Any) -> Any:
     """TOML has no null: drop None values."""
     if isinstance(value, dict):
         return {k: _tomlable(v) for k, v in value.items() if v is not None}
@@ -125,7 +135,9 @@ def _tomlable(value: object) -> object:
 def generate(
     names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
     groups: GroupsOption = None,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 5 if any generated file would change.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 5 if any generated file would change.")
+    ] = False,
 ) -> None:
     """Write docker/NAME/{Dockerfile,compose.yaml,requirements/} from the specs and poetry.lock."""
     result = api.generate(repo=_repo(), names=names or [], groups=_split(groups), check=check)
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
-    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into a clean line
+    except Exception as exc:
         print_internal_error(exc, verbose=verbose)
         raise SystemExit(70) from None
     raise SystemExit(0)

@@ -53,7 +53,9 @@ def tracked_outputs(root: Path) -> dict[str, str]:
                 for out in _outs_of(document, stages=not filename.endswith(".dvc")):
                     found.setdefault(posixpath.normpath(posixpath.join(rel_dir, out)), declared)
         dirnames[:] = sorted(
-            d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".") and posixpath.join(rel_dir, d) not in found
+            d
+            for d in dirnames
+            if d not in _SKIP_DIRS and not d.startswith(".") and posixpath.join(rel_dir, d) not in found
         )
     return found
 

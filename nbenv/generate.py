@@ -36,7 +36,10 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
         known = set(env.groups) | set(poetry_groups(ws))
         for group in groups:
             if group not in known:
-                raise SpecError(f"--groups: unknown Poetry group {group!r}", f"pyproject.toml defines: {', '.join(poetry_groups(ws))}")
+                raise SpecError(
+                    f"--groups: unknown Poetry group {group!r}",
+                    f"pyproject.toml defines: {', '.join(poetry_groups(ws))}",
+                )
         if parent and (missing := missing_parent_groups(env, groups)):
             raise SpecError(
                 f"--groups: must include {', '.join(missing)}: {name} builds FROM {parent.name}'s image, which has them"
@@ -50,10 +53,10 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
         groups=groups,
     )
     if problem := jupyter_problem(env, lock, plan.groups):
-        raise doc.error(("groups",), problem, "add the missing package to one of these groups in pyproject.toml, then `poetry lock`")
+        raise doc.error(
+            ("groups",), problem, "add the missing package to one of these groups in pyproject.toml, then `poetry lock`"
+        )
     return plan
-
-
 
 
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
@@ -82,12 +85,7 @@ def generate(ws: Workspace, plans: Sequence[BuildPlan], *, check: bool) -> Gener
     for plan in plans:
         wanted.update(render(ws, plan))
     changed = {p: t for p, t in wanted.items() if _read(p) != t}
-    stale = sorted(
-        ws.rel(p)
-        for plan in plans
-        for p in _existing_files(ws.root / plan.out_dir)
-        if p not in wanted
-    )
+    stale = sorted(ws.rel(p) for plan in plans for p in _existing_files(ws.root / plan.out_dir) if p not in wanted)
     if not check:
         write_files(changed)
         for rel in stale:

@@ -98,7 +98,9 @@ def content_hash(pyproject: dict[str, Any], *, with_dependency_groups: bool = Tr
     project = pyproject.get("project", {})
     groups = pyproject.get("dependency-groups", {}) if with_dependency_groups else {}
     poetry = pyproject.get("tool", {}).get("poetry", {})
-    relevant_project = {k: project[k] for k in ("requires-python", "dependencies", "optional-dependencies") if k in project}
+    relevant_project = {
+        k: project[k] for k in ("requires-python", "dependencies", "optional-dependencies") if k in project
+    }
     legacy = ("dependencies", "source", "extras", "dev-dependencies")
     relevant_poetry: dict[str, Any] = {}
     for key in (*legacy, "group"):
@@ -146,8 +148,10 @@ def read_lock(lock_path: Path, pyproject: dict[str, Any], *, display: str = "poe
     expected = content_hash(pyproject)
     found = metadata.get("content-hash")
     generator = re.search(r"Poetry ([0-9][^ ]*)", text.split("\n", 1)[0])
-    legacy_ok = generator is not None and _version_tuple(generator.group(1)) < (2, 3) and found == content_hash(
-        pyproject, with_dependency_groups=False
+    legacy_ok = (
+        generator is not None
+        and _version_tuple(generator.group(1)) < (2, 3)
+        and found == content_hash(pyproject, with_dependency_groups=False)
     )
     if found != expected and not legacy_ok:
         raise LockError(

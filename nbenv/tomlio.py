@@ -56,17 +56,15 @@ def read_toml(path: Path, display: str, *, error: type[SpecError] = SpecError) -
 
 def _model_fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
     """Field names valid at `loc` (the parent of an unknown key), for did-you-mean."""
-    current: Any = model
+    current: type[BaseModel] | None = model
     for part in loc:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if isinstance(current, type) else None
-        if field is None:
-            return []
-        current = _first_model(field.annotation)
+        field = current.model_fields.get(part) if current is not None else None
+        current = _first_model(field.annotation) if field is not None else None
         if current is None:
             return []
-    return list(current.model_fields) if isinstance(current, type) else []
+    return list(current.model_fields) if current is not None else []
 
 
 def _first_model(annotation: Any) -> type[BaseModel] | None:

@@ -58,7 +58,8 @@ def _builder(plan: BuildPlan) -> str:
         "# pip's own CA bundle, plus the extra CA nbenv puts in the build context when one is configured.",
         f"RUN {create_venv}cp \"$({VENV}/bin/python -c 'import pip._vendor.certifi as c; print(c.where())')\" "
         f"{BUILD_DIR}/ca-bundle.pem \\",
-        f"    && if [ -s {BUILD_DIR}/extra-ca.pem ]; then cat {BUILD_DIR}/extra-ca.pem >> {BUILD_DIR}/ca-bundle.pem; fi",
+        f"    && if [ -s {BUILD_DIR}/extra-ca.pem ]; then cat {BUILD_DIR}/extra-ca.pem >> {BUILD_DIR}/ca-bundle.pem; "
+        "fi",
         f"ENV PIP_CERT={BUILD_DIR}/ca-bundle.pem",
         "# One cached step per Poetry group, exactly as poetry.lock pins it (versions and hashes):",
         "# changing one group's pins re-runs only that step and the ones after it.",

@@ -157,7 +157,7 @@ class Loader:
             raise doc.error(
                 ("importable",),
                 "the project's package can only be importable from a source mount that contains it",
-                'add a mount of the repository root, or set importable = false',
+                "add a mount of the repository root, or set importable = false",
             )
 
     def _check_targets(self, loaded: LoadedFile, env: Environment) -> None:
@@ -166,7 +166,9 @@ class Loader:
             for index, target in enumerate(e.target if isinstance(e, SourceMount) else e for e in entries):
                 if target in seen:
                     raise loaded.doc.error(
-                        (kind, index), f"mount target {target!r} is also used by {seen[target]}", "choose another target"
+                        (kind, index),
+                        f"mount target {target!r} is also used by {seen[target]}",
+                        "choose another target",
                     )
                 seen[target] = f"{kind}[{index}]"
 
@@ -206,7 +208,9 @@ def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None) -> Env
         importable=spec.importable if spec.importable is not None else (parent.importable if parent else True),
         data=tuple(data.values()),
         mounts=tuple(spec.mounts) if spec.mounts is not None else (parent.mounts if parent else (SourceMount(),)),
-        system_packages=tuple(dict.fromkeys((*(parent.system_packages if parent else ()), *(spec.system_packages or [])))),
+        system_packages=tuple(
+            dict.fromkeys((*(parent.system_packages if parent else ()), *(spec.system_packages or [])))
+        ),
         env={**(parent.env if parent else {}), **(spec.env or {})},
         jupyter=jupyter,
         resources=resources,

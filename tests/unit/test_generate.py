@@ -160,7 +160,9 @@ def test_compose_binds_loopback_mounts_data_read_only_and_uses_a_secret(workspac
     compose = yaml.safe_load((workspace / "docker/traffic-analysis/compose.yaml").read_text())
     assert compose["name"] == "nbenv-traffic-analysis"
     service = compose["services"]["jupyter"]
-    assert service["ports"] == [{"target": 8888, "host_ip": "127.0.0.1", "published": "${NBENV_PORT:-8888}", "protocol": "tcp"}]
+    assert service["ports"] == [
+        {"target": 8888, "host_ip": "127.0.0.1", "published": "${NBENV_PORT:-8888}", "protocol": "tcp"}
+    ]
     assert service["init"] is True and service["cap_drop"] == ["ALL"]
     assert service["security_opt"] == ["no-new-privileges:true"] and service["user"] == "1000:100"
     volumes = {v["target"]: v for v in service["volumes"]}
@@ -201,7 +203,10 @@ def test_golden_files(kitchen_sink: Path, name: str) -> None:
 
 def test_user_values_cannot_inject(kitchen_sink: Path) -> None:
     dockerfile = (kitchen_sink / "Dockerfile").read_text()
-    assert 'org.opencontainers.image.description="Every knob: \\"quotes\\", \\$HOME stays literal, back\\\\slash"' in dockerfile
+    assert (
+        'org.opencontainers.image.description="Every knob: \\"quotes\\", \\$HOME stays literal, back\\\\slash"'
+        in dockerfile
+    )
     assert '"Kitchen \\"sink\\" $USER"' in dockerfile, "exec form: JSON-quoted, no shell"
     compose = yaml.safe_load((kitchen_sink / "compose.yaml").read_text())
     assert compose["services"]["jupyter"]["environment"]["GREETING"] == "cost: $$5 for $$HOME"

@@ -83,7 +83,9 @@ def test_docker_compose_config_accepts_every_generated_file(generated: Path) -> 
 
 def test_compose_keeps_user_values_literal(generated: Path) -> None:
     path = generated / "docker/kitchen-sink/compose.yaml"
-    result = subprocess.run([*_compose(), "-f", str(path), "config", "--format", "json"], capture_output=True, text=True)
+    result = subprocess.run(
+        [*_compose(), "-f", str(path), "config", "--format", "json"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     service = json.loads(result.stdout)["services"]["jupyter"]
     # compose re-escapes literal dollars in its output; an unescaped $HOME would have been expanded

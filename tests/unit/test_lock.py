@@ -43,14 +43,20 @@ def test_pins_follow_groups_layers_and_skip_parent_and_optional_packages() -> No
         ),
     )
     pins = lock.pins(["notebook", "models"])
-    assert [(p.name, p.layer) for p in pins] == [("jupyterlab", "notebook"), ("numpy", "notebook"), ("scikit-learn", "models")]
+    assert [(p.name, p.layer) for p in pins] == [
+        ("jupyterlab", "notebook"),
+        ("numpy", "notebook"),
+        ("scikit-learn", "models"),
+    ]
     child = lock.pins(["notebook", "models"], exclude_groups=["notebook"])
     assert [p.name for p in child] == ["scikit-learn"]
     assert lock.pins(["main"]) == []
 
 
 def test_requirement_lines_carry_version_marker_and_every_hash() -> None:
-    pkg = LockedPackage("Foo_Bar", "2.0", frozenset({"main"}), {"main": 'os_name == "posix"'}, ("sha256:a", "sha256:b"), False)
+    pkg = LockedPackage(
+        "Foo_Bar", "2.0", frozenset({"main"}), {"main": 'os_name == "posix"'}, ("sha256:a", "sha256:b"), False
+    )
     lock = Lock("poetry.lock", "2.1", "h", (pkg,))
     text = requirements_text(lock.pins(["main"]), header="hello")
     assert text == '# hello\nFoo_Bar==2.0 ; os_name == "posix" \\\n    --hash=sha256:a \\\n    --hash=sha256:b\n'

@@ -1,0 +1,124 @@
+"""CLI commands end to end on a workspace copy (no Docker needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from tests.conftest import run_cli, snapshot
+
+
+def test_new_writes_a_valid_spec_that_generates(workspace: Path) -> None:
+    result = run_cli(
+        "new", "forecasting", "--groups", "notebook,models", "--description", "Demand models", cwd=workspace
+    )
+    assert result.code == 0, result.err
+    spec = tomllib.loads((workspace / "environments/forecasting.toml").read_text())
+    assert spec["name"] == "forecasting" and spec["groups"] == ["notebook", "models"] and spec["spec_version"] == 1
+    assert run_cli("validate", cwd=workspace).code == 0
+    generated = run_cli("generate", "forecasting", cwd=workspace)
+    assert generated.code == 0, generated.err
+    assert (workspace / "docker/forecasting/Dockerfile").is_file()
+
+
+def test_new_with_extends_inherits_the_parent(workspace: Path) -> None:
+    assert run_cli("new", "child", "--extends", "base", "--groups", "models", cwd=workspace).code == 0
+    shown = run_cli("show", "child", "--json", cwd=workspace)
+    data = json.loads(shown.out)
+    assert data["groups"] == ["notebook", "models"] and data["lineage"] == ["base"]
+
+
+def test_validate_lists_every_environment(workspace: Path) -> None:
+    result = run_cli("validate", cwd=workspace)
+    assert result.code == 0, result.err
+    assert result.out.strip() == "2 environment(s) valid: base, traffic-analysis"
+
+
+def test_validate_reports_every_broken_file_at_once(workspace: Path) -> None:
+    (workspace / "environments/one.toml").write_text('spec_version = 1\nname = "one"\ngroups = ["nope"]\n')
+    (workspace / "environments/two.toml").write_text(
+        'spec_version = 1\nname = "two"\ngroups = ["notebook"]\nport = 1\n'
+    )
+    result = run_cli("validate", cwd=workspace)
+    assert result.code == 3
+    assert result.err_lines == [
+        "environments/one.toml:3: groups[0]: unknown Poetry group 'nope'",
+        "  hint: pyproject.toml defines: main, dev, models, notebook",
+        "environments/two.toml:4: port: unknown key (allowed: spec_version, name, description, extends, base_image, "
+        "groups, importable, data, mounts, system_packages, env, jupyter, resources)",
+    ]
+
+
+def test_list_shows_one_line_per_environment_and_marks_invalid_ones(workspace: Path) -> None:
+    (workspace / "environments/broken.toml").write_text("spec_version = 1\nname = 'broken'\ngroups = 3\n")
+    result = run_cli("list", cwd=workspace)
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("base ") and "groups=notebook" in lines[0] and "root" in lines[0]
+    assert (
+        lines[1].startswith("broken ") and "INVALID" in lines[1] and "groups: input should be a valid list" in lines[1]
+    )
+    assert lines[2].startswith("traffic-analysis ") and "extends base" in lines[2] and ":8888" in lines[2]
+
+
+def test_show_resolves_extends_and_defaults(workspace: Path) -> None:
+    result = run_cli("show", "traffic-analysis", "--json", cwd=workspace)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["groups"] == ["notebook", "models"]
+    assert data["base_image"] == "nbenv/debian-python:bookworm"
+    assert data["jupyter"] == {
+        "port": 8888,
+        "bind": "127.0.0.1",
+        "interface": "lab",
+        "default_url": "/lab",
+        "kernel_display_name": "Python (traffic-analysis)",
+    }
+    assert [d["path"] for d in data["data"]] == ["data/processed/pems", "data/processed/climate"]
+    text = run_cli("show", "traffic-analysis", cwd=workspace)
+    assert (
+        text.code == 0
+        and "extends base" in text.out
+        and 'kernel_display_name = "Python (traffic-analysis)"' in text.out
+    )
+
+
+def test_repo_wide_settings_may_live_in_nbenv_toml(workspace: Path) -> None:
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('image_prefix = "nbenv"', ""))
+    (workspace / "nbenv.toml").write_text('image_prefix = "localhost:5000/team"\n')
+    result = run_cli("generate", "base", cwd=workspace)
+    assert result.code == 3 and "repo-wide settings are also in nbenv.toml" in result.err
+    pyproject.write_text(
+        "\n".join(
+            line
+            for line in pyproject.read_text().splitlines()
+            if "[tool.nbenv]" not in line and "default_base_image" not in line
+        )
+    )
+    assert run_cli("generate", "traffic-analysis", cwd=workspace).code == 0
+    assert (
+        "ARG PARENT_IMAGE=localhost:5000/team/base:latest"
+        in (workspace / "docker/traffic-analysis/Dockerfile").read_text()
+    )
+
+
+def test_the_installed_command_exits_cleanly_without_traceback(workspace: Path) -> None:
+    nbenv = shutil.which("nbenv", path=str(Path(sys.executable).parent))
+    assert nbenv, "nbenv is installed into the test venv by scripts/bootstrap"
+    spec = workspace / "environments/traffic-analysis.toml"
+    spec.write_text(spec.read_text().replace("port = 8888", "port = 99999"))
+    before = snapshot(workspace)
+    result = subprocess.run([nbenv, "generate"], cwd=workspace, capture_output=True, text=True)
+    assert result.returncode == 3
+    assert result.stderr.splitlines()[0].startswith("environments/traffic-analysis.toml:21: jupyter.port:")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert snapshot(workspace) == before
+    usage = subprocess.run([nbenv, "generate", "--no-such-flag"], cwd=workspace, capture_output=True, text=True)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+    assert subprocess.run([nbenv, "--version"], capture_output=True, text=True).stdout.startswith("nbenv ")
