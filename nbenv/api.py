@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
 
-from nbenv.errors import DriftError, SpecError, UsageError
+from nbenv.adapters.compose import Compose, ServiceState
+from nbenv.adapters.engine import Engine
+from nbenv.build import BuiltImage, ImageBuilder
+from nbenv.errors import DataError, DriftError, RunError, SpecError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import GenerateResult, load_lock, plan_for
 from nbenv.generate import generate as write_generated
+from nbenv.plan import SERVICE
+from nbenv.run import (
+    Running,
+    compose_for,
+    jupyter_url,
+    port_problem,
+    read_token,
+    run_dir,
+    wait_ready,
+    write_compose_env,
+    write_token,
+)
 from nbenv.spec.load import Loader, SpecErrors, environment_names, poetry_groups
 from nbenv.spec.models import SPEC_VERSION, Environment, _env_name, _group
 from nbenv.tomlio import did_you_mean
+from nbenv.ui import warn
 from nbenv.workspace import Workspace
+
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """Default progress sink: say nothing."""
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -179,3 +202,151 @@ def _new_spec_text(name: str, groups: Sequence[str], extends: str | None, descri
     jupyter.add("interface", "lab")
     doc.add("jupyter", jupyter)
     return tomlkit.dumps(doc)
+
+
+# --- images and running environments (need a Docker engine) ---------------------------------
+
+
+def _engine() -> Engine:
+    engine = Engine(docker=os.environ.get("NBENV_DOCKER", "docker"))
+    engine.check()
+    return engine
+
+
+def image_build(
+    *,
+    repo: Path | None = None,
+    names: Sequence[str] = (),
+    groups: Sequence[str] | None = None,
+    no_cache: bool = False,
+    say: Say = _quiet,
+    live: bool = False,
+) -> list[BuiltImage]:
+    """Build each environment's image (parents first); skip what is up to date."""
+    ws = _workspace(repo)
+    if groups is not None and len(names) != 1:
+        raise UsageError("--groups applies to one environment: name it")
+    loader, lock = Loader(ws), load_lock(ws)
+    builder = ImageBuilder(ws, loader, lock, _engine(), say=say, live=live)
+    return [builder.build(name, groups=groups, no_cache=no_cache) for name in _names(ws, names)]
+
+
+def image_base(*, tag: str, suite: str = "bookworm", say: Say = _quiet) -> str:
+    """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry."""
+    from nbenv.base_image import base_image_plan, build_base_image
+
+    engine = _engine()
+    return build_base_image(base_image_plan(tag=tag, suite=suite), docker_cmd=(engine.docker,), log=say)
+
+
+def up(
+    *,
+    repo: Path | None = None,
+    name: str,
+    port: int | None = None,
+    timeout: float = 180.0,
+    allow_missing: bool = False,
+    say: Say = _quiet,
+    live: bool = False,
+) -> Running:
+    """Build what is stale, start the environment, wait until Jupyter answers; return its URL."""
+    ws = _workspace(repo)
+    engine = _engine()
+    loader, lock = Loader(ws), load_lock(ws)
+    built = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name)
+    plan = plan_for(ws, loader, lock, name)
+    env = plan.env
+    _check_data(ws, env, allow_missing=allow_missing, say=say)
+    compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
+    states = compose.ps() if compose.env_file else []
+    running = next((s for s in states if s.state == "running"), None)
+    token = read_token(ws, name)
+    chosen_port = port or _current_port(ws, name) if running else (port or env.jupyter.port)
+    if running and token and running.image == built.ref and (port is None or port == chosen_port):
+        say(f"{name} is already running")
+        return Running(
+            name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, running.container, False
+        )
+    if running:
+        compose.down()
+    if problem := port_problem(env.jupyter.bind, chosen_port):
+        raise RunError(f"{problem}", f"choose another: `nbenv up {name} --port {chosen_port + 1}`")
+    if env.jupyter.bind not in ("127.0.0.1", "::1"):
+        warn(f"{name}: Jupyter is published on {env.jupyter.bind}:{chosen_port}, reachable from other machines")
+    token = write_token(ws, name)
+    write_compose_env(ws, name, image=built.ref, port=chosen_port)
+    compose = compose_for(ws, name, compose_file=compose.compose_file, docker=engine.docker)
+    say(f"{name}: starting {built.ref} on 127.0.0.1:{chosen_port}")
+    compose.up()
+    try:
+        state = wait_ready(compose, port=chosen_port, token=token, timeout=timeout, say=say)
+    except RunError:
+        for line in compose.logs(tail=30).splitlines():
+            say(f"  {line}")
+        raise
+    return Running(name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, state.container, True)
+
+
+def _current_port(ws: Workspace, name: str) -> int:
+    path = run_dir(ws, name) / "compose.env"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.startswith("NBENV_PORT="):
+            return int(line.split("=", 1)[1])
+    return 8888
+
+
+def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Say) -> None:
+    missing = [d.path for d in env.data if not (ws.root / d.path).exists()]
+    if not missing:
+        return
+    if not allow_missing:
+        raise DataError(
+            f"{env.file}: data: not in the workspace: {', '.join(missing)}",
+            f"fetch it with `dvc pull {' '.join(missing)}`, or start anyway with `nbenv up {env.name} --allow-missing`",
+        )
+    for path in missing:
+        (ws.root / path).mkdir(parents=True, exist_ok=True)
+        say(f"data {path} is missing: mounted as an empty read-only directory (--allow-missing)")
+
+
+def down(*, repo: Path | None = None, name: str, say: Say = _quiet) -> None:
+    """Remove the environment's containers and network; keep images, data and the source."""
+    ws = _workspace(repo)
+    engine = _engine()
+    compose = _compose_of(ws, name, engine)
+    compose.down()
+    say(f"{name}: stopped and removed its containers (images and data kept)")
+
+
+def _compose_of(ws: Workspace, name: str, engine: Engine) -> Compose:
+    Loader(ws).environment(name)  # a clear error for an unknown environment
+    compose_file = ws.generated_dir / name / "compose.yaml"
+    if not compose_file.is_file():
+        raise RunError(f"{ws.rel(compose_file)}: not generated yet", f"run `nbenv up {name}`")
+    return compose_for(ws, name, compose_file=compose_file, docker=engine.docker)
+
+
+def ps(*, repo: Path | None = None) -> list[tuple[str, ServiceState]]:
+    """The state of every environment's container."""
+    ws = _workspace(repo)
+    engine = _engine()
+    rows = []
+    for name in environment_names(ws):
+        compose_file = ws.generated_dir / name / "compose.yaml"
+        if compose_file.is_file():
+            rows += [
+                (name, state) for state in compose_for(ws, name, compose_file=compose_file, docker=engine.docker).ps()
+            ]
+    return rows
+
+
+def logs(*, repo: Path | None = None, name: str, follow: bool = False, tail: int | None = None) -> int:
+    ws = _workspace(repo)
+    compose = _compose_of(ws, name, _engine())
+    return compose.attached(["logs", *(["--follow"] if follow else []), *(["--tail", str(tail)] if tail else [])])
+
+
+def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -> int:
+    ws = _workspace(repo)
+    compose = _compose_of(ws, name, _engine())
+    return compose.attached(["exec", SERVICE, *(command or ["bash"])])

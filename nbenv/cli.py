@@ -154,6 +154,95 @@ def generate(
         warn("--groups differs from the spec: these files are a local variant under .nbenv/ (not committed)")
 
 
+image_app = typer.Typer(help="Build images: environments (parents first) and base images.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+def _say(message: str) -> None:
+    """Progress goes to stderr, so stdout carries only results (e.g. the URL)."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+
+
+def _live() -> bool:
+    return sys.stderr.isatty()
+
+
+@image_app.command("build")
+def image_build(
+    names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
+    groups: GroupsOption = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild even if up to date, without cache.")] = False,
+) -> None:
+    """Build environment images, parents first; skip those whose content key already exists."""
+    built = api.image_build(
+        repo=_repo(), names=names or [], groups=_split(groups), no_cache=no_cache, say=_say, live=_live()
+    )
+    for image in built:
+        typer.echo(f"{image.name}\t{image.ref}\t{'built' if image.built else 'up to date'}")
+
+
+@image_app.command("base")
+def image_base(
+    tag: Annotated[str, typer.Option(help="Tag of the base image.")] = "nbenv/debian-python:bookworm",
+    suite: Annotated[str, typer.Option(help="Debian suite.")] = "bookworm",
+) -> None:
+    """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
+    image_id = api.image_base(tag=tag, suite=suite, say=_say)
+    typer.echo(f"{tag}\t{image_id}")
+
+
+@app.command()
+def up(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Host port (default: the spec's).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Jupyter.")] = 180.0,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="Start even if declared data is not in the workspace.")
+    ] = False,
+) -> None:
+    """Build what is stale, start the environment and print its Jupyter URL."""
+    running = api.up(
+        repo=_repo(), name=name, port=port, timeout=timeout, allow_missing=allow_missing, say=_say, live=_live()
+    )
+    typer.echo(running.url)
+
+
+@app.command()
+def down(name: Annotated[str, typer.Argument(help="Environment name.")]) -> None:
+    """Stop the environment: remove its containers and network (images and data stay)."""
+    api.down(repo=_repo(), name=name, say=_say)
+
+
+@app.command()
+def ps() -> None:
+    """The state of every environment's container."""
+    rows = api.ps(repo=_repo())
+    if not rows:
+        typer.echo("no environment is running")
+    for name, state in rows:
+        typer.echo(f"{name:<24} {state.state:<10} {state.health or '-':<10} {state.image}")
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines.")] = None,
+) -> None:
+    """The environment's Jupyter logs."""
+    raise typer.Exit(api.logs(repo=_repo(), name=name, follow=follow, tail=tail))
+
+
+@app.command()
+def shell(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run instead of bash.")] = None,
+) -> None:
+    """A shell (or COMMAND) inside the running environment, as its non-root user."""
+    raise typer.Exit(api.shell(repo=_repo(), name=name, command=command or []))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one exit point for every error (README: "Exit codes")."""
     args = sys.argv[1:] if argv is None else argv

@@ -16,7 +16,11 @@ site = pathlib.Path(sysconfig.get_path("purelib"))
 pth = site / f"nbenv-{kernel_name}.pth"
 if paths:
     pth.write_text("".join(f"{path}\n" for path in paths), encoding="utf-8")
+kernels = pathlib.Path(sys.prefix, "share", "jupyter", "kernels")
+# One kernel per image, named after its environment: ipykernel's "python3" and a parent
+# environment's kernel run this same interpreter, so they would only be confusing duplicates.
+for other in kernels.glob("*") if kernels.is_dir() else []:
+    if other.name != kernel_name:
+        shutil.rmtree(other)
 install(kernel_name=kernel_name, display_name=display_name, prefix=sys.prefix)
-# Only the environment's own kernel is offered (Jupyter is also told not to add "python3").
-shutil.rmtree(pathlib.Path(sys.prefix, "share", "jupyter", "kernels", "python3"), ignore_errors=True)
 print(f"registered kernel {kernel_name!r} ({display_name}); sys.path += {paths}")

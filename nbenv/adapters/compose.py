@@ -1,0 +1,65 @@
+"""Docker Compose v2 for one environment's project: up, down, ps, logs, exec."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbenv.adapters.process import argv, run
+from nbenv.errors import EngineUnavailable, RunError
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    container: str
+    state: str  # running, exited, ...
+    health: str  # healthy, starting, unhealthy, or "" without a healthcheck
+    image: str
+
+
+class Compose:
+    def __init__(self, *, docker: str, project: str, compose_file: Path, env_file: Path | None) -> None:
+        self.docker = docker
+        self.project = project
+        self.compose_file = compose_file
+        self.env_file = env_file
+
+    def _base(self) -> list[str]:
+        return argv(
+            self.docker,
+            "compose",
+            ["--project-name", self.project, "--file", str(self.compose_file)],
+            ["--env-file", str(self.env_file)] if self.env_file else None,
+        )
+
+    def _run(self, *args: str, what: str) -> str:
+        result = run([*self._base(), *args], timeout=600)
+        if result.returncode != 0:
+            detail = " ".join(result.stderr.strip().splitlines()[-2:]) or f"exit {result.returncode}"
+            if "unknown command" in result.stderr or "is not a docker command" in result.stderr:
+                raise EngineUnavailable("Docker Compose v2 is not installed", "run scripts/engine (it installs it)")
+            raise RunError(f"docker compose {what} failed for {self.project}: {detail}")
+        return result.stdout
+
+    def up(self) -> None:
+        self._run("up", "--detach", "--no-build", "--pull", "never", "--quiet-pull", what="up")
+
+    def down(self) -> None:
+        self._run("down", "--remove-orphans", what="down")
+
+    def ps(self) -> list[ServiceState]:
+        out = self._run("ps", "--all", "--format", "json", what="ps")
+        rows = [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
+        if len(rows) == 1 and isinstance(rows[0], list):  # older compose prints one JSON array
+            rows = rows[0]
+        return [ServiceState(r["Name"], r.get("State", ""), r.get("Health", ""), r.get("Image", "")) for r in rows]
+
+    def logs(self, *, tail: int | None = None) -> str:
+        return self._run("logs", "--no-color", *(["--tail", str(tail)] if tail else []), what="logs")
+
+    def attached(self, args: Sequence[str]) -> int:
+        """Run a compose command on the user's terminal (logs -f, exec)."""
+        return int(subprocess.call([*self._base(), *args]))

@@ -1,0 +1,140 @@
+"""The Docker engine: is it there, which builder does it offer, images, builds.
+
+Builders, best first: buildx (BuildKit with cache mounts and live progress; normal on Docker
+Desktop and docker-ce), BuildKit through a docker CLI older than 23 (which has it built in,
+as Debian's docker.io does), else the classic builder. The generated Dockerfiles build with all
+three.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from nbenv.adapters.process import argv, run, stream
+from nbenv.errors import BuildError, EngineUnavailable
+
+BuilderKind = Literal["buildx", "buildkit", "classic"]
+_START_HINT = "start Docker (the project's scripts/engine does it on Debian as root), then run this again"
+
+
+@dataclass(frozen=True)
+class Builder:
+    kind: BuilderKind
+    docker: str  # the docker CLI that drives it
+
+    def describe(self) -> str:
+        return {
+            "buildx": "BuildKit (buildx)",
+            "buildkit": f"BuildKit (built into {self.docker})",
+            "classic": "the classic builder (no buildx or BuildKit found: slower, no cache mounts)",
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    tags: tuple[str, ...]
+    build_args: Mapping[str, str]  # values passed through the environment, never on the command line
+    labels: Mapping[str, str]
+    no_cache: bool = False
+
+
+class Engine:
+    """A thin adapter over the docker CLI (python-on-whales for queries)."""
+
+    def __init__(self, *, docker: str = "docker") -> None:
+        self.docker = docker
+
+    def check(self) -> str:
+        """The server version; EngineUnavailable when no engine answers."""
+        if shutil.which(self.docker) is None:
+            raise EngineUnavailable(f"the docker command ({self.docker}) is not installed", _START_HINT)
+        result = run([self.docker, "version", "--format", "{{.Server.Version}}"], timeout=30)
+        if result.returncode != 0 or not result.stdout.strip():
+            detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise EngineUnavailable(f"no Docker engine answers: {detail}", _START_HINT)
+        return result.stdout.strip()
+
+    @cached_property
+    def _client(self) -> Any:
+        from python_on_whales import DockerClient
+
+        return DockerClient(client_call=[self.docker])
+
+    def image_id(self, ref: str) -> str | None:
+        result = run([self.docker, "image", "inspect", "--format", "{{.Id}}", ref])
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        image = self._client.image.inspect(ref)
+        return dict(image.config.labels or {})
+
+    def pull(self, ref: str) -> bool:
+        return run([self.docker, "pull", "--quiet", ref], timeout=600).returncode == 0
+
+    def tag(self, source: str, target: str) -> None:
+        run([self.docker, "tag", source, target], check=True)
+
+    @cached_property
+    def builder(self) -> Builder:
+        if run([self.docker, "buildx", "version"]).returncode == 0:
+            return Builder("buildx", self.docker)
+        for candidate in _docker_clis(self.docker):
+            version = run([candidate, "version", "--format", "{{.Client.Version}}"]).stdout.strip()
+            major = re.match(r"(\d+)\.", version)
+            if major and int(major.group(1)) < 23:  # BuildKit is built into CLIs before 23
+                return Builder("buildkit", candidate)
+        return Builder("classic", self.docker)
+
+    def build(self, request: BuildRequest, *, on_line: Callable[[str], None], live: bool) -> str:
+        """Build and tag; return the image id. `live`: let BuildKit draw its TTY progress itself."""
+        builder = self.builder
+        env = {**os.environ, **request.build_args}
+        with tempfile.TemporaryDirectory(prefix="nbenv-build-") as tmp:
+            iidfile = Path(tmp) / "iid"
+            command = argv(
+                builder.docker,
+                ["buildx", "build", "--load"] if builder.kind == "buildx" else ["build"],
+                None if builder.kind == "classic" else f"--progress={'tty' if live else 'plain'}",
+                ["--iidfile", str(iidfile)],
+                "--no-cache" if request.no_cache else None,
+                [part for tag in request.tags for part in ("--tag", tag)],
+                [part for name in sorted(request.build_args) for part in ("--build-arg", name)],
+                [part for key, value in sorted(request.labels.items()) for part in ("--label", f"{key}={value}")],
+                str(request.context),
+            )
+            env["DOCKER_BUILDKIT"] = "0" if builder.kind == "classic" else "1"
+            code = _run_attached(command, env) if live else stream(command, env=env, on_line=on_line)
+            if code != 0:
+                raise BuildError(
+                    f"docker build of {request.tags[0]} failed (exit {code})",
+                    "see the build output above; fix the cause and run again (finished steps are cached)",
+                )
+            return iidfile.read_text().strip()
+
+
+def _docker_clis(preferred: str) -> list[str]:
+    """Every docker CLI on this machine, the preferred one first."""
+    seen: list[str] = []
+    for path in [shutil.which(preferred), *_which_all("docker"), "/usr/bin/docker"]:
+        if path and Path(path).is_file() and os.access(path, os.X_OK) and path not in seen:
+            seen.append(path)
+    return seen
+
+
+def _which_all(name: str) -> list[str]:
+    return [str(Path(d) / name) for d in os.environ.get("PATH", "").split(os.pathsep) if (Path(d) / name).is_file()]
+
+
+def _run_attached(command: Sequence[str], env: Mapping[str, str]) -> int:
+    import subprocess
+
+    return int(subprocess.call(list(command), env=dict(env)))

@@ -1,0 +1,336 @@
+"""Base images made here from Debian packages, because none can be pulled.
+
+Air-gapped and locked-down networks (and CI runners behind a proxy) often reach a Debian
+package mirror but no container registry. nbenv's generated Dockerfiles are FROM
+`nbenv/debian-python:bookworm`, so nbenv makes that image itself: `mmdebstrap` builds a
+Debian minbase root filesystem with Python, venv support, CA certificates, tini and the
+`jovyan` user (UID 1000, GID 100) into a temporary tarball, and `docker import` turns it into
+an image with a small config (env, labels, command).
+
+`base_image_plan` is pure (validation and argv only, deterministic); `build_base_image` runs it.
+No mirror is written anywhere: mmdebstrap uses its default (Debian's own mirror, plus the
+security and updates suites for a stable release) or whatever the host's apt setup redirects to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nbenv.errors import BuildError, EngineUnavailable
+
+DEFAULT_TAG = "nbenv/debian-python:bookworm"
+DEFAULT_SUITE = "bookworm"
+BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
+USER_NAME, USER_UID, USER_GID = "jovyan", 1000, 100
+PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, alphanumeric first.
+_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+# Docker's reference grammar (distribution/reference), without digests: [HOST[:PORT]/]PATH[:TAG].
+_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_HOST_PART}(?:\.{_HOST_PART})*"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = re.compile(rf"(?P<name>(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::[\w][\w.-]{{0,127}})?")
+
+# dpkg drops these paths from every package, here and in images built FROM this one
+# (the option stays in /etc/dpkg/dpkg.cfg.d/99mmdebstrap). Copyright files are kept.
+_DPKG_OPTIONS = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/lintian/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+)
+# No translated package descriptions to download.
+_APT_OPTIONS = ('Acquire::Languages "none"',)
+# Merged /usr the way debootstrap does it: without this, bookworm's init-system-helpers pulls in
+# the usrmerge package, and with it the whole of perl (about 50 MB). Shipped with mmdebstrap.
+MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/merged-usr"
+# Hooks run through `sh -c` with the root filesystem as "$1": constant text only, never user input.
+_CUSTOMIZE_HOOKS = (
+    f'chroot "$1" useradd --no-log-init --create-home --uid {USER_UID} --gid {USER_GID} --shell /bin/bash {USER_NAME}',
+    # mmdebstrap copies the host's DNS setup and name in; the engine provides both at run time.
+    'rm -f "$1/etc/resolv.conf" "$1/etc/hostname"',
+    # `apt-get install` in images FROM this one leaves no .deb files in its layer. Set here, at the
+    # end: as an --aptopt it would also apply to mmdebstrap's own download, which needs the files.
+    'printf \'APT::Keep-Downloaded-Packages "false";\\n\' > "$1/etc/apt/apt.conf.d/90nbenv-no-debs"',
+)
+_START_HINT = "start Docker (the project's scripts/engine does it on Debian as root), then run this again"
+_STATUS_LINE = re.compile(r"[IWE]: ")  # mmdebstrap's own status lines
+_DETAIL_LINES = 40  # other output kept back, shown only on failure
+_STOP_GRACE_SECONDS = 10.0  # Ctrl-C in a terminal reaches mmdebstrap too: let it unmount and clean up itself
+
+
+@dataclass(frozen=True)
+class BaseImagePlan:
+    """Everything needed to build one base image; deterministic (no timestamps, no host names).
+
+    `mmdebstrap_argv` is the full command without the mode and the output: it ends with the suite,
+    and `mmdebstrap_command` adds `--mode=...` and the tarball path.
+    """
+
+    tag: str
+    suite: str
+    packages: tuple[str, ...]
+    mmdebstrap_argv: tuple[str, ...]
+    import_changes: tuple[str, ...]
+
+
+def base_image_plan(
+    *, tag: str = DEFAULT_TAG, suite: str = DEFAULT_SUITE, extra_packages: Sequence[str] = ()
+) -> BaseImagePlan:
+    """Validate the inputs and build the mmdebstrap argv and the `docker import --change` values."""
+    if isinstance(extra_packages, str):
+        raise TypeError("extra_packages must be a sequence of package names, not one string")
+    _check_tag(tag)
+    _check_suite(suite)
+    for name in extra_packages:
+        _check_package(name)
+    packages = tuple(sorted({*BASE_PACKAGES, *extra_packages}))
+    argv = (
+        "mmdebstrap",
+        "--variant=minbase",
+        f"--include={','.join(packages)}",
+        *(f"--aptopt={option}" for option in _APT_OPTIONS),
+        *(f"--dpkgopt={option}" for option in _DPKG_OPTIONS),
+        f"--hook-directory={MERGED_USR_HOOKS}",
+        *(f"--customize-hook={hook}" for hook in _CUSTOMIZE_HOOKS),
+        suite,
+    )
+    return BaseImagePlan(tag, suite, packages, argv, _import_changes(suite, packages))
+
+
+def mmdebstrap_command(plan: BaseImagePlan, *, mode: str, target: Path) -> list[str]:
+    """The argv that runs `plan`: its options, `--mode=MODE`, then SUITE and TARGET."""
+    *options, suite = plan.mmdebstrap_argv
+    return [*options, f"--mode={mode}", suite, str(target)]
+
+
+def build_base_image(
+    plan: BaseImagePlan, *, docker_cmd: Sequence[str] = ("docker",), log: Callable[[str], None] = print
+) -> str:
+    """Build the root filesystem, import it as `plan.tag` and return the image id.
+
+    mmdebstrap's progress lines go to `log` as they come. The tarball lives in a temporary
+    directory that is removed afterwards, also on failure or Ctrl-C.
+    """
+    executable = _find_mmdebstrap()
+    mode = mmdebstrap_mode(os.geteuid(), _user_name(), _read("/etc/subuid"), _read("/etc/subgid"))
+    _check_engine(docker_cmd)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nbenv-base-") as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        command = mmdebstrap_command(plan, mode=mode, target=tarball)
+        log(f"building the root filesystem of {plan.tag}: Debian {plan.suite} minbase + {', '.join(plan.packages)}")
+        _run_mmdebstrap([executable, *command[1:]], log)
+        log(f"importing {tarball.stat().st_size / 1e6:.0f} MB into the engine as {plan.tag}")
+        image_id = _import(plan, tarball, docker_cmd)
+    size = _image_size(docker_cmd, image_id)
+    log(f"built {plan.tag} ({image_id[:19]}, {size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+    return image_id
+
+
+def mmdebstrap_mode(euid: int, user: str, subuid: str, subgid: str) -> str:
+    """`root` as root; else `unshare`, which needs subordinate IDs for the user; else BuildError."""
+    if euid == 0:
+        return "root"
+    if _has_subordinate_ids(subuid, user, euid) and _has_subordinate_ids(subgid, user, euid):
+        return "unshare"
+    raise BuildError(
+        f"building a base image needs root or subordinate user IDs, and user {user!r} has none",
+        f"run it as root, or give the user IDs for mmdebstrap --mode=unshare: "
+        f"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}",
+    )
+
+
+def _has_subordinate_ids(table: str, user: str, uid: int) -> bool:
+    owners = {line.split(":", 1)[0] for line in table.splitlines() if line.count(":") == 2}
+    return user in owners or str(uid) in owners
+
+
+def _check_tag(tag: str) -> None:
+    match = _TAG.fullmatch(tag)
+    if match is None or len(match.group("name")) > 255:
+        raise BuildError(
+            f"invalid image tag {tag!r}", "use NAME[:TAG] with a lowercase name, e.g. nbenv/debian-python:bookworm"
+        )
+
+
+def _check_suite(suite: str) -> None:
+    if not _SUITE.fullmatch(suite):
+        raise BuildError(f"invalid Debian suite {suite!r}", "use a codename or suite such as bookworm")
+
+
+def _check_package(name: str) -> None:
+    if not isinstance(name, str) or not _PACKAGE.fullmatch(name):
+        raise BuildError(
+            f"invalid Debian package name {name!r}",
+            "a package name has lowercase letters, digits, '+', '-' and '.', e.g. graphviz",
+        )
+
+
+def _import_changes(suite: str, packages: tuple[str, ...]) -> tuple[str, ...]:
+    labels = {
+        "org.opencontainers.image.title": f"nbenv Debian {suite} Python base",
+        "org.opencontainers.image.description": (
+            f"Debian {suite} minbase with {', '.join(packages)} and the user {USER_NAME} "
+            f"({USER_UID}:{USER_GID}), made by nbenv from Debian packages"
+        ),
+        "nbenv.base.suite": suite,
+        "nbenv.base.packages": ",".join(packages),
+    }
+    return (
+        "ENV LANG=C.UTF-8",
+        f"ENV PATH={PATH_ENV}",
+        *(_label(key, value) for key, value in labels.items()),
+        'CMD ["/bin/bash"]',
+    )
+
+
+def _label(key: str, value: str) -> str:
+    return f"LABEL {key}={json.dumps(value)}"  # a JSON string is a valid double-quoted Dockerfile word
+
+
+def _find_mmdebstrap() -> str:
+    executable = shutil.which("mmdebstrap")
+    if executable is None:
+        raise BuildError(
+            "mmdebstrap not found: nbenv builds base images from Debian packages with it", "apt-get install mmdebstrap"
+        )
+    if not Path(MERGED_USR_HOOKS).is_dir():
+        raise BuildError(
+            f"mmdebstrap's merged-usr hooks are missing ({MERGED_USR_HOOKS})",
+            "apt-get install --reinstall mmdebstrap (Debian's package ships them)",
+        )
+    return executable
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _docker(docker_cmd: Sequence[str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([*docker_cmd, *args], capture_output=True, text=True, errors="replace", timeout=timeout)
+    except FileNotFoundError:
+        raise EngineUnavailable(f"the docker command ({docker_cmd[0]}) is not installed", _START_HINT) from None
+    except subprocess.TimeoutExpired:
+        what = f"{docker_cmd[0]} {args[0]} did not answer within {timeout:.0f} s"
+        raise EngineUnavailable(what, _START_HINT) from None
+
+
+def _check_engine(docker_cmd: Sequence[str]) -> None:
+    result = _docker(docker_cmd, "version", "--format", "{{.Server.Version}}", timeout=30)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise EngineUnavailable(f"no Docker engine answers: {_last_line(result.stderr, 'no answer')}", _START_HINT)
+
+
+def _run_mmdebstrap(command: Sequence[str], log: Callable[[str], None]) -> None:
+    """Run mmdebstrap; its status lines (`I:`, `W:`, `E:`) go to `log` as they come.
+
+    Everything else (apt and dpkg output from hooks, progress percentages) is kept back and
+    logged only when mmdebstrap fails: its last lines then show what went wrong.
+    """
+    first_error = ""  # the cause; later ones are consequences ("mmdebstrap failed to run")
+    detail: deque[str] = deque(maxlen=_DETAIL_LINES)
+    with subprocess.Popen(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for raw in process.stdout:
+                line = raw.rstrip()
+                if _STATUS_LINE.match(line):
+                    log(line)
+                    if line.startswith("E: ") and not first_error:
+                        first_error = line[3:]
+                elif line:
+                    detail.append(line)
+            code = process.wait()
+        except BaseException:
+            _stop(process)
+            raise
+    if code != 0:
+        for line in detail:
+            log(line)
+        raise BuildError(
+            f"mmdebstrap failed (exit {code}): {first_error or 'see its output above'}",
+            "check that this machine reaches its Debian mirror (apt-get update) and that the suite exists",
+        )
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Let an interrupted mmdebstrap unmount and remove its own temporary root; force it only if it hangs."""
+    try:
+        process.wait(timeout=_STOP_GRACE_SECONDS)
+        return
+    except subprocess.TimeoutExpired:
+        process.terminate()  # mmdebstrap cleans up on SIGTERM as on SIGINT
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _import(plan: BaseImagePlan, tarball: Path, docker_cmd: Sequence[str]) -> str:
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    changes = [*plan.import_changes, _label("org.opencontainers.image.created", created)]
+    result = _docker(
+        docker_cmd,
+        "import",
+        *(part for change in changes for part in ("--change", change)),
+        "--message",
+        f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}",
+        str(tarball),
+        plan.tag,
+        timeout=600,
+    )
+    image_id = result.stdout.strip()
+    if result.returncode != 0 or not image_id.startswith("sha256:"):
+        raise BuildError(
+            f"docker import of {plan.tag} failed: {_last_line(result.stderr, 'no output')}",
+            "check the engine's free disk space and its log, then run this again",
+        )
+    return image_id
+
+
+def _image_size(docker_cmd: Sequence[str], image_id: str) -> int:
+    result = _docker(docker_cmd, "image", "inspect", "--format", "{{.Size}}", image_id)
+    return int(result.stdout.strip()) if result.stdout.strip().isdigit() else 0
+
+
+def _last_line(text: str, default: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else default

@@ -1,0 +1,156 @@
+"""Building environment images: parents first, skipped when the content key already exists."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbenv import __version__
+from nbenv.adapters.engine import BuildRequest, Engine
+from nbenv.errors import BuildError
+from nbenv.generate import generate, plan_for, render
+from nbenv.lock import Lock
+from nbenv.plan import BuildPlan
+from nbenv.spec.load import Loader
+from nbenv.workspace import Workspace
+
+NBENV_BASE_REPOSITORY = "nbenv/debian-python"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    name: str
+    ref: str  # repository:ck-<key>, unique to the content
+    image_id: str
+    key: str
+    built: bool  # False: an image with this content key already existed
+    seconds: float
+
+
+def content_key(*, from_image_id: str, files: dict[str, str]) -> str:
+    """Hash of everything that determines the image: base/parent image id, the generated files, nbenv."""
+    payload = {"nbenv": __version__, "from": from_image_id, "files": dict(sorted(files.items()))}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def extra_ca_bundle(ws: Workspace) -> tuple[Path, str] | None:
+    """The extra CA for builds: repo setting, else NBENV_CA_BUNDLE, else the host pip's PIP_CERT."""
+    for source, value in (
+        ("ca_bundle in the repo-wide settings", ws.config.ca_bundle),
+        ("NBENV_CA_BUNDLE", os.environ.get("NBENV_CA_BUNDLE")),
+        ("PIP_CERT", os.environ.get("PIP_CERT")),
+    ):
+        if value:
+            path = (ws.root / value) if not os.path.isabs(value) else Path(value)
+            if not path.is_file():
+                raise BuildError(f"{source}: CA bundle {value} does not exist", "fix the path or unset it")
+            return path, source
+    return None
+
+
+def index_url(ws: Workspace) -> str | None:
+    return os.environ.get("NBENV_INDEX_URL") or ws.config.index_url
+
+
+class ImageBuilder:
+    def __init__(self, ws: Workspace, loader: Loader, lock: Lock, engine: Engine, *, say: Say, live: bool) -> None:
+        self.ws, self.loader, self.lock, self.engine = ws, loader, lock, engine
+        self.say, self.live = say, live
+        self._done: dict[tuple[str, tuple[str, ...] | None], BuiltImage] = {}
+        self._announced_builder = False
+
+    def build(self, name: str, *, groups: Sequence[str] | None = None, no_cache: bool = False) -> BuiltImage:
+        key = (name, tuple(groups) if groups is not None else None)
+        if key not in self._done:
+            self._done[key] = self._build(name, groups, no_cache)
+        return self._done[key]
+
+    def _build(self, name: str, groups: Sequence[str] | None, no_cache: bool) -> BuiltImage:
+        started = time.monotonic()
+        plan = plan_for(self.ws, self.loader, self.lock, name, groups)
+        if plan.env.extends:
+            parent = self.build(plan.env.extends, no_cache=no_cache)
+            from_ref, from_id, arg = parent.ref, parent.image_id, "PARENT_IMAGE"
+        else:
+            from_ref, arg = plan.env.base_image, "BASE_IMAGE"
+            from_id = self._ensure_base(from_ref, env_file=plan.env.file)
+        files = self._regenerate(plan)
+        key = content_key(
+            from_image_id=from_id,
+            files={p.relative_to(self.ws.root / plan.out_dir).as_posix(): t for p, t in files.items()},
+        )
+        ref = f"{plan.image}:ck-{key[:12]}"
+        tags = (ref,) if plan.is_variant else (ref, f"{plan.image}:latest")
+        existing = self.engine.image_id(ref)
+        if existing and not no_cache:
+            for tag in tags[1:]:
+                self.engine.tag(ref, tag)
+            self.say(f"{name}: up to date ({ref})")
+            return BuiltImage(name, ref, existing, key, False, time.monotonic() - started)
+        if not self._announced_builder:
+            self.say(f"builder: {self.engine.builder.describe()}")
+            self._announced_builder = True
+        self.say(f"{name}: building {ref} (groups {', '.join(plan.groups)}; FROM {from_ref})")
+        build_args = {arg: from_ref}
+        if url := index_url(self.ws):
+            build_args["NBENV_INDEX_URL"] = url
+        with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
+            context = self._context(plan, files, Path(tmp))
+            image_id = self.engine.build(
+                BuildRequest(
+                    context, tags, build_args, {"nbenv.content-key": key, "nbenv.version": __version__}, no_cache
+                ),
+                on_line=lambda line: self.say(f"  {line}") if line.strip() else None,
+                live=self.live,
+            )
+        seconds = time.monotonic() - started
+        self.say(f"{name}: built {ref} in {seconds:.1f} s")
+        return BuiltImage(name, ref, image_id, key, True, seconds)
+
+    def _regenerate(self, plan: BuildPlan) -> dict[Path, str]:
+        """Bring the generated files up to date with the spec (so what is built is what is committed)."""
+        result = generate(self.ws, [plan], check=False)
+        for path in result.changed + result.stale:
+            self.say(f"regenerated {path} (the spec or poetry.lock changed)")
+        return render(self.ws, plan)
+
+    def _context(self, plan: BuildPlan, files: dict[Path, str], tmp: Path) -> Path:
+        """The build context: the generated files plus the optional extra CA (never committed)."""
+        out = self.ws.root / plan.out_dir
+        for path, text in files.items():
+            target = tmp / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        if ca := extra_ca_bundle(self.ws):
+            shutil.copyfile(ca[0], tmp / "build" / "extra-ca.pem")
+            self.say(f"extra CA for the builder stage only: {ca[0]} (from {ca[1]})")
+        return tmp
+
+    def _ensure_base(self, ref: str, *, env_file: str) -> str:
+        if image_id := self.engine.image_id(ref):
+            return image_id
+        if ref.split(":")[0] == NBENV_BASE_REPOSITORY:
+            self.say(f"base image {ref} not found: building it from Debian packages (`nbenv image base`)")
+            from nbenv.base_image import base_image_plan, build_base_image
+
+            suite = ref.split(":", 1)[1] if ":" in ref else "bookworm"
+            return build_base_image(
+                base_image_plan(tag=ref, suite=suite),
+                docker_cmd=(self.engine.docker,),
+                log=lambda line: self.say(f"  {line}"),
+            )
+        self.say(f"base image {ref} not found locally: pulling it")
+        if self.engine.pull(ref) and (image_id := self.engine.image_id(ref)):
+            return image_id
+        raise BuildError(
+            f"{env_file}: base_image: {ref} is not available locally and cannot be pulled",
+            f"make one from Debian packages: `nbenv image base --tag {ref}` (or `docker load` it)",
+        )

@@ -1,0 +1,127 @@
+"""Running an environment: token, port check, compose up, wait for Jupyter, the URL."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbenv.adapters.compose import Compose, ServiceState
+from nbenv.errors import RunError
+from nbenv.fs import atomic_write
+from nbenv.generate import token_file
+from nbenv.plan import UID
+from nbenv.workspace import Workspace
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Running:
+    name: str
+    url: str
+    port: int
+    container: str
+    started: bool  # False: it was already running
+
+
+def run_dir(ws: Workspace, name: str) -> Path:
+    return ws.state_dir / "run" / name
+
+
+def compose_for(ws: Workspace, name: str, *, compose_file: Path, docker: str) -> Compose:
+    env_file = run_dir(ws, name) / "compose.env"
+    return Compose(
+        docker=docker,
+        project=f"nbenv-{name}",
+        compose_file=compose_file,
+        env_file=env_file if env_file.is_file() else None,
+    )
+
+
+def write_token(ws: Workspace, name: str) -> str:
+    """A fresh random token (32 bytes) in a file only the owner can reach; UID 1000 reads it in the container."""
+    path = ws.root / token_file(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)  # the directory guards the file on the host
+    token = secrets.token_urlsafe(32)
+    # The container reads the file through its bind mount as UID 1000, which needs read access;
+    # the 0700 directory keeps other host users out.
+    atomic_write(path, token, mode=0o644 if os.geteuid() not in (0, UID) else 0o600)
+    if os.geteuid() == 0:
+        os.chown(path, UID, 100)
+    return token
+
+
+def read_token(ws: Workspace, name: str) -> str | None:
+    try:
+        return (ws.root / token_file(name)).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def write_compose_env(ws: Workspace, name: str, *, image: str, port: int) -> None:
+    """Non-secret values compose interpolates into the generated file (image tag, host port)."""
+    atomic_write(run_dir(ws, name) / "compose.env", f"NBENV_IMAGE={image}\nNBENV_PORT={port}\n")
+
+
+def port_problem(bind: str, port: int) -> str | None:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((bind, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {bind} is already in use"
+            return f"cannot use port {port} on {bind}: {exc.strerror}"
+    return None
+
+
+def jupyter_url(port: int, token: str, default_url: str) -> str:
+    return f"http://127.0.0.1:{port}{default_url}?token={token}"
+
+
+def status_code(port: int, token: str | None) -> int | None:
+    """HTTP status of Jupyter's /api/status (None when nothing answers)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status")
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def wait_ready(compose: Compose, *, port: int, token: str, timeout: float, say: Say) -> ServiceState:
+    """Until /api/status answers 200 with the token; fail fast if the container stops."""
+    deadline = time.monotonic() + timeout
+    said_waiting = False
+    while True:
+        states = compose.ps()
+        state = states[0] if states else None
+        if state is not None and state.state not in ("running", "created", "restarting"):
+            raise RunError(
+                f"{compose.project}: the container stopped ({state.state}) before Jupyter answered",
+                f"its last log lines are above; `nbenv logs {compose.project.removeprefix('nbenv-')}` shows all",
+            )
+        if state is not None and status_code(port, token) == 200:
+            return state
+        if time.monotonic() > deadline:
+            raise RunError(
+                f"{compose.project}: Jupyter did not answer on port {port} within {timeout:.0f} s",
+                f"its last log lines are above; `nbenv logs {compose.project.removeprefix('nbenv-')}` shows all",
+            )
+        if not said_waiting:
+            say("waiting for Jupyter to answer ...")
+            said_waiting = True
+        time.sleep(0.25)

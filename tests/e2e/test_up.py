@@ -1,0 +1,162 @@
+"""`nbenv up` on a real engine: Jupyter answers, security defaults hold, mounts behave."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Up, docker, free_port, nbenv
+
+pytestmark = pytest.mark.e2e
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def container_id(up: Up) -> str:
+    return up.compose("ps", "-q", "jupyter").stdout.strip()
+
+
+def test_up_prints_exactly_one_url_with_a_long_random_token(demo_up: Up) -> None:
+    assert demo_up.stdout.splitlines() == [demo_up.url]
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{demo_up.port}/lab\?token=[A-Za-z0-9_-]{{43}}", demo_up.url)
+    assert "builder:" in demo_up.stderr, "the builder used is named"
+
+
+def test_jupyter_needs_the_token(demo_up: Up) -> None:
+    base = f"http://127.0.0.1:{demo_up.port}"
+    assert get(f"{base}/api/status", demo_up.token)[0] == 200
+    assert get(f"{base}/api/status")[0] == 403
+    assert get(f"{base}/api/status", "wrong-token")[0] == 403
+
+
+def test_the_kernel_is_named_after_the_environment(demo_up: Up) -> None:
+    status, body = get(f"http://127.0.0.1:{demo_up.port}/api/kernelspecs", demo_up.token)
+    specs = json.loads(body)
+    assert status == 200
+    assert set(specs["kernelspecs"]) == {"traffic-analysis"}
+    assert specs["default"] == "traffic-analysis"
+    assert specs["kernelspecs"]["traffic-analysis"]["spec"]["display_name"] == "Python (traffic-analysis)"
+
+
+def test_the_kernel_imports_selected_groups_only(demo_up: Up) -> None:
+    """Code runs in the environment's kernel (jupyter execute, the kernel protocol), inside the container."""
+    probe = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": source}
+            for source in [
+                "import sklearn, pandas, pyarrow; print('selected-ok', sklearn.__version__)",
+                "import importlib.util as u; print('unselected', [m for m in ('pytest', 'hypothesis') if u.find_spec(m)])",  # noqa: E501
+                "import sys, nbenv; print('importable', nbenv.__file__)",
+            ]
+        ],
+        "metadata": {"kernelspec": {"name": "traffic-analysis", "display_name": "x", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (demo_up.workspace / "notebooks/probe.ipynb").write_text(json.dumps(probe))
+    result = demo_up.exec(
+        "jupyter",
+        "execute",
+        "--kernel_name=traffic-analysis",
+        "--output=probe-out",
+        "/home/jovyan/work/notebooks/probe.ipynb",
+    )
+    assert result.returncode == 0, result.stderr
+    executed = json.loads((demo_up.workspace / "notebooks/probe-out.ipynb").read_text())
+    text = "".join(o.get("text", "") for cell in executed["cells"] for o in cell["outputs"])
+    assert "selected-ok" in text
+    assert "unselected []" in text, "packages of unselected groups (dev) must be absent"
+    assert "importable /home/jovyan/work/nbenv/__init__.py" in text, "the project's package imports from the mount"
+
+
+def test_the_container_runs_as_uid_1000_with_no_capabilities(demo_up: Up) -> None:
+    assert demo_up.exec("id", "-u").stdout.strip() == "1000"
+    assert demo_up.exec("id", "-g").stdout.strip() == "100"
+    status = demo_up.exec("cat", "/proc/1/status").stdout + demo_up.exec("cat", "/proc/self/status").stdout
+    assert re.search(r"^CapEff:\s+0+$", status, re.M), "cap_drop: ALL"
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    inspect = json.loads(docker("inspect", container_id(demo_up)).stdout)[0]
+    assert inspect["Config"]["User"] == "1000:100"
+    assert inspect["HostConfig"]["Init"] is True
+
+
+def test_data_is_read_only_and_source_is_read_write(demo_up: Up) -> None:
+    for target in ("/home/jovyan/work/data/processed/pems", "/home/jovyan/work/data/processed/climate"):
+        assert demo_up.exec("cat", f"{target}/README.txt").returncode == 0
+        denied = demo_up.exec("touch", f"{target}/written-by-container")
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    assert demo_up.exec("sh", "-c", "echo hello > /home/jovyan/work/notebooks/from-container.txt").returncode == 0
+    assert (demo_up.workspace / "notebooks/from-container.txt").read_text() == "hello\n"
+    assert not (demo_up.workspace / "data/processed/pems/written-by-container").exists()
+
+
+def test_the_token_is_nowhere_but_its_file(demo_up: Up) -> None:
+    inspect = docker("inspect", container_id(demo_up)).stdout
+    assert demo_up.token not in inspect
+    config = demo_up.compose("config")
+    assert config.returncode == 0 and demo_up.token not in config.stdout
+    for path in (demo_up.workspace / "docker").rglob("*"):
+        if path.is_file():
+            assert demo_up.token not in path.read_text(), path
+    logs = demo_up.compose("logs").stdout
+    assert demo_up.token not in logs
+    assert demo_up.token not in demo_up.stderr
+    token_file = demo_up.workspace / ".nbenv/run/traffic-analysis/jupyter_token"
+    assert token_file.read_text() == demo_up.token and (token_file.stat().st_mode & 0o077) == 0
+
+
+def test_a_second_up_prints_the_same_url_and_changes_nothing(demo_up: Up) -> None:
+    before = container_id(demo_up)
+    started = json.loads(docker("inspect", before).stdout)[0]["State"]["StartedAt"]
+    again = nbenv("up", "traffic-analysis", "--port", str(demo_up.port), cwd=demo_up.workspace)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == demo_up.url
+    assert "up to date" in again.stderr and "already running" in again.stderr
+    assert container_id(demo_up) == before
+    assert json.loads(docker("inspect", before).stdout)[0]["State"]["StartedAt"] == started
+
+
+def test_editing_source_or_notebooks_never_rebuilds(demo_up: Up) -> None:
+    (demo_up.workspace / "notebooks/new.ipynb").write_text("{}")
+    (demo_up.workspace / "nbenv").mkdir(exist_ok=True)
+    (demo_up.workspace / "nbenv/edited.py").write_text("X = 1\n")
+    result = nbenv("image", "build", "traffic-analysis", cwd=demo_up.workspace)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("up to date") == 1 and "built" not in result.stdout
+
+
+def test_a_busy_port_is_one_clear_error(demo_up: Up) -> None:
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = nbenv("up", "base", "--port", str(port), cwd=demo_up.workspace)
+    assert result.returncode == 9
+    assert result.stderr.splitlines()[-2:] == [
+        f"port {port} on 127.0.0.1 is already in use",
+        f"  hint: choose another: `nbenv up base --port {port + 1}`",
+    ]
+    assert docker("ps", "-q", "--filter", "label=com.docker.compose.project=nbenv-base").stdout.strip() == ""
+
+
+def test_no_engine_is_one_clear_line(e2e_workspace: Path) -> None:
+    result = nbenv("up", "traffic-analysis", cwd=e2e_workspace, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode == 6
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("no Docker engine answers:") and lines[1].startswith("  hint: start Docker")
+    assert len(lines) == 2 and "Traceback" not in result.stderr
