@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nbenv.plan import compose_project  # noqa: E402
 from nbenv.run import read_token, status_code  # noqa: E402
 from nbenv.workspace import Workspace  # noqa: E402
 
@@ -49,7 +50,8 @@ def time_nbenv(env: str, port: int) -> float:
 
 
 def time_bare(env: str, port: int) -> float:
-    compose = ["docker", "compose", "-p", f"nbenv-{env}", "-f", f"docker/{env}/compose.yaml"]
+    project = compose_project(Workspace(ROOT).config, env)
+    compose = ["docker", "compose", "-p", project, "-f", f"docker/{env}/compose.yaml"]
     compose += ["--env-file", f".nbenv/run/{env}/compose.env"]
     token = read_token(Workspace(ROOT), env)
     assert token, "run `nbenv up` once first"

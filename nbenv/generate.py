@@ -11,7 +11,7 @@ from pathlib import Path
 from nbenv.errors import SpecError
 from nbenv.fs import write_files
 from nbenv.lock import Lock, read_lock
-from nbenv.plan import BuildPlan, build_plan, jupyter_problem, missing_parent_groups, run_plan
+from nbenv.plan import BuildPlan, build_plan, compose_project, jupyter_problem, missing_parent_groups, run_plan
 from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
 from nbenv.spec.load import Loader, poetry_groups, project_mount_target
@@ -62,7 +62,8 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
     """Every generated file of one environment, by absolute path."""
     out = ws.root / plan.out_dir
-    run = run_plan(plan.env, plan, token_file=token_file(plan.env.name))
+    project = compose_project(ws.config, plan.env.name)
+    run = run_plan(plan.env, plan, project=project, token_file=token_file(plan.env.name))
     files = {
         out / "Dockerfile": render_dockerfile(plan),
         out / "compose.yaml": render_compose(run, plan),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -74,6 +75,12 @@ class RunPlan:
 
 def image_repository(config: RepoConfig, name: str) -> str:
     return f"{config.image_prefix}/{name}"
+
+
+def compose_project(config: RepoConfig, name: str) -> str:
+    """Compose project of an environment, namespaced like its image so two workspaces never share one."""
+    prefix = re.sub(r"[^a-z0-9_-]+", "-", config.image_prefix.lower()).strip("-")
+    return f"{prefix}-{name}"
 
 
 def order_groups(env: Environment, groups: Sequence[str] | None) -> tuple[str, ...]:
@@ -150,7 +157,7 @@ def _layer(group: str, pins: list[Pin], groups: Sequence[str]) -> Layer:
     return Layer(group, f"requirements/{group}.txt", requirements_text(pins, header=header))
 
 
-def run_plan(env: Environment, build: BuildPlan, *, token_file: str) -> RunPlan:
+def run_plan(env: Environment, build: BuildPlan, *, project: str, token_file: str) -> RunPlan:
     """How compose runs the image: ports, mounts (source read-write, data read-only), the token secret."""
     to_root = posixpath.relpath(".", build.out_dir)
 
@@ -165,7 +172,7 @@ def run_plan(env: Environment, build: BuildPlan, *, token_file: str) -> RunPlan:
         if shadow is not None and shadow != target:
             mounts.append(Mount(from_compose(data.path), shadow, read_only=True))
     return RunPlan(
-        project=f"nbenv-{env.name}",
+        project=project,
         image=f"{build.image}:latest",
         port=env.jupyter.port,
         bind=env.jupyter.bind,

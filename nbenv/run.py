@@ -17,7 +17,7 @@ from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
-from nbenv.plan import UID
+from nbenv.plan import UID, compose_project
 from nbenv.workspace import Workspace
 
 Say = Callable[[str], None]
@@ -40,7 +40,7 @@ def compose_for(ws: Workspace, name: str, *, compose_file: Path, docker: str) ->
     env_file = run_dir(ws, name) / "compose.env"
     return Compose(
         docker=docker,
-        project=f"nbenv-{name}",
+        project=compose_project(ws.config, name),
         compose_file=compose_file,
         env_file=env_file if env_file.is_file() else None,
     )
@@ -112,14 +112,14 @@ def wait_ready(compose: Compose, *, port: int, token: str, timeout: float, say: 
         if state is not None and state.state not in ("running", "created", "restarting"):
             raise RunError(
                 f"{compose.project}: the container stopped ({state.state}) before Jupyter answered",
-                f"its last log lines are above; `nbenv logs {compose.project.removeprefix('nbenv-')}` shows all",
+                "its last log lines are above; `nbenv logs NAME` shows them all",
             )
         if state is not None and status_code(port, token) == 200:
             return state
         if time.monotonic() > deadline:
             raise RunError(
                 f"{compose.project}: Jupyter did not answer on port {port} within {timeout:.0f} s",
-                f"its last log lines are above; `nbenv logs {compose.project.removeprefix('nbenv-')}` shows all",
+                "its last log lines are above; `nbenv logs NAME` shows them all",
             )
         if not said_waiting:
             say("waiting for Jupyter to answer ...")

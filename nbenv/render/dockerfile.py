@@ -139,6 +139,7 @@ def _final(plan: BuildPlan) -> str:
 def _jupyter_command(plan: BuildPlan) -> list[str]:
     env = plan.env
     root_dir = env.mounts[0].target if env.mounts else HOME
+    no_update_check = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     return [
         "jupyter",
         env.jupyter.interface,
@@ -149,6 +150,7 @@ def _jupyter_command(plan: BuildPlan) -> list[str]:
         f"--ServerApp.default_url={env.jupyter.default_url}",
         "--KernelSpecManager.ensure_native_kernel=False",
         f"--MappingKernelManager.default_kernel_name={plan.kernel_name}",
+        *(no_update_check if env.jupyter.interface == "lab" else []),
     ]
 
 

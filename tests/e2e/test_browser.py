@@ -41,6 +41,7 @@ def test_jupyterlab_renders_the_launcher_with_the_environment_kernel(demo_up: Up
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "jp-LabShell" in dom.stdout, "JupyterLab's shell did not render"
     assert "Python (traffic-analysis)" in dom.stdout, "the launcher shows the environment's kernel"
+    assert "official Jupyter news" not in dom.stdout, "no news/update prompt: Jupyter makes no outbound calls"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     screenshot = ARTIFACTS / "jupyterlab-traffic-analysis.png"
     shot = chromium(f"--screenshot={screenshot}", demo_up.url, profile=tmp_path / "profile-shot")

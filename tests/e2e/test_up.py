@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Up, docker, free_port, nbenv
+from tests.e2e.conftest import PREFIX, Up, docker, free_port, nbenv
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +78,8 @@ def test_the_kernel_imports_selected_groups_only(demo_up: Up) -> None:
     )
     assert result.returncode == 0, result.stderr
     executed = json.loads((demo_up.workspace / "notebooks/probe-out.ipynb").read_text())
-    text = "".join(o.get("text", "") for cell in executed["cells"] for o in cell["outputs"])
+    texts = [o.get("text", "") for cell in executed["cells"] for o in cell["outputs"]]
+    text = "".join(t if isinstance(t, str) else "".join(t) for t in texts)
     assert "selected-ok" in text
     assert "unselected []" in text, "packages of unselected groups (dev) must be absent"
     assert "importable /home/jovyan/work/nbenv/__init__.py" in text, "the project's package imports from the mount"
@@ -151,7 +152,7 @@ def test_a_busy_port_is_one_clear_error(demo_up: Up) -> None:
         f"port {port} on 127.0.0.1 is already in use",
         f"  hint: choose another: `nbenv up base --port {port + 1}`",
     ]
-    assert docker("ps", "-q", "--filter", "label=com.docker.compose.project=nbenv-base").stdout.strip() == ""
+    assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={PREFIX}-base").stdout.strip() == ""
 
 
 def test_no_engine_is_one_clear_line(e2e_workspace: Path) -> None:
