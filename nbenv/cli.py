@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from nbenv import __version__, api
+from nbenv import __version__
 from nbenv.errors import NbenvError
 from nbenv.ui import print_error, print_internal_error, warn
 
@@ -29,6 +29,13 @@ GroupsOption = Annotated[
     str | None,
     typer.Option("--groups", "-g", help="Comma-separated Poetry groups, overriding the spec's for this build."),
 ]
+
+
+def _api() -> Any:
+    """Imported on first use, so `nbenv --help` does not load pydantic, the specs or the adapters."""
+    from nbenv import api
+
+    return api
 
 
 def _repo() -> Path | None:
@@ -74,7 +81,7 @@ def new(
     force: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
 ) -> None:
     """Write environments/NAME.toml."""
-    path = api.new(
+    path = _api().new(
         repo=_repo(), name=name, groups=_split(groups) or [], extends=extends, description=description, force=force
     )
     typer.echo(f"wrote {path}\nnext: edit it, then `nbenv generate {name}`")
@@ -83,14 +90,14 @@ def new(
 @app.command()
 def validate() -> None:
     """Check every environments/*.toml against the schema, pyproject.toml, poetry.lock and DVC."""
-    environments = api.validate(repo=_repo())
+    environments = _api().validate(repo=_repo())
     typer.echo(f"{len(environments)} environment(s) valid: {', '.join(e.name for e in environments)}")
 
 
 @app.command("list")
 def list_() -> None:
     """One line per environment."""
-    rows = api.list_environments(repo=_repo())
+    rows = _api().list_environments(repo=_repo())
     if not rows:
         typer.echo("no environments (create one with `nbenv new NAME --groups notebook`)")
     for row in rows:
@@ -109,7 +116,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The resolved spec: extends applied, defaults filled in."""
-    env = api.show(repo=_repo(), name=name)
+    env = _api().show(repo=_repo(), name=name)
     data = env.model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -140,7 +147,7 @@ def generate(
     ] = False,
 ) -> None:
     """Write docker/NAME/{Dockerfile,compose.yaml,requirements/} from the specs and poetry.lock."""
-    result = api.generate(repo=_repo(), names=names or [], groups=_split(groups), check=check)
+    result = _api().generate(repo=_repo(), names=names or [], groups=_split(groups), check=check)
     if check:
         typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
         return
@@ -175,7 +182,7 @@ def image_build(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild even if up to date, without cache.")] = False,
 ) -> None:
     """Build environment images, parents first; skip those whose content key already exists."""
-    built = api.image_build(
+    built = _api().image_build(
         repo=_repo(), names=names or [], groups=_split(groups), no_cache=no_cache, say=_say, live=_live()
     )
     for image in built:
@@ -188,7 +195,7 @@ def image_base(
     suite: Annotated[str, typer.Option(help="Debian suite.")] = "bookworm",
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    image_id = api.image_base(tag=tag, suite=suite, say=_say)
+    image_id = _api().image_base(tag=tag, suite=suite, say=_say)
     typer.echo(f"{tag}\t{image_id}")
 
 
@@ -202,7 +209,7 @@ def up(
     ] = False,
 ) -> None:
     """Build what is stale, start the environment and print its Jupyter URL."""
-    running = api.up(
+    running = _api().up(
         repo=_repo(), name=name, port=port, timeout=timeout, allow_missing=allow_missing, say=_say, live=_live()
     )
     typer.echo(running.url)
@@ -211,13 +218,13 @@ def up(
 @app.command()
 def down(name: Annotated[str, typer.Argument(help="Environment name.")]) -> None:
     """Stop the environment: remove its containers and network (images and data stay)."""
-    api.down(repo=_repo(), name=name, say=_say)
+    _api().down(repo=_repo(), name=name, say=_say)
 
 
 @app.command()
 def ps() -> None:
     """The state of every environment's container."""
-    rows = api.ps(repo=_repo())
+    rows = _api().ps(repo=_repo())
     if not rows:
         typer.echo("no environment is running")
     for name, state in rows:
@@ -231,7 +238,7 @@ def logs(
     tail: Annotated[int | None, typer.Option(help="Only the last N lines.")] = None,
 ) -> None:
     """The environment's Jupyter logs."""
-    raise typer.Exit(api.logs(repo=_repo(), name=name, follow=follow, tail=tail))
+    raise typer.Exit(_api().logs(repo=_repo(), name=name, follow=follow, tail=tail))
 
 
 @app.command()
@@ -240,7 +247,7 @@ def shell(
     command: Annotated[list[str] | None, typer.Argument(help="Command to run instead of bash.")] = None,
 ) -> None:
     """A shell (or COMMAND) inside the running environment, as its non-root user."""
-    raise typer.Exit(api.shell(repo=_repo(), name=name, command=command or []))
+    raise typer.Exit(_api().shell(repo=_repo(), name=name, command=command or []))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,15 +7,17 @@ Stdlib only, so the project's own bootstrap can use it before anything is instal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import re
 import sys
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from nbenv.errors import LockError
 
@@ -128,15 +130,42 @@ def _line_of(text: str, needle: str) -> str:
     return ""
 
 
-def read_lock(lock_path: Path, pyproject: dict[str, Any], *, display: str = "poetry.lock") -> Lock:
+def _cache_file(text: str, cache_dir: Path | None) -> Path | None:
+    """tomllib takes ~0.2 s on a large lock; a JSON copy keyed by the lock's hash loads in ~10 ms."""
+    return cache_dir / f"poetry-lock-{hashlib.sha256(text.encode()).hexdigest()[:32]}.json" if cache_dir else None
+
+
+def _parse(text: str, display: str, cached: Path | None) -> tuple[dict[str, Any], bool]:
+    """The lock's data, and whether it came from the cache."""
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(cached.read_text(encoding="utf-8")), True
+    try:
+        return tomllib.loads(text), False
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"{display}: invalid TOML: {exc}", "run `poetry lock --regenerate`") from None
+
+
+def _remember(cached: Path, data: dict[str, Any]) -> None:
+    """Keep one cached copy, written atomically; a failure only costs speed."""
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for stale in cached.parent.glob("poetry-lock-*.json"):
+            stale.unlink(missing_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, cached)
+
+
+def read_lock(
+    lock_path: Path, pyproject: dict[str, Any], *, display: str = "poetry.lock", cache_dir: Path | None = None
+) -> Lock:
     """Parse and check poetry.lock against pyproject.toml; every problem is one LockError line."""
     if not lock_path.is_file():
         raise LockError(f"{display}: not found", "run `poetry lock` (Poetry 2.x) to pin the dependencies")
     text = lock_path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LockError(f"{display}: invalid TOML: {exc}", "run `poetry lock --regenerate`") from None
+    cached = _cache_file(text, cache_dir)
+    data, from_cache = _parse(text, display, cached)
     metadata = data.get("metadata", {})
     version = str(metadata.get("lock-version", "1.0"))
     if _version_tuple(version) < (2, 1):
@@ -159,13 +188,25 @@ def read_lock(lock_path: Path, pyproject: dict[str, Any], *, display: str = "poe
             "(the lock is older than the last dependency change)",
             "run `poetry lock` to update it (pinned versions are kept where possible)",
         )
-    return Lock(display, version, str(found), tuple(_package(p, display, text) for p in data.get("package", [])))
+    lock = Lock(display, version, str(found), tuple(_package(p, display, text) for p in data.get("package", [])))
+    if cached is not None and not from_cache:
+        _remember(cached, data)  # only a lock that passed every check
+    return lock
 
 
 def _package(entry: dict[str, Any], display: str, text: str) -> LockedPackage:
     name = str(entry.get("name", "?"))
-    needle = f'name = "{name}"'
-    where = f"{display}{_line_of(text, needle)}"
+    if "groups" not in entry or entry.get("source", {}).get("type") not in _INDEX_SOURCES or not entry.get("files"):
+        return _bad_package(entry, name, f"{display}{_line_of(text, f'name = {json.dumps(name)}')}")
+    raw_markers = entry.get("markers", ANY)
+    groups = frozenset(entry["groups"])
+    markers = {g: raw_markers for g in groups} if isinstance(raw_markers, str) else dict(raw_markers)
+    hashes = tuple(sorted(f["hash"] for f in entry["files"] if "hash" in f))
+    return LockedPackage(name, str(entry["version"]), groups, markers, hashes, bool(entry.get("optional", False)))
+
+
+def _bad_package(entry: dict[str, Any], name: str, where: str) -> NoReturn:
+    """Raise the one-line error for a package nbenv cannot pin (the slow path: finds the line)."""
     if "groups" not in entry:
         raise LockError(
             f"{where}: package.groups: {name} has no groups (a lock written by Poetry < 2.0?)",
@@ -177,13 +218,7 @@ def _package(entry: dict[str, Any], display: str, text: str) -> LockedPackage:
             f"{where}: package.source: {name} comes from a {source} source, which nbenv cannot pin by hash",
             "publish it to a package index (or a local one) and depend on it by version",
         )
-    raw_markers = entry.get("markers", ANY)
-    groups = frozenset(entry["groups"])
-    markers = {g: raw_markers for g in groups} if isinstance(raw_markers, str) else dict(raw_markers)
-    hashes = tuple(sorted(f["hash"] for f in entry.get("files", []) if "hash" in f))
-    if not hashes:
-        raise LockError(f"{where}: package.files: {name} has no file hashes", "run `poetry lock --regenerate`")
-    return LockedPackage(name, str(entry["version"]), groups, markers, hashes, bool(entry.get("optional", False)))
+    raise LockError(f"{where}: package.files: {name} has no file hashes", "run `poetry lock --regenerate`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

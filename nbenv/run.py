@@ -75,6 +75,9 @@ def write_compose_env(ws: Workspace, name: str, *, image: str, port: int) -> Non
 def port_problem(bind: str, port: int) -> str | None:
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Like a server would: connections of a stopped environment in TIME_WAIT don't count,
+        # a live listener does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((bind, port))
         except OSError as exc:
@@ -105,18 +108,21 @@ def status_code(port: int, token: str | None) -> int | None:
 def wait_ready(compose: Compose, *, port: int, token: str, timeout: float, say: Say) -> ServiceState:
     """Until /api/status answers 200 with the token; fail fast if the container stops."""
     deadline = time.monotonic() + timeout
-    said_waiting = False
-    while True:
-        states = compose.ps()
-        state = states[0] if states else None
-        if state is not None and state.state not in ("running", "created", "restarting"):
-            raise RunError(
-                f"{compose.project}: the container stopped ({state.state}) before Jupyter answered",
-                "its last log lines are above; `nbenv logs NAME` shows them all",
-            )
-        if state is not None and status_code(port, token) == 200:
-            return state
-        if time.monotonic() > deadline:
+    states = compose.ps()
+    if not states:
+        raise RunError(f"{compose.project}: compose started no container")
+    container, next_state_check, said_waiting = states[0].container, 0.0, False
+    while status_code(port, token) != 200:
+        now = time.monotonic()
+        if now >= next_state_check:  # the container's state costs a docker call: once a second
+            state = compose.state(container)
+            if state not in ("running", "created", "restarting"):
+                raise RunError(
+                    f"{compose.project}: the container stopped ({state or 'removed'}) before Jupyter answered",
+                    "its last log lines are above; `nbenv logs NAME` shows them all",
+                )
+            next_state_check = now + 1.0
+        if now > deadline:
             raise RunError(
                 f"{compose.project}: Jupyter did not answer on port {port} within {timeout:.0f} s",
                 "its last log lines are above; `nbenv logs NAME` shows them all",
@@ -124,4 +130,5 @@ def wait_ready(compose: Compose, *, port: int, token: str, timeout: float, say: 
         if not said_waiting:
             say("waiting for Jupyter to answer ...")
             said_waiting = True
-        time.sleep(0.25)
+        time.sleep(0.1)
+    return compose.ps()[0]

@@ -42,12 +42,15 @@ def run_cli(*args: str, cwd: Path) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
+CACHE = ".nbenv/cache/"  # nbenv's parse cache (like __pycache__): not a file a user or CI reads
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under `root` with its content hash: to prove a failing command wrote nothing."""
     return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        rel: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not (rel := p.relative_to(root).as_posix()).startswith(CACHE)
     }
 
 

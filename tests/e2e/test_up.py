@@ -161,3 +161,15 @@ def test_no_engine_is_one_clear_line(e2e_workspace: Path) -> None:
     lines = result.stderr.splitlines()
     assert lines[0].startswith("no Docker engine answers:") and lines[1].startswith("  hint: start Docker")
     assert len(lines) == 2 and "Traceback" not in result.stderr
+
+
+def test_down_then_up_again_at_once_reuses_the_port(e2e_workspace: Path, base_image: str) -> None:
+    """Connections of the stopped container linger in TIME_WAIT: they must not block the port."""
+    port = free_port()
+    try:
+        for _ in range(2):
+            result = nbenv("up", "base", "--port", str(port), cwd=e2e_workspace)
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert nbenv("down", "base", cwd=e2e_workspace).returncode == 0
+    finally:
+        nbenv("down", "base", cwd=e2e_workspace)
