@@ -171,5 +171,24 @@ def test_down_then_up_again_at_once_reuses_the_port(e2e_workspace: Path, base_im
             result = nbenv("up", "base", "--port", str(port), cwd=e2e_workspace)
             assert result.returncode == 0, result.stderr[-2000:]
             assert nbenv("down", "base", cwd=e2e_workspace).returncode == 0
+            assert project_containers("base") == [], "down leaves no container"
     finally:
         nbenv("down", "base", cwd=e2e_workspace)
+
+
+def project_containers(name: str) -> list[str]:
+    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PREFIX}-{name}")
+    return found.stdout.split()
+
+
+def test_a_timeout_shows_the_last_log_lines_and_fails(e2e_workspace: Path, base_image: str) -> None:
+    try:
+        result = nbenv("up", "base", "--port", str(free_port()), "--timeout", "0.2", cwd=e2e_workspace)
+        assert result.returncode == 9
+        lines = result.stderr.splitlines()
+        assert re.fullmatch(rf"{PREFIX}-base: Jupyter did not answer on port \d+ within 0 s", lines[-2])
+        assert lines[-1] == "  hint: its last log lines are above; `nbenv logs NAME` shows them all"
+        assert any(line.startswith("  ") and "jupyter" in line.lower() for line in lines[:-2]), "log lines shown"
+    finally:
+        nbenv("down", "base", cwd=e2e_workspace)
+    assert project_containers("base") == []
