@@ -9,9 +9,12 @@ from pathlib import Path
 
 import tomlkit
 
+from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
+from nbenv.adapters.dvc import TargetStatus
 from nbenv.adapters.engine import Engine
 from nbenv.build import BuiltImage, ImageBuilder
+from nbenv.datasync import PullSummary, data_targets
 from nbenv.errors import DataError, DriftError, RunError, SpecError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import GenerateResult, load_lock, plan_for
@@ -245,23 +248,29 @@ def up(
     name: str,
     port: int | None = None,
     timeout: float = 180.0,
+    pull: bool = True,
     allow_missing: bool = False,
     say: Say = _quiet,
     live: bool = False,
 ) -> Running:
-    """Build what is stale, start the environment, wait until Jupyter answers; return its URL."""
+    """Pull the data, build what is stale, start the environment, wait until Jupyter answers; return its URL.
+
+    Data comes first: a missing dataset fails in seconds, not after a long build.
+    """
     ws = _workspace(repo)
     engine = _engine()
     loader, lock = Loader(ws), load_lock(ws)
-    built = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name)
     plan = plan_for(ws, loader, lock, name)
     env = plan.env
+    if pull and env.data:
+        _pull_for_up(ws, env, allow_missing=allow_missing, say=say)
     _check_data(ws, env, allow_missing=allow_missing, say=say)
+    built = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
     states = compose.ps() if compose.env_file else []
     running = next((s for s in states if s.state == "running"), None)
     token = read_token(ws, name)
-    chosen_port = port or _current_port(ws, name) if running else (port or env.jupyter.port)
+    chosen_port = (port or _current_port(ws, name)) if running else (port or env.jupyter.port)
     if running and token and running.image == built.ref and (port is None or port == chosen_port):
         say(f"{name} is already running")
         return Running(
@@ -295,6 +304,16 @@ def _current_port(ws: Workspace, name: str) -> int:
     return 8888
 
 
+def _pull_for_up(ws: Workspace, env: Environment, *, allow_missing: bool, say: Say) -> None:
+    try:
+        summary = datasync.pull(ws.root, data_targets([env]), jobs=None, remote=None, say=say)
+        say(f"data: {summary.line()}")
+    except DataError as exc:
+        if not allow_missing:
+            raise
+        say(f"data: {exc.message} (continuing: --allow-missing)")
+
+
 def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Say) -> None:
     missing = [d.path for d in env.data if not (ws.root / d.path).exists()]
     if not missing:
@@ -302,7 +321,7 @@ def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Sa
     if not allow_missing:
         raise DataError(
             f"{env.file}: data: not in the workspace: {', '.join(missing)}",
-            f"fetch it with `dvc pull {' '.join(missing)}`, or start anyway with `nbenv up {env.name} --allow-missing`",
+            f"`nbenv data pull {env.name}` fetches it, or start anyway with `nbenv up {env.name} --allow-missing`",
         )
     for path in missing:
         (ws.root / path).mkdir(parents=True, exist_ok=True)
@@ -350,3 +369,47 @@ def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -
     ws = _workspace(repo)
     compose = _compose_of(ws, name, _engine())
     return compose.attached(["exec", SERVICE, *(command or ["bash"])])
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _data_targets_of(ws: Workspace, names: Sequence[str], all_envs: bool) -> list[str]:
+    if not names and not all_envs:
+        raise UsageError("name the environments whose data to use, or pass --all")
+    loader = Loader(ws)
+    return data_targets([loader.environment(n) for n in (environment_names(ws) if all_envs else names)])
+
+
+def data_pull(
+    *,
+    repo: Path | None = None,
+    names: Sequence[str] = (),
+    all_envs: bool = False,
+    jobs: int | None = None,
+    remote: str | None = None,
+    say: Say = _quiet,
+) -> PullSummary:
+    """Fetch and check out exactly the data the environments declare (hash-verified)."""
+    ws = _workspace(repo)
+    return datasync.pull(ws.root, _data_targets_of(ws, names, all_envs), jobs=jobs, remote=remote, say=say)
+
+
+def data_push(
+    *,
+    repo: Path | None = None,
+    names: Sequence[str] = (),
+    all_envs: bool = False,
+    jobs: int | None = None,
+    remote: str | None = None,
+) -> tuple[list[str], int]:
+    ws = _workspace(repo)
+    targets = _data_targets_of(ws, names, all_envs)
+    return targets, datasync.push(ws.root, targets, jobs=jobs, remote=remote)
+
+
+def data_status(
+    *, repo: Path | None = None, names: Sequence[str] = (), all_envs: bool = False, remote: str | None = None
+) -> list[TargetStatus]:
+    ws = _workspace(repo)
+    return datasync.status(ws.root, _data_targets_of(ws, names, all_envs), remote=remote)

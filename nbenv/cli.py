@@ -204,13 +204,21 @@ def up(
     name: Annotated[str, typer.Argument(help="Environment name.")],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Host port (default: the spec's).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Jupyter.")] = 180.0,
+    no_pull: Annotated[bool, typer.Option("--no-pull", help="Do not pull the declared data first.")] = False,
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="Start even if declared data is not in the workspace.")
     ] = False,
 ) -> None:
-    """Build what is stale, start the environment and print its Jupyter URL."""
+    """Build what is stale, pull the data, start the environment and print its Jupyter URL."""
     running = _api().up(
-        repo=_repo(), name=name, port=port, timeout=timeout, allow_missing=allow_missing, say=_say, live=_live()
+        repo=_repo(),
+        name=name,
+        port=port,
+        timeout=timeout,
+        pull=not no_pull,
+        allow_missing=allow_missing,
+        say=_say,
+        live=_live(),
     )
     typer.echo(running.url)
 
@@ -248,6 +256,42 @@ def shell(
 ) -> None:
     """A shell (or COMMAND) inside the running environment, as its non-root user."""
     raise typer.Exit(_api().shell(repo=_repo(), name=name, command=command or []))
+
+
+data_app = typer.Typer(help="DVC-tracked data: pull, push, status; CSV -> Parquet compaction.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+EnvsArgument = Annotated[list[str] | None, typer.Argument(help="Environments whose declared data to use.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every environment's data.")]
+JobsOption = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel transfers (DVC's default).")]
+RemoteOption = Annotated[str | None, typer.Option("--remote", "-r", help="DVC remote (default: DVC's default).")]
+
+
+@data_app.command("pull")
+def data_pull(
+    names: EnvsArgument = None, all_envs: AllOption = False, jobs: JobsOption = None, remote: RemoteOption = None
+) -> None:
+    """Fetch (hash-verified) and check out exactly the data the environments declare."""
+    summary = _api().data_pull(repo=_repo(), names=names or [], all_envs=all_envs, jobs=jobs, remote=remote, say=_say)
+    typer.echo(f"pulled {summary.line()}")
+
+
+@data_app.command("push")
+def data_push(
+    names: EnvsArgument = None, all_envs: AllOption = False, jobs: JobsOption = None, remote: RemoteOption = None
+) -> None:
+    """Upload the environments' data to the DVC remote."""
+    targets, pushed = _api().data_push(repo=_repo(), names=names or [], all_envs=all_envs, jobs=jobs, remote=remote)
+    typer.echo(f"pushed {pushed} object(s) of {len(targets)} target(s): {', '.join(targets)}")
+
+
+@data_app.command("status")
+def data_status(names: EnvsArgument = None, all_envs: AllOption = False, remote: RemoteOption = None) -> None:
+    """Per target: is it in the workspace, and does the remote hold it?"""
+    rows = _api().data_status(repo=_repo(), names=names or [], all_envs=all_envs, remote=remote)
+    typer.echo(f"{'target':<40} {'workspace':<10} remote")
+    for row in rows:
+        typer.echo(f"{row.target:<40} {row.workspace:<10} {row.remote}")
 
 
 def main(argv: list[str] | None = None) -> None:

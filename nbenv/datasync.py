@@ -1,0 +1,85 @@
+"""Pull, push and status of the DVC-tracked data that environments declare."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbenv.adapters.dvc import Dvc, TargetStatus
+from nbenv.errors import DataError
+from nbenv.spec.models import Environment
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PullSummary:
+    targets: tuple[str, ...]
+    fetched: int  # objects downloaded into the cache
+    files: int  # files of the targets now in the workspace
+    bytes: int
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"{len(self.targets)} target(s), {self.files} file(s), {self.bytes / 1e6:.1f} MB in the workspace; "
+            f"{self.fetched} object(s) downloaded in {self.seconds:.1f} s"
+        )
+
+
+def data_targets(environments: Sequence[Environment]) -> list[str]:
+    """Every data path the environments declare (their parents' included), in a stable order."""
+    return sorted({d.path for env in environments for d in env.data})
+
+
+def _tree(root: Path, target: str) -> tuple[int, int]:
+    path = root / target
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def missing_targets(root: Path, targets: Sequence[str]) -> list[str]:
+    return [t for t in targets if not (root / t).exists()]
+
+
+def pull(root: Path, targets: Sequence[str], *, jobs: int | None, remote: str | None, say: Say) -> PullSummary:
+    """Fetch every target's objects (hash-verified) first, then check them out: a failed download
+    leaves the workspace as it was."""
+    if not targets:
+        return PullSummary((), 0, 0, 0, 0.0)
+    started = time.monotonic()
+    dvc = Dvc(root, remote=remote)
+    try:
+        say(f"fetching {len(targets)} target(s): {', '.join(targets)}")
+        fetched = dvc.fetch(targets, jobs=jobs)
+        say("checking out")
+        dvc.checkout(targets)
+    finally:
+        dvc.close()
+    if missing := missing_targets(root, targets):
+        raise DataError(f"pull: not in the workspace after checkout: {', '.join(missing)}", "see `nbenv data status`")
+    files = bytes_ = 0
+    for target in targets:
+        count, size = _tree(root, target)
+        files, bytes_ = files + count, bytes_ + size
+    return PullSummary(tuple(targets), fetched, files, bytes_, time.monotonic() - started)
+
+
+def push(root: Path, targets: Sequence[str], *, jobs: int | None, remote: str | None) -> int:
+    if missing := missing_targets(root, targets):
+        raise DataError(f"push: not in the workspace: {', '.join(missing)}", "run `dvc repro` or pull them first")
+    dvc = Dvc(root, remote=remote)
+    try:
+        return dvc.push(targets, jobs=jobs)
+    finally:
+        dvc.close()
+
+
+def status(root: Path, targets: Sequence[str], *, remote: str | None) -> list[TargetStatus]:
+    dvc = Dvc(root, remote=remote)
+    try:
+        return dvc.status(targets)
+    finally:
+        dvc.close()
