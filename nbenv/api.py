@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomlkit
 
@@ -36,6 +37,9 @@ from nbenv.spec.models import SPEC_VERSION, Environment, _env_name, _group
 from nbenv.tomlio import did_you_mean
 from nbenv.ui import warn
 from nbenv.workspace import Workspace
+
+if TYPE_CHECKING:
+    from nbenv.data.compact import CompactResult
 
 Say = Callable[[str], None]
 
@@ -413,3 +417,26 @@ def data_status(
 ) -> list[TargetStatus]:
     ws = _workspace(repo)
     return datasync.status(ws.root, _data_targets_of(ws, names, all_envs), remote=remote)
+
+
+def data_compact(
+    *,
+    source: Path,
+    output: Path,
+    columns: Sequence[str] | None = None,
+    partition_by: Sequence[str] = (),
+    schema: Sequence[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> CompactResult:
+    """CSV (plain or gzip) -> Parquet (zstd), streaming, written atomically."""
+    from nbenv.data.compact import compact
+
+    overrides: dict[str, str] = {}
+    for item in schema:
+        column, sep, kind = item.partition("=")
+        if not sep or not column or not kind:
+            raise UsageError(f"--schema: {item!r} is not COLUMN=TYPE", "e.g. --schema station=int32")
+        overrides[column.strip()] = kind.strip()
+    return compact(
+        source, output, columns=columns, partition_by=partition_by, schema=overrides, on_progress=on_progress
+    )

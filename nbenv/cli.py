@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,12 +45,12 @@ def _repo() -> Path | None:
     return repo if isinstance(repo, Path) else None
 
 
-def _split(value: str | None) -> list[str] | None:
+def _split(value: str | None, *, option: str = "--groups") -> list[str] | None:
     if value is None:
         return None
     items = [item.strip() for item in value.split(",")]
     if not all(items):
-        raise NbenvError(f"--groups: {value!r} has an empty group name", "use e.g. --groups main,notebook,models")
+        raise NbenvError(f"{option}: {value!r} has an empty name", f"use a comma-separated list, e.g. {option} a,b")
     return items
 
 
@@ -292,6 +294,58 @@ def data_status(names: EnvsArgument = None, all_envs: AllOption = False, remote:
     typer.echo(f"{'target':<40} {'workspace':<10} remote")
     for row in rows:
         typer.echo(f"{row.target:<40} {row.workspace:<10} {row.remote}")
+
+
+@data_app.command("compact")
+def data_compact(
+    source: Annotated[Path, typer.Argument(help="A CSV file (.csv, .csv.gz) or a directory of them.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory of Parquet files.")],
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns to keep (default: all).")] = None,
+    partition_by: Annotated[
+        str | None, typer.Option("--partition-by", help="Comma-separated columns: hive-style partitions.")
+    ] = None,
+    schema: Annotated[
+        list[str] | None, typer.Option("--schema", help="COLUMN=TYPE override, repeatable (e.g. station=int32).")
+    ] = None,
+) -> None:
+    """CSV -> Parquet (zstd): column selection, partitions, schema overrides; streaming and atomic."""
+    with _progress_bar("compacting") as progress:
+        result = _api().data_compact(
+            source=source,
+            output=output,
+            columns=_split(columns, option="--columns"),
+            partition_by=_split(partition_by, option="--partition-by") or [],
+            schema=schema or [],
+            on_progress=progress,
+        )
+    ratio = result.input_bytes / max(result.output_bytes, 1)
+    typer.echo(
+        f"compacted {result.files_in} file(s), {result.rows} rows: {result.input_bytes / 1e6:.1f} MB -> "
+        f"{result.output_bytes / 1e6:.1f} MB ({ratio:.1f}x smaller) in {result.seconds:.1f} s -> {output}"
+    )
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A live bar on a terminal; elsewhere a line every 10%."""
+    if not sys.stderr.isatty():
+        last = [-10]
+
+        def plain(done: int, total: int) -> None:
+            percent = int(100 * done / total) if total else 100
+            if percent >= last[0] + 10:
+                last[0] = percent - percent % 10
+                _say(f"{label}: {percent}% ({done / 1e6:.0f} of {total / 1e6:.0f} MB)")
+
+        yield plain
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    with Progress(
+        f"[bold]{label}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(), transient=True
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def main(argv: list[str] | None = None) -> None:

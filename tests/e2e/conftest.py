@@ -76,9 +76,19 @@ def e2e_workspace(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Ite
         .replace('image_prefix = "nbenv"', f'image_prefix = "{PREFIX}"')
         .replace('default_base_image = "nbenv/debian-python:bookworm"', f'default_base_image = "{BASE_TAG}"')
     )
-    for target in ("data/processed/pems", "data/processed/climate"):
-        (root / target).mkdir(parents=True)
-        (root / target / "README.txt").write_text(f"{target}: test data\n")
+    shutil.copy2(REPO / "dvc.lock", root / "dvc.lock")
+    # A real DVC workspace: the demo pipeline makes the data, a session-local remote keeps it.
+    tools = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for command in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "remote", "add", "-d", "local", str(root.parent / "dvc-remote")],
+        ["dvc", "repro", "--quiet"],
+    ):
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True, env={**os.environ, **tools})
+        assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+    pushed = nbenv("data", "push", "traffic-analysis", cwd=root)
+    assert pushed.returncode == 0, pushed.stderr
     (root / "notebooks").mkdir()
     if os.geteuid() == 0:  # the container's user (UID 1000) must be able to write the source mount
         for path in [root, *root.rglob("*")]:

@@ -1,0 +1,163 @@
+"""`nbenv data compact` against a pandas read_csv -> to_parquet baseline, on generated PeMS-shaped CSV.
+
+Each run is a separate process, so its peak RSS is its own (os.wait4 reports the child's
+ru_maxrss, the figure getrusage(RUSAGE_CHILDREN) would give for that child alone). The files are
+read once before timing, so every run reads from the page cache. Figures are measured, never
+stored; ratios are against the baseline measured in the same run.
+
+    .venv/bin/python benchmarks/compact.py [--size BYTES|1GiB|2GiB] [--workdir DIR] [--no-all-columns] [--clean]
+
+Runs:
+  nbenv          compact(SRC, OUT, columns=PEMS_COLUMNS): the seed's column pruning
+  pandas         per file: read_csv(usecols=PEMS_COLUMNS, parse_dates=[timestamp], date_format=PeMS's)
+                 -> to_parquet(engine="pyarrow", compression="zstd"); the same columns and types
+  nbenv all      compact(SRC, OUT) with every column, for the size without pruning
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nbenv.data.compact import PEMS_COLUMNS, PEMS_TIMESTAMP_FORMAT, compact  # noqa: E402
+from nbenv.data.synthetic import generate, parse_size  # noqa: E402
+
+SIZE_TARGET = 37.0  # the seed: 35.2 GB of CSV -> 951 MB of Parquet
+SPEED_TARGET = 3.0  # x the baseline's MB/s
+RSS_TARGET_MIB = 512  # for a 2 GiB input
+
+
+def run_nbenv(source: Path, output: Path, all_columns: bool) -> dict[str, float]:
+    result = compact(source, output, columns=None if all_columns else PEMS_COLUMNS)
+    return {"rows": result.rows, "output_bytes": result.output_bytes, "seconds": result.seconds}
+
+
+def run_pandas(source: Path, output: Path) -> dict[str, float]:
+    import pandas as pd
+
+    started = time.perf_counter()
+    output.mkdir(parents=True)
+    rows = 0
+    for path in sorted(source.glob("*.csv*")):
+        frame = pd.read_csv(
+            path, usecols=list(PEMS_COLUMNS), parse_dates=["timestamp"], date_format=PEMS_TIMESTAMP_FORMAT
+        )
+        target = output / f"{path.name.split('.')[0]}.parquet"
+        frame.to_parquet(target, engine="pyarrow", compression="zstd", index=False)
+        rows += len(frame)
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "output_bytes": sum(p.stat().st_size for p in output.iterdir()), "seconds": seconds}
+
+
+def child(kind: str, source: Path, output: Path) -> None:
+    """Inside the measured process: one run, its figures as JSON on stdout."""
+    figures = run_pandas(source, output) if kind == "pandas" else run_nbenv(source, output, kind == "nbenv-all")
+    print(json.dumps(figures))
+
+
+def measure(kind: str, source: Path, output: Path) -> dict[str, float]:
+    """Run one kind in a fresh process; add its peak RSS (MiB) from wait4."""
+    shutil.rmtree(output, ignore_errors=True)
+    command = [sys.executable, __file__, "--child", kind, str(source), str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    text = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout.close()
+    if process.returncode != 0:
+        sys.exit(f"{kind} failed with exit code {process.returncode}")
+    figures: dict[str, float] = json.loads(text)
+    figures["rss_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
+    shutil.rmtree(output, ignore_errors=True)
+    return figures
+
+
+def dataset(workdir: Path, size: int) -> tuple[Path, int]:
+    """Generated once per size and kept in the workdir (a marker file says it is complete)."""
+    root = workdir / f"data-{size}"
+    marker = root / "complete.json"
+    if not marker.exists():
+        print(f"generating {size / 2**30:.2f} GiB of PeMS-shaped CSV in {root} ...", file=sys.stderr)
+        started = time.perf_counter()
+        data = generate(root, size=size, seed=0)
+        marker.write_text(json.dumps({"rows": data.rows, "bytes": data.bytes, "files": len(data.pems_files)}))
+        print(f"  done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    source = root / "pems"
+    return source, sum(p.stat().st_size for p in source.iterdir())
+
+
+def warm(source: Path) -> None:
+    """Read every input once so that no run pays for the disk and the others not."""
+    for path in sorted(source.iterdir()):
+        with open(path, "rb") as handle:
+            while handle.read(16 << 20):
+                pass
+
+
+def report(input_bytes: int, runs: dict[str, dict[str, float]]) -> None:
+    print("| run | input bytes | output bytes | size ratio | rows | seconds | MB/s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in runs.items():
+        ratio = input_bytes / r["output_bytes"]
+        speed = input_bytes / 1e6 / r["seconds"]
+        print(
+            f"| {name} | {input_bytes:,} | {int(r['output_bytes']):,} | {ratio:.1f}x | {int(r['rows']):,} "
+            f"| {r['seconds']:.1f} | {speed:.0f} | {r['rss_mib']:.0f} |"
+        )
+    nbenv, pandas = runs["nbenv"], runs["pandas"]
+    speedup = pandas["seconds"] / nbenv["seconds"]
+    ratio = input_bytes / nbenv["output_bytes"]
+    print()
+    print(f"nbenv / pandas: throughput {speedup:.2f}x, peak RSS {nbenv['rss_mib'] / pandas['rss_mib']:.2f}x")
+    print(f"target size ratio >= {SIZE_TARGET:.0f}x: {ratio:.1f}x, {'met' if ratio >= SIZE_TARGET else 'NOT met'}")
+    fast = "met" if speedup >= SPEED_TARGET else "NOT met"
+    print(f"target throughput >= {SPEED_TARGET:.0f}x pandas: {speedup:.2f}x, {fast}")
+    rss_note = "" if input_bytes >= 2 * 2**30 * 0.99 else " (the target is for a 2 GiB input)"
+    met = "met" if nbenv["rss_mib"] <= RSS_TARGET_MIB else "NOT met"
+    print(f"target peak RSS <= {RSS_TARGET_MIB} MiB: {nbenv['rss_mib']:.0f} MiB, {met}{rss_note}")
+    if nbenv["rows"] != pandas["rows"]:
+        print(f"WARNING: row counts differ: nbenv {nbenv['rows']}, pandas {pandas['rows']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default=str(2**30), help="raw CSV bytes to generate (e.g. 2GiB); default 1GiB")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/nbenv-bench-compact"))
+    parser.add_argument("--no-all-columns", action="store_true", help="skip the run with every column")
+    parser.add_argument("--clean", action="store_true", help="delete the workdir at the end")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return 0
+    size = parse_size(args.size)
+    if not isinstance(size, int):
+        parser.error("--size: a number of bytes, e.g. 2GiB")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    source, input_bytes = dataset(args.workdir, size)
+    warm(source)
+    kinds = {"nbenv": "nbenv", "pandas": "pandas"} | ({} if args.no_all_columns else {"nbenv all columns": "nbenv-all"})
+    runs = {}
+    for name, kind in kinds.items():
+        print(f"running {name} ...", file=sys.stderr)
+        runs[name] = measure(kind, source, args.workdir / "out")
+    print(f"{len(list(source.iterdir()))} CSV files, {input_bytes / 2**30:.2f} GiB; machine: {os.cpu_count()} cores")
+    print()
+    report(input_bytes, runs)
+    if args.clean:
+        shutil.rmtree(args.workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

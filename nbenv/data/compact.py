@@ -1,0 +1,656 @@
+"""CSV (plain or gzip) -> Parquet (zstd): keep some columns, optionally partition, stream, swap in atomically.
+
+Why streaming: the seed's raw data is tens of gigabytes of CSV, more than a laptop's memory. Each
+input is read block by block (pyarrow's streaming CSV reader, `block_size` bytes at a time) and
+written as Parquet row groups, so memory depends on `block_size` and the row-group budget, never on
+the input size. Why threads: the CSV reader parses one file on one core; up to `_READ_AHEAD` files
+are read concurrently while the main thread encodes Parquet, in input order, so the output is the
+same bytes on every run (DVC hashes stay put).
+
+Types: the first block of the first file decides every column's type (pyarrow's inference, with
+the user's overrides); all later blocks and files are read with those types, so every output file
+has the same schema. A column that is empty throughout that first block becomes a string column
+(lossless; override it with `schema`). Timestamps (ISO 8601, or PeMS's "MM/DD/YYYY HH:MM:SS") are
+read as text and parsed once per distinct value: PeMS repeats each timestamp for every station, and
+this is several times faster than parsing every field.
+
+Output: `output/<input stem>.parquet` per input file, or with `partition_by`, Hive-style
+`output/district=4/part-0.parquet` holding that partition's rows from all inputs, in input order
+(the partition columns live in the directory names, as Hive, pyarrow and pandas expect).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from nbenv.errors import DataError
+
+PEMS_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "station",
+    "district",
+    "freeway",
+    "direction",
+    "lane_type",
+    "samples",
+    "pct_observed",
+    "total_flow",
+    "avg_occupancy",
+    "avg_speed",
+)
+PEMS_TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
+ISO8601 = "ISO8601"  # a timestamp format meaning pyarrow's ISO 8601 parser
+DEFAULT_TIMESTAMP_FORMATS = (ISO8601, PEMS_TIMESTAMP_FORMAT)
+
+TYPES: Mapping[str, Any] = MappingProxyType(
+    {
+        **{f"int{bits}": getattr(pa, f"int{bits}")() for bits in (8, 16, 32, 64)},
+        **{f"uint{bits}": getattr(pa, f"uint{bits}")() for bits in (8, 16, 32, 64)},
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "date32": pa.date32(),
+        **{f"timestamp[{unit}]": pa.timestamp(unit) for unit in ("s", "ms", "us")},
+    }
+)
+COMPRESSION_LEVEL = 3  # zstd: level 3 is ~1% smaller than 1 for ~10% more write time
+ROW_GROUP_BYTES = 64 << 20  # Arrow bytes buffered per output file before a row group is written
+PARTITION_BUFFER_BYTES = 128 << 20  # all partitions together; the largest is flushed beyond this
+MAX_PARTITIONS = 256  # open Parquet writers (file handles) when partitioning
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_READ_AHEAD = 2  # files read concurrently (one core each); the machine class here has 2 cores
+_QUEUE_BYTES = 32 << 20  # partitioning: CSV bytes parsed ahead per file, so readers work while a row group is written
+_INFER_BYTES = 16 << 20  # the first block of this size decides the column types
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    input_bytes: int
+    output_bytes: int
+    rows: int
+    files_in: int
+    files_out: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the readers and the writer need, settled before any heavy work starts."""
+
+    files: tuple[Path, ...]
+    header: tuple[str, ...]  # the first file's columns
+    columns: tuple[str, ...]  # kept, in output order
+    read_types: Mapping[str, Any]  # what the CSV reader produces (timestamps as text)
+    schema: Any  # pa.Schema of the batches after timestamp parsing
+    timestamps: Mapping[str, Any]  # column -> pa.timestamp type, parsed from text
+    formats: tuple[str, ...]
+    block_size: int
+
+
+def parse_schema_overrides(items: Sequence[str]) -> dict[str, str]:
+    """CLI helper: ["station=int32", "avg_speed=float32"] -> {"station": "int32", ...}."""
+    overrides: dict[str, str] = {}
+    for item in items:
+        name, sep, type_name = item.partition("=")
+        if not sep or not name.strip() or not type_name.strip():
+            raise DataError(f"--schema {item!r}: expected COLUMN=TYPE", "e.g. --schema station=int32")
+        overrides[name.strip()] = type_name.strip()
+    return overrides
+
+
+def compact(
+    source: Path,
+    output: Path,
+    *,
+    columns: Sequence[str] | None = None,
+    partition_by: Sequence[str] = (),
+    schema: Mapping[str, str] = MappingProxyType({}),
+    timestamp_format: str | None = None,
+    block_size: int = 1 << 20,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> CompactResult:
+    """Compact `source` (a CSV file, or a directory of *.csv / *.csv.gz) into Parquet at `output`.
+
+    Everything is written into a temp dir beside `output` and renamed into place at the end: on
+    any error or Ctrl-C nothing is left at `output` and an old `output` stays as it was.
+    `timestamp_format` (strptime) replaces the default formats: ISO 8601, then PeMS's.
+    `on_progress(bytes_read, bytes_total)` is called after each block (compressed bytes for gzip).
+    Every user error is a `DataError` of one line with a hint.
+    """
+    started = time.perf_counter()
+    source, output = Path(source), Path(output)
+    files = _inputs(source)
+    _check_output(source, output)
+    formats = (timestamp_format,) if timestamp_format else DEFAULT_TIMESTAMP_FORMATS
+    plan = _make_plan(files, columns, schema, formats, block_size)
+    partitions = _check_partitions(plan, partition_by)
+    staging = _staging_dir(output)
+    try:
+        rows, written = _run(plan, staging, partitions, on_progress)
+        _swap_into_place(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return CompactResult(
+        input_bytes=sum(f.stat().st_size for f in files),
+        output_bytes=sum((output / rel).stat().st_size for rel in written),
+        rows=rows,
+        files_in=len(files),
+        files_out=len(written),
+        seconds=time.perf_counter() - started,
+    )
+
+
+# -- inputs, outputs and the plan ---------------------------------------------------------------
+
+
+def _is_csv(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.name.endswith((".csv", ".csv.gz"))
+
+
+def _inputs(source: Path) -> tuple[Path, ...]:
+    if source.is_dir():
+        files = tuple(sorted(p for p in source.iterdir() if _is_csv(p)))
+        if not files:
+            raise DataError(
+                f"{source}: no .csv or .csv.gz files", "compact reads SOURCE/*.csv and SOURCE/*.csv.gz (not subfolders)"
+            )
+        return files
+    if source.is_file():
+        return (source,)
+    raise DataError(f"{source}: no such file or directory", "give a CSV file or a directory of CSV files")
+
+
+def _check_output(source: Path, output: Path) -> None:
+    """Refuse outputs that would replace the input or a file: the final swap removes what is there."""
+    src, out = source.resolve(), output.resolve()
+    if src == out or src.is_relative_to(out):
+        raise DataError(f"{output}: the output would replace the source {source}", "choose another output directory")
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output}: exists and is not a directory", "choose another output path or remove the file")
+
+
+def _stem(path: Path) -> str:
+    return path.name.removesuffix(".gz").removesuffix(".csv")
+
+
+def _type(column: str, name: str) -> Any:
+    if name not in TYPES:
+        raise DataError(f"--schema {column}={name}: unknown type {name!r}", f"valid types: {', '.join(TYPES)}")
+    return TYPES[name]
+
+
+def _make_plan(
+    files: tuple[Path, ...],
+    columns: Sequence[str] | None,
+    overrides: Mapping[str, str],
+    formats: tuple[str, ...],
+    block_size: int,
+) -> _Plan:
+    header = _header(files[0])
+    kept = tuple(columns) if columns is not None else header
+    _check_columns(files[0], header, kept)
+    names = {_stem(f) for f in files}
+    if len(names) < len(files):
+        raise DataError("two inputs have the same name but for .gz", "keep either the .csv or the .csv.gz file")
+    declared = {}
+    for column, type_name in overrides.items():
+        if column not in kept:
+            raise DataError(f"--schema {column}={type_name}: no column {column!r} among the kept columns", _list(kept))
+        declared[column] = _type(column, type_name)
+    inferred = _infer(files[0], kept, declared, formats, max(block_size, _INFER_BYTES))
+    types = {name: pa.string() if pa.types.is_null(t) else t for name, t in zip(kept, inferred.types, strict=True)}
+    stamps = {name: t for name, t in types.items() if pa.types.is_timestamp(t)}
+    read_types = {name: pa.string() if name in stamps else t for name, t in types.items()}
+    return _Plan(
+        files=files,
+        header=header,
+        columns=kept,
+        read_types=read_types,
+        schema=pa.schema([(name, types[name]) for name in kept]),
+        timestamps=stamps,
+        formats=formats,
+        block_size=block_size,
+    )
+
+
+def _list(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:12])
+    return f"columns: {shown}" + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+
+
+def _check_columns(first: Path, header: tuple[str, ...], kept: tuple[str, ...]) -> None:
+    if not kept:
+        raise DataError("no columns to keep", _list(header))
+    for name in kept:
+        if name not in header:
+            raise DataError(f"{first}: no column {name!r}", _list(header))
+    if len(set(kept)) < len(kept):
+        raise DataError(f"a column is named twice in {', '.join(kept)}", "name each column once")
+
+
+def _check_partitions(plan: _Plan, partition_by: Sequence[str]) -> tuple[str, ...]:
+    for name in partition_by:
+        if name not in plan.columns:
+            raise DataError(f"--partition-by {name}: not a kept column", _list(plan.columns))
+    if len(partition_by) and len(set(partition_by)) == len(plan.columns):
+        raise DataError("every kept column is a partition column", "keep at least one other column")
+    return tuple(dict.fromkeys(partition_by))
+
+
+def _open_stream(path: Path) -> tuple[Any, Any]:
+    """(raw file, stream): the raw file's position is the progress, also for gzip."""
+    try:
+        raw = pa.OSFile(str(path))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}", "check the file's permissions") from exc
+    return raw, pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
+
+
+def _convert_options(columns: Sequence[str], types: Mapping[str, Any], formats: Sequence[str]) -> Any:
+    """Only an empty field is missing: "NA", "null" or "nan" in the CSV stay what they are."""
+    return pacsv.ConvertOptions(
+        include_columns=list(columns),
+        column_types=dict(types),
+        timestamp_parsers=[pacsv.ISO8601 if f == ISO8601 else f for f in formats],
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
+def _open_csv(
+    path: Path, columns: Sequence[str], types: Mapping[str, Any], formats: Sequence[str], block: int
+) -> tuple[Any, Any]:
+    raw, stream = _open_stream(path)
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=block, use_threads=False),  # row numbers in errors
+            convert_options=_convert_options(columns, types, formats),
+        )
+    except BaseException as exc:
+        raw.close()
+        if isinstance(exc, pa.ArrowException | OSError | EOFError):
+            raise _data_error(path, exc, ()) from exc
+        raise
+    return raw, reader
+
+
+def _header(path: Path) -> tuple[str, ...]:
+    """The column names, read by pyarrow from the first line only."""
+    raw, stream = _open_stream(path)
+    try:
+        first = stream.read(1 << 20)
+    except (OSError, pa.ArrowException, EOFError) as exc:
+        raise _data_error(path, exc, ()) from exc
+    finally:
+        raw.close()
+    line = first.split(b"\n", 1)[0]
+    if not line.strip():
+        raise DataError(f"{path}: empty, or no header line", "the first line must name the columns")
+    try:
+        table = pacsv.read_csv(pa.py_buffer(line + b"\n"), read_options=pacsv.ReadOptions(use_threads=False))
+    except pa.ArrowException as exc:
+        raise _data_error(path, exc, ()) from exc
+    return tuple(table.column_names)
+
+
+def _infer(path: Path, columns: Sequence[str], declared: Mapping[str, Any], formats: Sequence[str], block: int) -> Any:
+    """pyarrow's type inference over the first block of the first file, declared types kept."""
+    raw, reader = _open_csv(path, columns, declared, formats, block)
+    try:
+        return reader.schema
+    finally:
+        raw.close()
+
+
+def _data_error(path: Path, exc: BaseException, header: Sequence[str]) -> DataError:
+    """One line naming the file, the row or column pyarrow reports, and what to do."""
+    text = " ".join(str(exc).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    if "CSV parse error" in text:
+        return DataError(f"{path}: {text}", "fix or remove the malformed row (a missing or extra delimiter?)")
+    if text.startswith("In CSV column #"):
+        index_text, _, rest = text.removeprefix("In CSV column #").partition(":")
+        index = int(index_text) if index_text.isdigit() else -1
+        name = header[index] if 0 <= index < len(header) else f"#{index_text}"
+        return DataError(
+            f"{path}: column {name}:{rest}",
+            f"the first block decided its type; declare another: --schema {name}=float64 (or string)",
+        )
+    if "include_columns" in text:
+        return DataError(f"{path}: {text}", "every input file needs the kept columns")
+    return DataError(f"{path}: {text}", "check that the file is CSV (gzip only if it ends in .gz)")
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _parse_timestamps(values: Any, target: Any, formats: Sequence[str]) -> Any:
+    """Parse each distinct text once; the first format that fits every distinct value wins."""
+    encoded = pc.dictionary_encode(values)
+    distinct = encoded.dictionary
+    for fmt in formats:
+        try:
+            if fmt == ISO8601:
+                parsed = pc.cast(distinct, target)
+            else:
+                parsed = pc.cast(pc.strptime(distinct, format=fmt, unit=target.unit), target)
+        except pa.ArrowInvalid:
+            continue
+        return parsed.take(encoded.indices)
+    raise ValueError(f"{_unparsed(distinct, target, formats)!r} is not a timestamp in {' or '.join(formats)}")
+
+
+def _unparsed(distinct: Any, target: Any, formats: Sequence[str]) -> str:
+    """A value that no format parses, to name in the error."""
+    fmt = next((f for f in formats if f != ISO8601), PEMS_TIMESTAMP_FORMAT)
+    checked = pc.strptime(distinct, format=fmt, unit=target.unit, error_is_null=True)
+    bad = distinct.filter(pc.and_(pc.is_null(checked), pc.is_valid(distinct)))
+    return str(bad[0].as_py()) if len(bad) else str(distinct[0].as_py())
+
+
+def _finish(plan: _Plan, batch: Any) -> Any:
+    """The batch with its timestamp columns parsed, in the plan's schema."""
+    if not plan.timestamps:
+        return batch
+    arrays = list(batch.columns)
+    for index, name in enumerate(batch.schema.names):
+        if name in plan.timestamps:
+            try:
+                arrays[index] = _parse_timestamps(arrays[index], plan.timestamps[name], plan.formats)
+            except ValueError as exc:
+                raise DataError(
+                    f"column {name}: {exc}", f"pass --timestamp-format, or --schema {name}=string to keep the text"
+                ) from None
+    return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+
+
+def _read_batches(plan: _Plan, path: Path, stop: threading.Event) -> Iterator[tuple[Any, int]]:
+    """(batch in the plan's schema, raw bytes read so far) for each block of one file."""
+    raw, reader = _open_csv(path, plan.columns, plan.read_types, (), plan.block_size)
+    try:
+        while not stop.is_set():
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError, EOFError) as exc:
+                raise _data_error(path, exc, plan.header) from None
+            try:
+                yield _finish(plan, batch), raw.tell()
+            except DataError as exc:
+                raise DataError(f"{path}: {exc.message}", exc.hint) from None
+    finally:
+        raw.close()
+
+
+@dataclass(frozen=True)
+class _Progress:
+    index: int  # which input
+    position: int  # its raw bytes read so far
+    rows: int
+    batch: Any = None  # handed to the main thread when it writes (partitioning)
+
+
+_END = object()
+
+
+def _put(events: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    """Put, but give up once the run is stopped (nobody is reading any more)."""
+    while not stop.is_set():
+        try:
+            events.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+class _Pool:
+    """Worker threads for the inputs; `close` stops them between blocks and waits for them."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.executor = ThreadPoolExecutor(max_workers=_READ_AHEAD, thread_name_prefix="nbenv-compact")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Output:
+    writer: Any
+    pending: list[Any] = field(default_factory=list)
+    pending_bytes: int = 0
+
+
+class _Writers:
+    """Open Parquet writers by relative path, each buffering batches into full-size row groups."""
+
+    def __init__(self, root: Path, schema: Any) -> None:
+        self.root = root
+        self.schema = schema
+        self.open: dict[str, _Output] = {}
+        self.written: list[str] = []
+        self.buffered = 0
+
+    def add(self, rel: str, batch: Any) -> None:
+        out = self.open.get(rel) or self._create(rel)
+        out.pending.append(batch)
+        out.pending_bytes += batch.nbytes
+        self.buffered += batch.nbytes
+        if out.pending_bytes >= ROW_GROUP_BYTES:
+            self._flush(out)
+        while self.buffered > PARTITION_BUFFER_BYTES:
+            self._flush(max(self.open.values(), key=lambda o: o.pending_bytes))
+
+    def _create(self, rel: str) -> _Output:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = pq.ParquetWriter(
+            str(path), self.schema, compression="zstd", compression_level=COMPRESSION_LEVEL, use_dictionary=True
+        )
+        self.open[rel] = out = _Output(writer)
+        self.written.append(rel)
+        return out
+
+    def _flush(self, out: _Output) -> None:
+        if out.pending:
+            table = pa.Table.from_batches(out.pending, schema=self.schema)
+            out.writer.write_table(table, row_group_size=max(1, table.num_rows))
+            self.buffered -= out.pending_bytes
+            out.pending, out.pending_bytes = [], 0
+
+    def close(self, rel: str) -> None:
+        out = self.open.get(rel) or self._create(rel)  # an input without rows: an empty file, same schema
+        self._flush(out)
+        out.writer.close()
+        del self.open[rel]
+
+    def close_all(self) -> None:
+        for rel in list(self.open):
+            self.close(rel)
+
+    def abort(self) -> None:
+        for out in self.open.values():
+            with contextlib.suppress(Exception):  # the staging dir is removed next anyway
+                out.writer.close()
+        self.open.clear()
+
+
+# -- one output file per input: each worker reads and writes its own files ----------------------
+
+
+def _compact_file(plan: _Plan, index: int, root: Path, events: queue.Queue[Any], stop: threading.Event) -> None:
+    path = plan.files[index]
+    rel = f"{_stem(path)}.parquet"
+    writers = _Writers(root, plan.schema)
+    try:
+        for batch, position in _read_batches(plan, path, stop):
+            writers.add(rel, batch)
+            _put(events, _Progress(index, position, batch.num_rows), stop)
+        if not stop.is_set():
+            writers.close(rel)
+            _put(events, (index, rel), stop)
+    except BaseException as exc:
+        writers.abort()
+        _put(events, exc, stop)
+
+
+def _run_per_file(plan: _Plan, root: Path, report: Callable[[int, int], None]) -> tuple[int, list[str]]:
+    """Inputs in parallel (their outputs are separate files); progress and errors come back here."""
+    events: queue.Queue[Any] = queue.Queue()
+    pool = _Pool()
+    rows, written = 0, list[str]()
+    try:
+        for index in range(len(plan.files)):
+            pool.executor.submit(_compact_file, plan, index, root, events, pool.stop)
+        while len(written) < len(plan.files):
+            event = events.get()
+            if isinstance(event, BaseException):
+                raise event
+            if isinstance(event, _Progress):
+                rows += event.rows
+                report(event.index, event.position)
+            else:
+                written.append(event[1])
+                report(event[0], -1)
+    finally:
+        pool.close()
+    return rows, sorted(written)
+
+
+# -- partitioned: inputs read ahead in parallel, written in input order by this thread -----------
+
+
+def _read_ahead(plan: _Plan, index: int, events: queue.Queue[Any], stop: threading.Event) -> None:
+    try:
+        for batch, position in _read_batches(plan, plan.files[index], stop):
+            _put(events, _Progress(index, position, batch.num_rows, batch), stop)
+        _put(events, _END, stop)
+    except BaseException as exc:
+        _put(events, exc, stop)
+
+
+def _split(batch: Any, partitions: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    """(Hive directory, rows without the partition columns) per distinct partition value."""
+    texts = [pc.fill_null(pc.cast(batch.column(name), pa.string()), HIVE_NULL) for name in partitions]
+    key = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "\x1f")
+    encoded = pc.dictionary_encode(key)
+    rest = batch.drop_columns(list(partitions))
+    for index, value in enumerate(encoded.dictionary.to_pylist()):
+        parts = value.split("\x1f") if len(texts) > 1 else [value]
+        directory = "/".join(f"{name}={quote(part, safe='')}" for name, part in zip(partitions, parts, strict=True))
+        yield directory, rest.filter(pc.equal(encoded.indices, index))
+
+
+def _write_partitions(writers: _Writers, batch: Any, partitions: Sequence[str]) -> None:
+    for directory, part in _split(batch, partitions):
+        rel = f"{directory}/part-0.parquet"
+        if rel not in writers.open and len(writers.open) >= MAX_PARTITIONS:
+            raise DataError(
+                f"--partition-by {','.join(partitions)}: more than {MAX_PARTITIONS} partitions",
+                "partition by a column with fewer distinct values",
+            )
+        writers.add(rel, part)
+
+
+def _run_partitioned(
+    plan: _Plan, root: Path, partitions: tuple[str, ...], report: Callable[[int, int], None]
+) -> tuple[int, list[str]]:
+    """One writer per partition value, fed in input order so that the bytes repeat run to run."""
+    writers = _Writers(root, pa.schema([f for f in plan.schema if f.name not in partitions]))
+    depth = max(2, _QUEUE_BYTES // plan.block_size)
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in plan.files]
+    pool = _Pool()
+    rows = 0
+    try:
+        for index in range(len(plan.files)):  # the pool runs _READ_AHEAD at a time, in this order
+            pool.executor.submit(_read_ahead, plan, index, queues[index], pool.stop)
+        for index, events in enumerate(queues):
+            while (event := events.get()) is not _END:
+                if isinstance(event, BaseException):
+                    raise event
+                rows += event.rows
+                _write_partitions(writers, event.batch, partitions)
+                report(index, event.position)
+            report(index, -1)
+        writers.close_all()
+    except BaseException:
+        writers.abort()
+        raise
+    finally:
+        pool.close()
+    return rows, sorted(writers.written)
+
+
+def _run(
+    plan: _Plan, root: Path, partitions: tuple[str, ...], on_progress: Callable[[int, int], None] | None
+) -> tuple[int, list[str]]:
+    """Read every input and write it; returns the row count and the written files (relative)."""
+    sizes = [f.stat().st_size for f in plan.files]
+    positions = [0] * len(sizes)
+    total = sum(sizes)
+    read = 0
+
+    def report(index: int, position: int) -> None:
+        """`position` -1: that input is done."""
+        nonlocal read
+        position = sizes[index] if position < 0 else min(position, sizes[index])
+        read, positions[index] = read + position - positions[index], position
+        if on_progress is not None:
+            on_progress(read, total)
+
+    if partitions:
+        return _run_partitioned(plan, root, partitions, report)
+    return _run_per_file(plan, root, report)
+
+
+# -- atomic output --------------------------------------------------------------------------------
+
+
+def _staging_dir(output: Path) -> Path:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it 0700; the output is read by containers as another user
+    return staging
+
+
+def _swap_into_place(staging: Path, output: Path) -> None:
+    """Rename the finished dir to `output`; an old `output` is renamed aside first, then removed."""
+    old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
+    if output.exists():
+        os.rename(output, old)
+    try:
+        os.rename(staging, output)
+    except BaseException:
+        if old.exists():
+            os.rename(old, output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
