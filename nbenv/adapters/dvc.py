@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -106,12 +107,13 @@ def _remote_state(cloud: dict[str, Any], *, not_in_cache: bool) -> str:
 
 @contextlib.contextmanager
 def _quiet_dvc() -> Iterator[None]:
-    """DVC logs its own errors; nbenv reports them once, as one line."""
+    """DVC logs its own errors; nbenv reports them once, as one line. On a terminal DVC's
+    progress bars stay visible; elsewhere its output is dropped (nbenv prints a summary)."""
     logger = logging.getLogger("dvc")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.nullcontext() if sys.stderr.isatty() else contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
         logger.setLevel(level)

@@ -304,11 +304,64 @@ CASES = [
 ]
 
 
+DATA_CASES = [
+    Case(
+        "data-pull-no-target",
+        lambda root: None,
+        r"^name the environments whose data to use, or pass --all$",
+        args=("data", "pull"),
+        code=2,
+    ),
+    Case(
+        "data-pull-unknown-env",
+        lambda root: None,
+        r"^environments/trafik\.toml: no environment 'trafik'",
+        args=("data", "pull", "trafik"),
+    ),
+    Case(
+        "data-compact-missing-source",
+        lambda root: None,
+        r"no-such\.csv",
+        args=("data", "compact", "no-such.csv", "-o", "out"),
+        code=8,
+    ),
+    Case(
+        "data-compact-bad-schema",
+        write("in.csv", "a,b\n1,2\n"),
+        r"^--schema: 'station' is not COLUMN=TYPE$",
+        args=("data", "compact", "in.csv", "-o", "out", "--schema", "station"),
+        code=2,
+    ),
+    Case(
+        "data-compact-unknown-column",
+        write("in.csv", "a,b\n1,2\n"),
+        r"\bzzz\b",
+        args=("data", "compact", "{root}/in.csv", "-o", "{root}/out", "--columns", "a,zzz"),
+        code=8,
+    ),
+    Case(
+        "data-compact-unknown-type",
+        write("in.csv", "a,b\n1,2\n"),
+        r"\bint33\b",
+        args=("data", "compact", "{root}/in.csv", "-o", "{root}/out", "--schema", "a=int33"),
+        code=8,
+    ),
+    Case(
+        "up-port-out-of-range",
+        lambda root: None,
+        r"^nbenv up: Invalid value for '--port': .*65535",
+        args=("up", "base", "--port", "70000"),
+        code=2,
+    ),
+]
+CASES += DATA_CASES
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, workspace: Path) -> None:
     case.mutate(workspace)
     before = snapshot(workspace)
-    result = run_cli(*case.args, cwd=workspace)
+    result = run_cli(*(arg.format(root=workspace) for arg in case.args), cwd=workspace)
     assert result.code == case.code, result.err
     lines = result.err_lines
     assert 1 <= len(lines) <= 2, f"expected one line (+ hint), got:\n{result.err}"
