@@ -20,7 +20,7 @@ from nbenv.errors import DataError, DriftError, RunError, SpecError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import GenerateResult, load_lock, plan_for
 from nbenv.generate import generate as write_generated
-from nbenv.plan import SERVICE
+from nbenv.plan import GID, SERVICE, UID
 from nbenv.run import (
     Running,
     compose_for,
@@ -269,6 +269,7 @@ def up(
     if pull and env.data:
         _pull_for_up(ws, env, allow_missing=allow_missing, say=say)
     _check_data(ws, env, allow_missing=allow_missing, say=say)
+    _warn_unwritable_mounts(ws, env)
     built = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
     states = compose.ps() if compose.env_file else []
@@ -298,6 +299,18 @@ def up(
             say(f"  {line}")
         raise
     return Running(name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, state.container, True)
+
+
+def _warn_unwritable_mounts(ws: Workspace, env: Environment) -> None:
+    """The container runs as UID 1000 (GID 100): say so when it cannot write a source mount."""
+    for mount in env.mounts:
+        info = (ws.root / mount.source).stat()
+        writable = info.st_uid == UID or (info.st_gid == GID and info.st_mode & 0o020) or info.st_mode & 0o002
+        if not writable:
+            warn(
+                f"{mount.source} is owned by UID {info.st_uid}: the container's user (UID {UID}) cannot write "
+                f"there, so notebooks cannot be saved (e.g. `chown -R {UID} {mount.source}` or `chmod o+w`)"
+            )
 
 
 def _current_port(ws: Workspace, name: str) -> int:

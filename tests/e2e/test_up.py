@@ -35,6 +35,7 @@ def test_up_prints_exactly_one_url_with_a_long_random_token(demo_up: Up) -> None
     assert demo_up.stdout.splitlines() == [demo_up.url]
     assert re.fullmatch(rf"http://127\.0\.0\.1:{demo_up.port}/lab\?token=[A-Za-z0-9_-]{{43}}", demo_up.url)
     assert "builder:" in demo_up.stderr, "the builder used is named"
+    assert "cannot write there" not in demo_up.stderr, "the workspace is writable for UID 1000: no warning"
 
 
 def test_jupyter_needs_the_token(demo_up: Up) -> None:
@@ -62,6 +63,8 @@ def test_the_kernel_imports_selected_groups_only(demo_up: Up) -> None:
                 "import sklearn, pandas, pyarrow; print('selected-ok', sklearn.__version__)",
                 "import importlib.util as u; print('unselected', [m for m in ('pytest', 'hypothesis') if u.find_spec(m)])",  # noqa: E501
                 "import sys, nbenv; print('importable', nbenv.__file__)",
+                "import pandas as pd; df = pd.read_parquet('/home/jovyan/work/data/processed/pems');"
+                " print('pems-rows', len(df), sorted(df.columns)[:3])",
             ]
         ],
         "metadata": {"kernelspec": {"name": "traffic-analysis", "display_name": "x", "language": "python"}},
@@ -83,6 +86,8 @@ def test_the_kernel_imports_selected_groups_only(demo_up: Up) -> None:
     assert "selected-ok" in text
     assert "unselected []" in text, "packages of unselected groups (dev) must be absent"
     assert "importable /home/jovyan/work/nbenv/__init__.py" in text, "the project's package imports from the mount"
+    rows = re.search(r"pems-rows (\d+) \['avg_occupancy', 'avg_speed', 'direction'\]", text)
+    assert rows and int(rows.group(1)) > 1000, "the mounted Parquet data reads in the kernel"
 
 
 def test_the_container_runs_as_uid_1000_with_no_capabilities(demo_up: Up) -> None:
