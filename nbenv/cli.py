@@ -362,9 +362,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(exc.exit_code) from None
     except TyperException as exc:  # usage errors found by the parser: one line + a hint, like ours
         context = getattr(exc, "ctx", None)
-        command = context.command_path if context is not None else "nbenv"
+        where = str(context.command_path) if context is not None else "nbenv"
         message = " ".join(exc.format_message().split())
-        print_error(NbenvError(f"{command}: {message}", f"see `{command} --help`"), verbose=False)
+        print_error(NbenvError(f"{where}: {message}", f"see `{where} --help`"), verbose=False)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         sys.stderr.write("aborted\n")
