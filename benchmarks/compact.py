@@ -5,13 +5,19 @@ ru_maxrss, the figure getrusage(RUSAGE_CHILDREN) would give for that child alone
 read once before timing, so every run reads from the page cache. Figures are measured, never
 stored; ratios are against the baseline measured in the same run.
 
-    .venv/bin/python benchmarks/compact.py [--size BYTES|1GiB|2GiB] [--workdir DIR] [--no-all-columns] [--clean]
+    .venv/bin/python benchmarks/compact.py [--size BYTES|1GiB|2GiB] [--repeat 3] [--workdir DIR]
+                                           [--no-extra] [--clean]
+
+nbenv and pandas alternate `--repeat` times (the machine's other load hits both alike); the table
+shows medians, and each run's seconds.
 
 Runs:
-  nbenv          compact(SRC, OUT, columns=PEMS_COLUMNS): the seed's column pruning
-  pandas         per file: read_csv(usecols=PEMS_COLUMNS, parse_dates=[timestamp], date_format=PeMS's)
-                 -> to_parquet(engine="pyarrow", compression="zstd"); the same columns and types
-  nbenv all      compact(SRC, OUT) with every column, for the size without pruning
+  nbenv               compact(SRC, OUT, columns=PEMS_COLUMNS): the seed's column pruning
+  pandas              per file: read_csv(usecols=PEMS_COLUMNS, parse_dates=["timestamp"],
+                      date_format=PeMS's) -> to_parquet(engine="pyarrow", compression="zstd"):
+                      the same columns and types
+  nbenv partitioned   as nbenv, with partition_by=["district"] (a writer per district)
+  nbenv every column  compact(SRC, OUT), no pruning
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -36,13 +43,14 @@ SPEED_TARGET = 3.0  # x the baseline's MB/s
 RSS_TARGET_MIB = 512  # for a 2 GiB input
 
 
-def run_nbenv(source: Path, output: Path, all_columns: bool) -> dict[str, float]:
-    result = compact(source, output, columns=None if all_columns else PEMS_COLUMNS)
+def run_nbenv(source: Path, output: Path, kind: str) -> dict[str, float]:
+    columns = None if kind == "nbenv-all" else PEMS_COLUMNS
+    result = compact(source, output, columns=columns, partition_by=["district"] if kind == "nbenv-part" else ())
     return {"rows": result.rows, "output_bytes": result.output_bytes, "seconds": result.seconds}
 
 
 def run_pandas(source: Path, output: Path) -> dict[str, float]:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     started = time.perf_counter()
     output.mkdir(parents=True)
@@ -60,7 +68,7 @@ def run_pandas(source: Path, output: Path) -> dict[str, float]:
 
 def child(kind: str, source: Path, output: Path) -> None:
     """Inside the measured process: one run, its figures as JSON on stdout."""
-    figures = run_pandas(source, output) if kind == "pandas" else run_nbenv(source, output, kind == "nbenv-all")
+    figures = run_pandas(source, output) if kind == "pandas" else run_nbenv(source, output, kind)
     print(json.dumps(figures))
 
 
@@ -104,36 +112,45 @@ def warm(source: Path) -> None:
                 pass
 
 
-def report(input_bytes: int, runs: dict[str, dict[str, float]]) -> None:
-    print("| run | input bytes | output bytes | size ratio | rows | seconds | MB/s | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, r in runs.items():
-        ratio = input_bytes / r["output_bytes"]
-        speed = input_bytes / 1e6 / r["seconds"]
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(input_bytes: int, runs: dict[str, list[dict[str, float]]]) -> None:
+    columns = ["run", "input bytes", "output bytes", "size ratio", "rows", "seconds (median)", "MB/s", "peak RSS MiB"]
+    print("| " + " | ".join([*columns, "each run, s"]) + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name, results in runs.items():
+        output = results[0]["output_bytes"]
+        assert all(r["output_bytes"] == output for r in results), "the output changed between runs"
+        seconds = median([r["seconds"] for r in results])
+        each = ", ".join(f"{r['seconds']:.2f}" for r in results)
         print(
-            f"| {name} | {input_bytes:,} | {int(r['output_bytes']):,} | {ratio:.1f}x | {int(r['rows']):,} "
-            f"| {r['seconds']:.1f} | {speed:.0f} | {r['rss_mib']:.0f} |"
+            f"| {name} | {input_bytes:,} | {int(output):,} | {input_bytes / output:.1f}x | {int(results[0]['rows']):,} "
+            f"| {seconds:.2f} | {input_bytes / 1e6 / seconds:.0f} | {max(r['rss_mib'] for r in results):.0f} | {each} |"
         )
     nbenv, pandas = runs["nbenv"], runs["pandas"]
-    speedup = pandas["seconds"] / nbenv["seconds"]
-    ratio = input_bytes / nbenv["output_bytes"]
+    speedup = median([r["seconds"] for r in pandas]) / median([r["seconds"] for r in nbenv])
+    rss = max(r["rss_mib"] for r in nbenv)
+    ratio = input_bytes / nbenv[0]["output_bytes"]
     print()
-    print(f"nbenv / pandas: throughput {speedup:.2f}x, peak RSS {nbenv['rss_mib'] / pandas['rss_mib']:.2f}x")
+    print(f"nbenv / pandas: throughput {speedup:.2f}x, peak RSS {rss / max(r['rss_mib'] for r in pandas):.2f}x")
     print(f"target size ratio >= {SIZE_TARGET:.0f}x: {ratio:.1f}x, {'met' if ratio >= SIZE_TARGET else 'NOT met'}")
     fast = "met" if speedup >= SPEED_TARGET else "NOT met"
     print(f"target throughput >= {SPEED_TARGET:.0f}x pandas: {speedup:.2f}x, {fast}")
     rss_note = "" if input_bytes >= 2 * 2**30 * 0.99 else " (the target is for a 2 GiB input)"
-    met = "met" if nbenv["rss_mib"] <= RSS_TARGET_MIB else "NOT met"
-    print(f"target peak RSS <= {RSS_TARGET_MIB} MiB: {nbenv['rss_mib']:.0f} MiB, {met}{rss_note}")
-    if nbenv["rows"] != pandas["rows"]:
-        print(f"WARNING: row counts differ: nbenv {nbenv['rows']}, pandas {pandas['rows']}")
+    small = "met" if rss <= RSS_TARGET_MIB else "NOT met"
+    print(f"target peak RSS <= {RSS_TARGET_MIB} MiB: {rss:.0f} MiB, {small}{rss_note}")
+    if nbenv[0]["rows"] != pandas[0]["rows"]:
+        print(f"WARNING: row counts differ: nbenv {nbenv[0]['rows']}, pandas {pandas[0]['rows']}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default=str(2**30), help="raw CSV bytes to generate (e.g. 2GiB); default 1GiB")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/nbenv-bench-compact"))
-    parser.add_argument("--no-all-columns", action="store_true", help="skip the run with every column")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of nbenv and of pandas, alternating")
+    parser.add_argument("--no-extra", action="store_true", help="skip the partitioned and every-column runs")
     parser.add_argument("--clean", action="store_true", help="delete the workdir at the end")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,11 +163,15 @@ def main() -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     source, input_bytes = dataset(args.workdir, size)
     warm(source)
-    kinds = {"nbenv": "nbenv", "pandas": "pandas"} | ({} if args.no_all_columns else {"nbenv all columns": "nbenv-all"})
-    runs = {}
-    for name, kind in kinds.items():
-        print(f"running {name} ...", file=sys.stderr)
-        runs[name] = measure(kind, source, args.workdir / "out")
+    runs: dict[str, list[dict[str, float]]] = {"nbenv": [], "pandas": []}
+    for repeat in range(args.repeat):
+        for name in ("nbenv", "pandas"):
+            print(f"run {repeat + 1}/{args.repeat}: {name} ...", file=sys.stderr)
+            runs[name].append(measure(name, source, args.workdir / "out"))
+    if not args.no_extra:
+        print("nbenv partitioned by district, then with every column ...", file=sys.stderr)
+        runs["nbenv, partitioned by district"] = [measure("nbenv-part", source, args.workdir / "out")]
+        runs["nbenv, every column"] = [measure("nbenv-all", source, args.workdir / "out")]
     print(f"{len(list(source.iterdir()))} CSV files, {input_bytes / 2**30:.2f} GiB; machine: {os.cpu_count()} cores")
     print()
     report(input_bytes, runs)

@@ -248,8 +248,9 @@ class _Generator:
         self.stations = _draw_stations(np.random.default_rng([seed, 0]), stations)
         self.rng = np.random.default_rng([seed, 1])
         self.climate_rng = np.random.default_rng([seed, 2])
-        self.weather_ids = [_DISTRICTS[d][2] for d in sorted(set(self.stations.district.tolist()))]
-        self.weather_offset = np.array([_DISTRICTS[d][3] for d in sorted(set(self.stations.district.tolist()))])
+        districts = sorted(set(self.stations.district.tolist()))  # one weather station each
+        self.weather_ids = [_DISTRICTS[d][2] for d in districts]
+        self.weather_offset = np.array([_DISTRICTS[d][3] for d in districts])
         count = len(self.weather_ids)
         self.state = _WeatherState(np.zeros(count, dtype=np.bool_), np.zeros(count))
         n = self.stations.count
@@ -279,7 +280,8 @@ class _Generator:
         table = _pems_table(self, day, steps, weather)
         sink = pa.BufferOutputStream()
         pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-        return bytes(sink.getvalue().to_pybytes())
+        data: bytes = sink.getvalue().to_pybytes()
+        return data
 
 
 def _pems_table(gen: _Generator, day: int, steps: Ints, weather: _Weather) -> pa.Table:
