@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from nbenv.adapters.process import argv, run, stream
 from nbenv.errors import BuildError, EngineUnavailable
@@ -63,19 +63,9 @@ class Engine:
             raise EngineUnavailable(f"no Docker engine answers: {detail}", _START_HINT)
         return result.stdout.strip()
 
-    @cached_property
-    def _client(self) -> Any:
-        from python_on_whales import DockerClient
-
-        return DockerClient(client_call=[self.docker])
-
     def image_id(self, ref: str) -> str | None:
         result = run([self.docker, "image", "inspect", "--format", "{{.Id}}", ref])
         return result.stdout.strip() if result.returncode == 0 else None
-
-    def image_labels(self, ref: str) -> dict[str, str]:
-        image = self._client.image.inspect(ref)
-        return dict(image.config.labels or {})
 
     def pull(self, ref: str) -> bool:
         return run([self.docker, "pull", "--quiet", ref], timeout=600).returncode == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -247,23 +246,3 @@ def project_mount_target(ws: Workspace, env: Environment) -> list[str] | None:
     """Container directories to put on sys.path so the project's package imports from the mount."""
     paths = [container_path_of(env, d) for d in project_source_dirs(ws)]
     return None if any(p is None for p in paths) else [p for p in paths if p]
-
-
-def load_all(ws: Workspace) -> tuple[dict[str, Environment], list[SpecError]]:
-    """Resolve every environment, collecting errors instead of stopping at the first."""
-    loader = Loader(ws)
-    resolved: dict[str, Environment] = {}
-    errors: list[SpecError] = []
-    for name in environment_names(ws):
-        try:
-            resolved[name] = loader.environment(name)
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
-        except SpecError as exc:
-            if not any(exc.message == e.message for e in errors):
-                errors.append(exc)
-    return resolved, errors
-
-
-def spec_file_path(ws: Workspace, name: str) -> Path:
-    return ws.spec_path(name)
