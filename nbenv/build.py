@@ -15,7 +15,7 @@ from pathlib import Path
 from nbenv import __version__
 from nbenv.adapters.engine import BuildRequest, Engine
 from nbenv.errors import BuildError
-from nbenv.generate import generate, plan_for, render
+from nbenv.generate import generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.spec.load import Loader
@@ -120,7 +120,7 @@ class ImageBuilder:
         result = generate(self.ws, [plan], check=False)
         for path in result.changed + result.stale:
             self.say(f"regenerated {path} (the spec or poetry.lock changed)")
-        return render(self.ws, plan)
+        return result.rendered
 
     def _context(self, plan: BuildPlan, files: dict[Path, str], tmp: Path) -> Path:
         """The build context: the generated files plus the optional extra CA (never committed)."""

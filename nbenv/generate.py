@@ -78,6 +78,7 @@ class GenerateResult:
     changed: list[str]  # repo-relative paths written (or, with check, that would change)
     unchanged: list[str]
     stale: list[str]  # files in a generated directory that nbenv no longer produces
+    rendered: dict[Path, str]  # every file's text, by absolute path (what a build context needs)
 
 
 def generate(ws: Workspace, plans: Sequence[BuildPlan], *, check: bool) -> GenerateResult:
@@ -95,6 +96,7 @@ def generate(ws: Workspace, plans: Sequence[BuildPlan], *, check: bool) -> Gener
         changed=sorted(ws.rel(p) for p in changed),
         unchanged=sorted(ws.rel(p) for p in wanted if p not in changed),
         stale=stale,
+        rendered=wanted,
     )
 
 
