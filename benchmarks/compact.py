@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,16 +44,24 @@ SPEED_TARGET = 3.0  # x the baseline's MB/s
 RSS_TARGET_MIB = 512  # for a 2 GiB input
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_nbenv(source: Path, output: Path, kind: str) -> dict[str, float]:
     columns = None if kind == "nbenv-all" else PEMS_COLUMNS
+    cpu = cpu_seconds()
     result = compact(source, output, columns=columns, partition_by=["district"] if kind == "nbenv-part" else ())
-    return {"rows": result.rows, "output_bytes": result.output_bytes, "seconds": result.seconds}
+    cpu = cpu_seconds() - cpu
+    return {"rows": result.rows, "output_bytes": result.output_bytes, "seconds": result.seconds, "cpu_seconds": cpu}
 
 
 def run_pandas(source: Path, output: Path) -> dict[str, float]:
     import pandas as pd  # type: ignore[import-untyped]
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     output.mkdir(parents=True)
     rows = 0
     for path in sorted(source.glob("*.csv*")):
@@ -62,8 +71,9 @@ def run_pandas(source: Path, output: Path) -> dict[str, float]:
         target = output / f"{path.name.split('.')[0]}.parquet"
         frame.to_parquet(target, engine="pyarrow", compression="zstd", index=False)
         rows += len(frame)
-    seconds = time.perf_counter() - started
-    return {"rows": rows, "output_bytes": sum(p.stat().st_size for p in output.iterdir()), "seconds": seconds}
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    output_bytes = sum(p.stat().st_size for p in output.iterdir())
+    return {"rows": rows, "output_bytes": output_bytes, "seconds": seconds, "cpu_seconds": cpu}
 
 
 def child(kind: str, source: Path, output: Path) -> None:
@@ -118,16 +128,19 @@ def median(values: list[float]) -> float:
 
 def report(input_bytes: int, runs: dict[str, list[dict[str, float]]]) -> None:
     columns = ["run", "input bytes", "output bytes", "size ratio", "rows", "seconds (median)", "MB/s", "peak RSS MiB"]
-    print("| " + " | ".join([*columns, "each run, s"]) + " |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| " + " | ".join([*columns, "CPU ms/MB", "cores used", "each run, s"]) + " |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, results in runs.items():
         output = results[0]["output_bytes"]
         assert all(r["output_bytes"] == output for r in results), "the output changed between runs"
         seconds = median([r["seconds"] for r in results])
         each = ", ".join(f"{r['seconds']:.2f}" for r in results)
+        cpu = median([r["cpu_seconds"] for r in results])
+        cores = median([r["cpu_seconds"] / r["seconds"] for r in results])
         print(
             f"| {name} | {input_bytes:,} | {int(output):,} | {input_bytes / output:.1f}x | {int(results[0]['rows']):,} "
-            f"| {seconds:.2f} | {input_bytes / 1e6 / seconds:.0f} | {max(r['rss_mib'] for r in results):.0f} | {each} |"
+            f"| {seconds:.2f} | {input_bytes / 1e6 / seconds:.0f} | {max(r['rss_mib'] for r in results):.0f} "
+            f"| {cpu * 1e3 / (input_bytes / 1e6):.2f} | {cores:.2f} | {each} |"
         )
     nbenv, pandas = runs["nbenv"], runs["pandas"]
     speedup = median([r["seconds"] for r in pandas]) / median([r["seconds"] for r in nbenv])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,20 +13,26 @@ from typing import TYPE_CHECKING
 
 import tomlkit
 
-from nbenv import datasync
+from nbenv import datasync, images
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.adapters.dvc import TargetStatus
 from nbenv.adapters.engine import Engine
-from nbenv.build import BuiltImage, ImageBuilder
+from nbenv.adapters.git import git_state
+from nbenv.build import BuildOptions, BuiltImage, ImageBuilder
 from nbenv.datasync import PullSummary, data_targets
-from nbenv.errors import DataError, DriftError, RunError, SpecError, UsageError
+from nbenv.errors import DataError, DriftError, NbenvError, RunError, SpecError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import GenerateResult, load_lock, plan_for
 from nbenv.generate import generate as write_generated
-from nbenv.plan import GID, SERVICE, UID
+from nbenv.images import Inspection, PushResult
+from nbenv.lock import Lock
+from nbenv.plan import GID, SERVICE, UID, BuildPlan
+from nbenv.provenance import banner
 from nbenv.run import (
     Running,
     compose_for,
+    environment_lock,
+    is_busy_port,
     jupyter_url,
     port_problem,
     read_token,
@@ -32,8 +41,8 @@ from nbenv.run import (
     write_compose_env,
     write_token,
 )
-from nbenv.spec.load import Loader, SpecErrors, environment_names, poetry_groups
-from nbenv.spec.models import SPEC_VERSION, Environment, _env_name, _group
+from nbenv.spec.load import Loader, SpecErrors, environment_names, load_file, poetry_groups
+from nbenv.spec.models import SPEC_VERSION, Environment, _env_name, _group, text_problem
 from nbenv.tomlio import did_you_mean
 from nbenv.ui import warn
 from nbenv.workspace import Workspace
@@ -170,6 +179,8 @@ def new(
             _group(group)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if problem := text_problem(description):
+        raise UsageError(f"--description: {problem}", "give one line of plain text")
     known = poetry_groups(ws)
     for group in groups:
         if group not in known:
@@ -226,16 +237,51 @@ def image_build(
     names: Sequence[str] = (),
     groups: Sequence[str] | None = None,
     no_cache: bool = False,
+    cache_from: Sequence[str] = (),
+    cache_to: Sequence[str] = (),
     say: Say = _quiet,
     live: bool = False,
 ) -> list[BuiltImage]:
-    """Build each environment's image (parents first); skip what is up to date."""
+    """Build each environment's image (parents first); skip what is up to date. No names: all of them."""
     ws = _workspace(repo)
     if groups is not None and len(names) != 1:
         raise UsageError("--groups applies to one environment: name it")
     loader, lock = Loader(ws), load_lock(ws)
     builder = ImageBuilder(ws, loader, lock, _engine(), say=say, live=live)
-    return [builder.build(name, groups=groups, no_cache=no_cache) for name in _names(ws, names)]
+    options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
+    return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
+
+
+def image_status(*, repo: Path | None = None, names: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Per environment: up to date, or stale and why (what `up` or `image build` would rebuild)."""
+    ws = _workspace(repo)
+    builder = ImageBuilder(ws, Loader(ws), load_lock(ws), _engine(), say=_quiet, live=False)
+    return [(name, builder.status(name)[0]) for name in _names(ws, names)]
+
+
+def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
+    """An environment's image: labels, provenance and its whole lineage of build records."""
+    ws = _workspace(repo)
+    load_file(ws, name)  # an unknown name is a spec error with a did-you-mean, before the engine is asked
+    return images.inspect(_engine(), ws, name, git_state(ws.root))
+
+
+def image_push(
+    *,
+    repo: Path | None = None,
+    name: str,
+    registry: str | None = None,
+    allow_dirty: bool = False,
+    say: Say = _quiet,
+    live: bool = False,
+) -> PushResult:
+    """Push an environment's image under the tag rules; refuse a dirty tree and never move a fixed tag."""
+    ws = _workspace(repo)
+    load_file(ws, name)
+    target = images.registry_of(ws, registry)
+    engine = _engine()
+    builder = ImageBuilder(ws, Loader(ws), load_lock(ws), engine, say=say, live=live)
+    return images.push(builder, engine, ws, name, registry=target, allow_dirty=allow_dirty, say=say)
 
 
 def image_base(*, tag: str, suite: str = "bookworm", say: Say = _quiet) -> str:
@@ -265,12 +311,45 @@ def up(
     engine = _engine()
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
+    with environment_lock(ws, name, say=say):  # the same environment's `up`s take turns
+        return _up_locked(
+            ws,
+            engine,
+            loader,
+            lock,
+            plan,
+            port=port,
+            timeout=timeout,
+            pull=pull,
+            allow_missing=allow_missing,
+            say=say,
+            live=live,
+        )
+
+
+def _up_locked(
+    ws: Workspace,
+    engine: Engine,
+    loader: Loader,
+    lock: Lock,
+    plan: BuildPlan,
+    *,
+    port: int | None,
+    timeout: float,
+    pull: bool,
+    allow_missing: bool,
+    say: Say,
+    live: bool,
+) -> Running:
+    name = plan.env.name
     env = plan.env
     if pull and env.data:
         _pull_for_up(ws, env, allow_missing=allow_missing, say=say)
     _check_data(ws, env, allow_missing=allow_missing, say=say)
     _warn_unwritable_mounts(ws, env)
     built = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name)
+    for line in banner(built.ref, built.image_id, built.provenance):
+        say(line)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
     states = compose.ps() if compose.env_file else []
     running = next((s for s in states if s.state == "running"), None)
@@ -291,14 +370,46 @@ def up(
     write_compose_env(ws, name, image=built.ref, port=chosen_port)
     compose = compose_for(ws, name, compose_file=compose.compose_file, docker=engine.docker)
     say(f"{name}: starting {built.ref} on 127.0.0.1:{chosen_port}")
-    compose.up()
+    _compose_up(compose, name=name, port=chosen_port, bind=env.jupyter.bind)
     try:
         state = wait_ready(compose, port=chosen_port, token=token, timeout=timeout, say=say)
     except RunError:
         for line in compose.logs(tail=30).splitlines():
             say(f"  {line}")
         raise
+    except KeyboardInterrupt:  # this `up` started it: leave no container behind
+        _remove_quietly(compose)
+        raise
     return Running(name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, state.container, True)
+
+
+def _compose_up(compose: Compose, *, name: str, port: int, bind: str) -> None:
+    """`compose up`; on failure or Ctrl-C remove what it created. Losing the port to another process
+    between the check and the start (e.g. two `up`s at once) is the same one line as a busy port."""
+    try:
+        compose.up()
+    except RunError as exc:
+        _remove_quietly(compose)
+        if is_busy_port(exc.message):
+            raise RunError(
+                f"port {port} on {bind} is already in use", f"choose another: `nbenv up {name} --port {port + 1}`"
+            ) from None
+        raise
+    except KeyboardInterrupt:
+        _remove_quietly(compose)
+        raise
+
+
+def _remove_quietly(compose: Compose) -> None:
+    """`compose down`, shielded from a second Ctrl-C (the signal is ignored meanwhile, by compose too)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with contextlib.suppress(NbenvError):
+            compose.down()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _warn_unwritable_mounts(ws: Workspace, env: Environment) -> None:

@@ -9,15 +9,19 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from nbenv import __version__
 from nbenv.adapters.engine import BuildRequest, Engine
+from nbenv.adapters.git import git_state
 from nbenv.errors import BuildError
 from nbenv.generate import generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
+from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
 from nbenv.spec.load import Loader
 from nbenv.workspace import Workspace
 
@@ -33,6 +37,11 @@ class BuiltImage:
     key: str
     built: bool  # False: an image with this content key already existed
     seconds: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def provenance(self) -> ImageProvenance:
+        return ImageProvenance.from_labels(self.labels)
 
 
 def content_key(*, from_image_id: str, files: dict[str, str]) -> str:
@@ -60,6 +69,14 @@ def index_url(ws: Workspace) -> str | None:
     return os.environ.get("NBENV_INDEX_URL") or ws.config.index_url
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    no_cache: bool = False
+    fresh_provenance: bool = False  # rebuild an up-to-date image whose labels do not match HEAD (for pushes)
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+
+
 class ImageBuilder:
     def __init__(self, ws: Workspace, loader: Loader, lock: Lock, engine: Engine, *, say: Say, live: bool) -> None:
         self.ws, self.loader, self.lock, self.engine = ws, loader, lock, engine
@@ -67,53 +84,115 @@ class ImageBuilder:
         self._done: dict[tuple[str, tuple[str, ...] | None], BuiltImage] = {}
         self._announced_builder = False
 
-    def build(self, name: str, *, groups: Sequence[str] | None = None, no_cache: bool = False) -> BuiltImage:
+    @cached_property
+    def git(self) -> GitState:
+        state = git_state(self.ws.root)
+        if state.problem:
+            self.say(f"git: {state.problem}: images are labelled with an unknown commit")
+        elif state.dirty:
+            self.say(f"git: uncommitted changes: images built now are labelled dirty ({state.short})")
+        return state
+
+    def build(
+        self, name: str, *, groups: Sequence[str] | None = None, options: BuildOptions = BuildOptions()
+    ) -> BuiltImage:
         key = (name, tuple(groups) if groups is not None else None)
         if key not in self._done:
-            self._done[key] = self._build(name, groups, no_cache)
+            self._done[key] = self._build(name, groups, options)
         return self._done[key]
 
-    def _build(self, name: str, groups: Sequence[str] | None, no_cache: bool) -> BuiltImage:
+    def _build(self, name: str, groups: Sequence[str] | None, options: BuildOptions) -> BuiltImage:
         started = time.monotonic()
         plan = plan_for(self.ws, self.loader, self.lock, name, groups)
+        history: list[dict[str, object]] = []
         if plan.env.extends:
-            parent = self.build(plan.env.extends, no_cache=no_cache)
+            parent = self.build(plan.env.extends, options=options)
             from_ref, from_id, arg = parent.ref, parent.image_id, "PARENT_IMAGE"
+            history = history_of(parent.labels)
         else:
             from_ref, arg = plan.env.base_image, "BASE_IMAGE"
             from_id = self._ensure_base(from_ref, env_file=plan.env.file)
         files = self._regenerate(plan)
-        key = content_key(
-            from_image_id=from_id,
-            files={p.relative_to(self.ws.root / plan.out_dir).as_posix(): t for p, t in files.items()},
-        )
+        key = self._key(plan, from_id, files)
         ref = f"{plan.image}:ck-{key[:12]}"
         tags = (ref,) if plan.is_variant else (ref, f"{plan.image}:latest")
-        existing = self.engine.image_id(ref)
-        if existing and not no_cache:
+        existing = self.engine.inspect(ref)
+        if existing and not options.no_cache and self._keep(existing.labels, options):
             for tag in tags[1:]:
                 self.engine.tag(ref, tag)
             self.say(f"{name}: up to date ({ref})")
-            return BuiltImage(name, ref, existing, key, False, time.monotonic() - started)
+            return BuiltImage(name, ref, existing.id, key, False, time.monotonic() - started, existing.labels)
         if not self._announced_builder:
             self.say(f"builder: {self.engine.builder.describe()}")
             self._announced_builder = True
         self.say(f"{name}: building {ref} (groups {', '.join(plan.groups)}; FROM {from_ref})")
-        build_args = {arg: from_ref}
+        record = build_record(
+            environment=name,
+            image=ref,
+            base_image=from_ref,
+            groups=plan.groups,
+            lock_hash=self.lock.content_hash,
+            content_key=key,
+            git=self.git,
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            nbenv_version=__version__,
+        )
+        labels = build_labels(record, history=history, source=self.git.source, parent_digest=from_id)
+        build_args = {arg: from_ref, "NBENV_BUILD_RECORD": record_line(record)}
         if url := index_url(self.ws):
             build_args["NBENV_INDEX_URL"] = url
+        self._check_from(from_ref, from_id)
         with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
             context = self._context(plan, files, Path(tmp))
+            request = BuildRequest(
+                context,
+                tags,
+                build_args,
+                labels,
+                no_cache=options.no_cache,
+                cache_from=options.cache_from,
+                cache_to=options.cache_to,
+            )
             image_id = self.engine.build(
-                BuildRequest(
-                    context, tags, build_args, {"nbenv.content-key": key, "nbenv.version": __version__}, no_cache
-                ),
-                on_line=lambda line: self.say(f"  {line}") if line.strip() else None,
-                live=self.live,
+                request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
             )
         seconds = time.monotonic() - started
         self.say(f"{name}: built {ref} in {seconds:.1f} s")
-        return BuiltImage(name, ref, image_id, key, True, seconds)
+        built_labels = info.labels if (info := self.engine.inspect(image_id)) else labels
+        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
+
+    def status(self, name: str) -> tuple[str, str | None]:
+        """("up to date" or "stale: why", the image id if up to date), without building or writing anything."""
+        plan = plan_for(self.ws, self.loader, self.lock, name)
+        if plan.env.extends:
+            parent_state, from_id = self.status(plan.env.extends)
+            if from_id is None:
+                return f"stale: its parent {plan.env.extends} is ({parent_state})", None
+        else:
+            from_id = self.engine.image_id(plan.env.base_image)
+            if from_id is None:
+                return f"stale: base image {plan.env.base_image} is missing", None
+        files = generate(self.ws, [plan], check=True).rendered
+        ref = f"{plan.image}:ck-{self._key(plan, from_id, files)[:12]}"
+        image_id = self.engine.image_id(ref)
+        return ("up to date", image_id) if image_id else (f"stale: no image {ref} yet", None)
+
+    def _key(self, plan: BuildPlan, from_id: str, files: dict[Path, str]) -> str:
+        out = self.ws.root / plan.out_dir
+        return content_key(from_image_id=from_id, files={p.relative_to(out).as_posix(): t for p, t in files.items()})
+
+    def _keep(self, labels: dict[str, str], options: BuildOptions) -> bool:
+        """Reuse an image with the same content key, unless a push needs labels that match HEAD."""
+        if not options.fresh_provenance or ImageProvenance.from_labels(labels).matches(self.git):
+            return True
+        built_from = ImageProvenance.from_labels(labels).commit_text()
+        self.say(f"relabelling: the image was built from {built_from}; rebuilding at {self.git.short} (cached)")
+        return False
+
+    def _check_from(self, ref: str, expected_id: str) -> None:
+        """Build FROM exactly the image the content key was computed from (a tag may move meanwhile)."""
+        if self.engine.image_id(ref) != expected_id:
+            raise BuildError(f"{ref} changed while building (expected {expected_id[:19]})", "run the build again")
 
     def _regenerate(self, plan: BuildPlan) -> dict[Path, str]:
         """Bring the generated files up to date with the spec (so what is built is what is committed)."""

@@ -13,7 +13,7 @@ import typer
 from typer.exceptions import TyperException
 
 from nbenv import __version__
-from nbenv.errors import NbenvError
+from nbenv.errors import NbenvError, UsageError
 from nbenv.ui import print_error, print_internal_error, warn
 
 app = typer.Typer(
@@ -163,7 +163,9 @@ def generate(
         warn("--groups differs from the spec: these files are a local variant under .nbenv/ (not committed)")
 
 
-image_app = typer.Typer(help="Build images: environments (parents first) and base images.", no_args_is_help=True)
+image_app = typer.Typer(
+    help="Images: build (parents first), status, inspect, push; base images.", no_args_is_help=True
+)
 app.add_typer(image_app, name="image")
 
 
@@ -180,15 +182,73 @@ def _live() -> bool:
 @image_app.command("build")
 def image_build(
     names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every environment, parents before children.")] = False,
     groups: GroupsOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild even if up to date, without cache.")] = False,
+    cache_from: Annotated[
+        list[str] | None, typer.Option("--cache-from", help="buildx cache source, e.g. type=gha,scope=NAME.")
+    ] = None,
+    cache_to: Annotated[
+        list[str] | None, typer.Option("--cache-to", help="buildx cache export, e.g. type=gha,mode=max.")
+    ] = None,
 ) -> None:
     """Build environment images, parents first; skip those whose content key already exists."""
+    if all_ and names:
+        raise UsageError("--all builds every environment: give either names or --all", "drop one of them")
     built = _api().image_build(
-        repo=_repo(), names=names or [], groups=_split(groups), no_cache=no_cache, say=_say, live=_live()
+        repo=_repo(),
+        names=names or [],
+        groups=_split(groups),
+        no_cache=no_cache,
+        cache_from=cache_from or [],
+        cache_to=cache_to or [],
+        say=_say,
+        live=_live(),
     )
     for image in built:
         typer.echo(f"{image.name}\t{image.ref}\t{'built' if image.built else 'up to date'}")
+
+
+@image_app.command("status")
+def image_status(
+    names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
+) -> None:
+    """Which images are up to date and which a build would redo (and why). Builds and writes nothing."""
+    for name, state in _api().image_status(repo=_repo(), names=names or []):
+        typer.echo(f"{name}\t{state}")
+
+
+@image_app.command("inspect")
+def image_inspect(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Labels, provenance and the whole lineage of an environment's image."""
+    inspection = _api().image_inspect(repo=_repo(), name=name)
+    if as_json:
+        typer.echo(json.dumps(inspection.as_json(), indent=2, sort_keys=True))
+        return
+    typer.echo("\n".join(inspection.lines()))
+
+
+@image_app.command("push")
+def image_push(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    registry: Annotated[
+        str | None, typer.Option(help="Registry host[:port][/path] (default: NBENV_REGISTRY, then the repo setting).")
+    ] = None,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Push a dirty tree, under sha-<commit>-dirty tags only.")
+    ] = False,
+) -> None:
+    """Push an image: sha-<commit> always, X.Y.Z/X.Y/latest from a release tag; never overwrite a tag."""
+    result = _api().image_push(
+        repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live()
+    )
+    for decision in result.decisions:
+        typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
+    if result.digest:
+        typer.echo(f"{result.repository}@{result.digest}")
 
 
 @image_app.command("base")
@@ -258,6 +318,43 @@ def shell(
 ) -> None:
     """A shell (or COMMAND) inside the running environment, as its non-root user."""
     raise typer.Exit(_api().shell(repo=_repo(), name=name, command=command or []))
+
+
+@app.command("run")
+def run_(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    notebook: Annotated[Path, typer.Argument(help="The notebook (.ipynb) to execute.")],
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option("--parameter", "-p", help="NAME=VALUE for the cell tagged `parameters`; repeatable."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Executed notebook (default: NOTEBOOK.out.ipynb beside it).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Seconds the whole run may take (default: no limit).")
+    ] = None,
+    no_pull: Annotated[bool, typer.Option("--no-pull", help="Do not pull the declared data first.")] = False,
+    no_build: Annotated[
+        bool, typer.Option("--no-build", help="Use the environment's latest image as it is; never build.")
+    ] = False,
+) -> None:
+    """Execute a notebook headless in the environment's image; print the executed notebook's path."""
+    from nbenv import headless
+
+    result = headless.run_notebook(
+        repo=_repo(),
+        name=name,
+        notebook=notebook,
+        parameters=parameter or [],
+        output=output,
+        timeout=timeout,
+        pull=not no_pull,
+        build=not no_build,
+        say=_say,
+        live=_live(),
+    )
+    typer.echo(str(result.output))
 
 
 data_app = typer.Typer(help="DVC-tracked data: pull, push, status; CSV -> Parquet compaction.", no_args_is_help=True)
@@ -348,13 +445,32 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+ci_app = typer.Typer(help="CI workflows generated from the specs.", no_args_is_help=True)
+app.add_typer(ci_app, name="ci")
+
+
+@ci_app.command("github")
+def ci_github(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Workflow file (default: .github/workflows/nbenv.yml)."),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 5 if the workflow would change.")] = False,
+) -> None:
+    """Write a GitHub Actions workflow: build every environment; push from the default branch and v* tags."""
+    from nbenv import ci
+
+    result = ci.github(repo=_repo(), output=output, check=check)
+    typer.echo(f"{'wrote' if result.changed else 'up to date:'} {result.path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one exit point for every error (README: "Exit codes")."""
     args = sys.argv[1:] if argv is None else argv
     verbose = "-v" in args or "--verbose" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="nbenv", standalone_mode=False)
+        code = command.main(args=args, prog_name="nbenv", standalone_mode=False)
     except NbenvError as exc:
         print_error(exc, verbose=verbose)
         raise SystemExit(exc.exit_code) from None
@@ -375,4 +491,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         print_internal_error(exc, verbose=verbose)
         raise SystemExit(70) from None
+    # Without standalone mode click returns (not raises) the code of an interrupted command (130).
+    if isinstance(code, int) and code:
+        if code == 130:
+            sys.stderr.write("interrupted\n")
+        raise SystemExit(code)
     raise SystemExit(0)

@@ -60,3 +60,9 @@ class RunError(NbenvError):
     """The environment did not start or stopped answering."""
 
     exit_code = 9
+
+
+class RegistryError(NbenvError):
+    """A push was refused (dirty tree, tag conflict) or the registry failed."""
+
+    exit_code = 10

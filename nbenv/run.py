@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,29 @@ class Running:
 
 def run_dir(ws: Workspace, name: str) -> Path:
     return ws.state_dir / "run" / name
+
+
+@contextlib.contextmanager
+def environment_lock(ws: Workspace, name: str, *, say: Say) -> Iterator[None]:
+    """One `up` of an environment at a time (per workspace): a second one waits for the first, then finds
+    it running. The lock is an flock on `.nbenv/run/NAME/lock`, released by the kernel if nbenv dies."""
+    path = run_dir(ws, name) / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"{name}: another `nbenv up {name}` is in progress; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+BUSY_PORT_MARKERS = ("port is already allocated", "address already in use")
+
+
+def is_busy_port(message: str) -> bool:
+    """Whether a failed `compose up` lost its port to another process (a race the pre-check cannot close)."""
+    return any(marker in message.lower() for marker in BUSY_PORT_MARKERS)
 
 
 def compose_for(ws: Workspace, name: str, *, compose_file: Path, docker: str) -> Compose:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,18 @@ from nbenv.tomlio import TomlDocument, read_toml, validation_errors
 
 CONFIG_FILE = "nbenv.toml"
 STATE_DIR = ".nbenv"
+
+
+_REGISTRY = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*|\[[0-9a-f:]+\])(?::\d{1,5})?(?:/[a-z0-9._-]+)*$"
+)
+REGISTRY_HINT = "for example 127.0.0.1:5000 or ghcr.io/my-team (no scheme, no credentials)"
+
+
+def registry_problem(value: str) -> str | None:
+    if _REGISTRY.match(value):
+        return None
+    return f"{value!r} is not a registry host[:port][/path]"
 
 
 def find_root(start: Path) -> Path:
@@ -77,6 +90,8 @@ class Workspace:
             raise validation_errors(doc, exc, RepoConfig, prefix=loc)[0] from None
         if problem := image_prefix_problem(config.image_prefix):
             raise doc.error((*loc, "image_prefix"), problem)
+        if config.registry and (problem := registry_problem(config.registry)):
+            raise doc.error((*loc, "registry"), problem, REGISTRY_HINT)
         if config.index_url and (urlsplit(config.index_url).username or urlsplit(config.index_url).password):
             raise doc.error(
                 (*loc, "index_url"),
@@ -84,6 +99,11 @@ class Workspace:
                 "remove them here and set NBENV_INDEX_URL (with credentials) in the environment at build time",
             )
         return config
+
+    @property
+    def config_display(self) -> str:
+        """Where the repo-wide settings live, for messages."""
+        return CONFIG_FILE if (self.root / CONFIG_FILE).is_file() else "pyproject.toml [tool.nbenv]"
 
     def _config_source(self) -> tuple[TomlDocument, tuple[str, ...]]:
         if (self.root / CONFIG_FILE).is_file():

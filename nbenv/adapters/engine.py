@@ -2,21 +2,29 @@
 
 Builders, best first: buildx (BuildKit with cache mounts and live progress; normal on Docker
 Desktop and docker-ce), BuildKit through a docker CLI older than 23 (which has it built in,
-as Debian's docker.io does), else the classic builder. The generated Dockerfiles build with all
-three.
+as Debian's docker.io does), else the classic builder, which nbenv refuses.
+
+Why BuildKit is required: the generated Dockerfiles install with uv under a `RUN --mount=type=cache`
+(uv's downloads survive between builds without entering a layer), which only BuildKit parses.
+BuildKit has been Docker's default builder since Engine 23 and every engine since 18.09 has it;
+Podman/Buildah read cache mounts too. Keeping a classic-compatible form would mean a second,
+slower Dockerfile per environment to commit and review, so the classic builder gets one clear
+line naming the fix instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from nbenv.adapters.process import argv, run, stream
 from nbenv.errors import BuildError, EngineUnavailable
@@ -34,7 +42,7 @@ class Builder:
         return {
             "buildx": "BuildKit (buildx)",
             "buildkit": f"BuildKit (built into {self.docker})",
-            "classic": "the classic builder (no buildx or BuildKit found: slower, no cache mounts)",
+            "classic": "the classic builder (no buildx or BuildKit found: nbenv cannot use it)",
         }[self.kind]
 
 
@@ -45,6 +53,17 @@ class BuildRequest:
     build_args: Mapping[str, str]  # values passed through the environment, never on the command line
     labels: Mapping[str, str]
     no_cache: bool = False
+    cache_from: tuple[str, ...] = ()  # buildx cache sources, e.g. "type=gha,scope=NAME"
+    cache_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str  # the config digest, "sha256:..."
+    labels: dict[str, str]
+    repo_digests: tuple[str, ...]
+    repo_tags: tuple[str, ...]
+    size: int
 
 
 class Engine:
@@ -67,6 +86,19 @@ class Engine:
         result = run([self.docker, "image", "inspect", "--format", "{{.Id}}", ref])
         return result.stdout.strip() if result.returncode == 0 else None
 
+    def inspect(self, ref: str) -> ImageInfo | None:
+        result = run([self.docker, "image", "inspect", "--format", "{{json .}}", ref])
+        if result.returncode != 0:
+            return None
+        data = json.loads(result.stdout)
+        return ImageInfo(
+            id=data["Id"],
+            labels=dict((data.get("Config") or {}).get("Labels") or {}),
+            repo_digests=tuple(data.get("RepoDigests") or ()),
+            repo_tags=tuple(data.get("RepoTags") or ()),
+            size=int(data.get("Size") or 0),
+        )
+
     def pull(self, ref: str) -> bool:
         return run([self.docker, "pull", "--quiet", ref], timeout=600).returncode == 0
 
@@ -87,28 +119,58 @@ class Engine:
     def build(self, request: BuildRequest, *, on_line: Callable[[str], None], live: bool) -> str:
         """Build and tag; return the image id. `live`: let BuildKit draw its TTY progress itself."""
         builder = self.builder
+        if builder.kind == "classic":
+            raise BuildError(
+                f"{self.docker} offers only the classic builder, and nbenv's Dockerfiles need BuildKit (RUN --mount)",
+                "install the buildx plugin (Debian/Ubuntu: docker-buildx; docker-ce: docker-buildx-plugin), "
+                "then run this again",
+            )
+        if (request.cache_from or request.cache_to) and builder.kind != "buildx":
+            raise BuildError(
+                f"--cache-from/--cache-to need buildx; this engine offers {builder.describe()}",
+                "install the buildx plugin (docker-buildx) or drop the cache options",
+            )
         env = {**os.environ, **request.build_args}
         with tempfile.TemporaryDirectory(prefix="nbenv-build-") as tmp:
             iidfile = Path(tmp) / "iid"
             command = argv(
                 builder.docker,
                 ["buildx", "build", "--load"] if builder.kind == "buildx" else ["build"],
-                None if builder.kind == "classic" else f"--progress={'tty' if live else 'plain'}",
+                f"--progress={'tty' if live else 'plain'}",
                 ["--iidfile", str(iidfile)],
                 "--no-cache" if request.no_cache else None,
+                [part for cache in request.cache_from for part in ("--cache-from", cache)],
+                [part for cache in request.cache_to for part in ("--cache-to", cache)],
                 [part for tag in request.tags for part in ("--tag", tag)],
                 [part for name in sorted(request.build_args) for part in ("--build-arg", name)],
                 [part for key, value in sorted(request.labels.items()) for part in ("--label", f"{key}={value}")],
                 str(request.context),
             )
-            env["DOCKER_BUILDKIT"] = "0" if builder.kind == "classic" else "1"
-            code = _run_attached(command, env) if live else stream(command, env=env, on_line=on_line)
+            env["DOCKER_BUILDKIT"] = "1"
+            redact = _redactor(request.build_args.values())  # BuildKit prints RUN lines with ARGs expanded
+            code = (
+                _run_attached(command, env)
+                if live
+                else stream(command, env=env, on_line=lambda line: on_line(redact(line)))
+            )
             if code != 0:
                 raise BuildError(
                     f"docker build of {request.tags[0]} failed (exit {code})",
                     "see the build output above; fix the cause and run again (finished steps are cached)",
                 )
             return iidfile.read_text().strip()
+
+
+def _redactor(values: Iterable[str]) -> Callable[[str], str]:
+    """Hide the password of any URL among the build-arg values (an index URL with credentials) in output lines."""
+    secrets = sorted({password for value in values if (password := urlsplit(value).password)}, key=len, reverse=True)
+
+    def redact(line: str) -> str:
+        for secret in secrets:
+            line = line.replace(secret, "****")
+        return line
+
+    return redact
 
 
 def _docker_clis(preferred: str) -> list[str]:

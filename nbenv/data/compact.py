@@ -1,16 +1,20 @@
 """CSV (plain or gzip) -> Parquet (zstd): keep some columns, optionally partition, stream, swap in atomically.
 
-Why streaming: the seed's raw data is tens of gigabytes of CSV, more than a laptop's memory. Each
-input is read block by block (pyarrow's streaming CSV reader, `block_size` bytes at a time) and
-written as Parquet row groups of about ROW_GROUP_BYTES, so memory depends on those two sizes and
-on the number of worker threads, never on the input size. Small blocks are also the fast choice:
-a 1 MiB block stays in the CPU cache while it is parsed (16 MiB blocks were ~30% slower here).
+Why blocks: the seed's raw data is tens of gigabytes of CSV, more than a laptop's memory. Each
+input is cut into blocks of whole lines of about `block_size` bytes (`csv_blocks`), each parsed by
+pyarrow's `read_csv` on its own, and written as Parquet row groups of about ROW_GROUP_BYTES, so
+memory depends on those sizes and on the number of worker threads, never on the input size.
+Small blocks are also the fast choice: a 1 MiB block stays in the CPU cache while it is parsed.
+Cutting at newlines is pyarrow's own rule (`newlines_in_values=False`); with
+`newlines_in_values=True`, and for bare-CR files, an input goes through pyarrow's streaming
+reader instead, which also gives the exact row number for any error.
 
-Why threads: pyarrow parses one stream on one core. Without partitioning every input becomes its
-own output file, so with at least _WORKERS inputs each worker thread reads and writes whole files
-side by side. With partitioning (outputs shared between inputs) or fewer inputs, the workers only
-parse, a bounded queue each, and the main thread writes in input order. Either way the output is
-the same bytes on every run, so DVC hashes stay put.
+Why threads: pyarrow's parse releases the GIL. Without partitioning every input becomes its own
+output file, so with at least _WORKERS inputs each worker thread reads, parses and writes whole
+files side by side. With partitioning (outputs shared between inputs) or fewer inputs, a cutter
+thread cuts the inputs into blocks, the workers parse blocks side by side (a bounded number
+ahead), and the main thread writes them in input order: one input also uses every core. Either
+way the output is the same bytes on every run, so DVC hashes stay put.
 
 Types: the first _INFER_BYTES of the first file decide every column's type (pyarrow's inference,
 with the user's overrides); all files are then read with exactly those types, so every output
@@ -40,8 +44,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -52,6 +56,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from nbenv.data.csv_blocks import Block, BlockParser, BlockReader, NotSplittable, open_raw
 from nbenv.errors import DataError
 
 PEMS_COLUMNS: tuple[str, ...] = (
@@ -89,7 +94,8 @@ PARTITION_BUFFER_BYTES = 96 << 20  # all partitions together; the largest is flu
 MAX_PARTITIONS = 256  # open Parquet writers (file handles) when partitioning
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _WORKERS = max(1, min(4, os.cpu_count() or 1))  # files in flight; each uses about one core
-_QUEUE_BYTES = 16 << 20  # in-order mode: CSV bytes parsed ahead per input while a row group is written
+DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB: a block and its parse stay in the CPU cache (4 MiB: 10-20% slower)
+_QUEUE_BYTES = 16 << 20  # in-order mode: CSV bytes cut ahead of the writer (being parsed or waiting)
 _INFER_BYTES = 4 << 20  # the first block of this size decides the column types (pyarrow's own: 1 MiB)
 
 
@@ -115,6 +121,7 @@ class _Plan:
     timestamps: Mapping[str, Any]  # column -> pa.timestamp type, parsed from text
     formats: tuple[str, ...]
     block_size: int
+    newlines_in_values: bool = False  # quoted values may hold line breaks: no cutting at newlines
 
 
 def parse_schema_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -136,7 +143,8 @@ def compact(
     partition_by: Sequence[str] = (),
     schema: Mapping[str, str] = MappingProxyType({}),
     timestamp_format: str | None = None,
-    block_size: int = 1 << 20,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    newlines_in_values: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> CompactResult:
     """Compact `source` (a CSV file, or a directory of *.csv / *.csv.gz) into Parquet at `output`.
@@ -144,6 +152,7 @@ def compact(
     Everything is written into a temp dir beside `output` and renamed into place at the end: on
     any error or Ctrl-C nothing is left at `output` and an old `output` stays as it was.
     `timestamp_format` (strptime) replaces the default formats: ISO 8601, then PeMS's.
+    `newlines_in_values`: quoted values may span lines (slower: each input is parsed as one stream).
     `on_progress(bytes_read, bytes_total)` is called after each block (compressed bytes for gzip).
     Every user error is a `DataError` of one line with a hint.
     """
@@ -156,7 +165,7 @@ def compact(
     files = _inputs(source)
     _check_output(source, output)
     formats = (timestamp_format,) if timestamp_format else DEFAULT_TIMESTAMP_FORMATS
-    plan = _make_plan(files, columns, schema, formats, block_size)
+    plan = replace(_make_plan(files, columns, schema, formats, block_size), newlines_in_values=newlines_in_values)
     partitions = _check_partitions(plan, partition_by)
     staging = _staging_dir(output)
     try:
@@ -277,10 +286,9 @@ def _check_partitions(plan: _Plan, partition_by: Sequence[str]) -> tuple[str, ..
 def _open_stream(path: Path) -> tuple[Any, Any]:
     """(raw file, stream): the raw file's position is the progress, also for gzip."""
     try:
-        raw = pa.OSFile(str(path))
+        return open_raw(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc}", "check the file's permissions") from exc
-    return raw, pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
 
 
 def _convert_options(columns: Sequence[str], types: Mapping[str, Any], formats: Sequence[str]) -> Any:
@@ -302,12 +310,14 @@ def _open_csv(
     types: Mapping[str, Any],
     formats: Sequence[str],
     block: int,
+    newlines_in_values: bool = False,
 ) -> tuple[Any, Any]:
     raw, stream = _open_stream(path)
     try:
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=block, use_threads=False),  # row numbers in errors
+            parse_options=pacsv.ParseOptions(newlines_in_values=newlines_in_values),
             convert_options=_convert_options(columns, types, formats),
         )
     except BaseException as exc:
@@ -331,9 +341,15 @@ def _header(path: Path) -> tuple[str, ...]:
     if not line.strip():
         raise DataError(f"{path}: empty, or no header line", "the first line must name the columns")
     try:
-        table = pacsv.read_csv(pa.py_buffer(line + b"\n"), read_options=pacsv.ReadOptions(use_threads=False))
+        return _names(line)
     except pa.ArrowException as exc:
         raise _data_error(path, exc, ()) from exc
+
+
+def _names(line: bytes) -> tuple[str, ...]:
+    """The column names in a header line, as pyarrow reads them."""
+    line = line.rstrip(b"\r\n") + b"\n"
+    table = pacsv.read_csv(pa.py_buffer(line), read_options=pacsv.ReadOptions(use_threads=False))
     return tuple(table.column_names)
 
 
@@ -419,9 +435,12 @@ def _finish(plan: _Plan, batch: Any) -> Any:
     return pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
 
 
-def _read_batches(plan: _Plan, path: Path, stop: threading.Event) -> Iterator[tuple[Any, int]]:
-    """(batch in the plan's schema, raw bytes read so far) for each block of one file."""
-    raw, reader = _open_csv(path, plan.header, plan.columns, plan.read_types, (), plan.block_size)
+def _stream_batches(plan: _Plan, path: Path, stop: threading.Event) -> Iterator[tuple[Any, int]]:
+    """(batch in the plan's schema, raw bytes read so far) for each block of one file, from
+    pyarrow's streaming reader: for quoted line breaks, bare-CR files, and exact error messages."""
+    raw, reader = _open_csv(
+        path, plan.header, plan.columns, plan.read_types, (), plan.block_size, plan.newlines_in_values
+    )
     try:
         while not stop.is_set():
             try:
@@ -430,12 +449,82 @@ def _read_batches(plan: _Plan, path: Path, stop: threading.Event) -> Iterator[tu
                 return
             except (pa.ArrowException, OSError, EOFError) as exc:
                 raise _data_error(path, exc, plan.header) from None
-            try:
-                yield _finish(plan, batch), raw.tell()
-            except DataError as exc:
-                raise DataError(f"{path}: {exc.message}", exc.hint) from None
+            yield _finished(plan, path, batch), raw.tell()
     finally:
         raw.close()
+
+
+def _finished(plan: _Plan, path: Path, batch: Any) -> Any:
+    try:
+        return _finish(plan, batch)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc.message}", exc.hint) from None
+
+
+def _exact_error(plan: _Plan, path: Path, exc: BaseException) -> DataError:
+    """pyarrow's own message for a file that failed in blocks, with its row number in the whole
+    file: read again by the streaming reader up to the error (errors are rare, so this is cheap)."""
+    try:
+        for _ in _stream_batches(plan, path, threading.Event()):
+            pass
+    except DataError as exact:
+        return exact
+    return _data_error(path, exc, plan.header)  # the stream read it: report what the block said
+
+
+def _block_parser(plan: _Plan, path: Path, header_line: bytes) -> BlockParser:
+    """For one file's blocks: its own header's names, the plan's kept columns and read types."""
+    try:
+        names = _names(header_line) if header_line.strip() else ()
+    except pa.ArrowException as exc:
+        raise _exact_error(plan, path, exc) from None
+    if not names or any(name not in names for name in plan.columns):
+        raise _exact_error(plan, path, DataError(f"{path}: no header line, or a kept column is missing"))
+    return BlockParser(names, _convert_options(plan.columns, plan.read_types, ()))
+
+
+def _parse_block(plan: _Plan, path: Path, parser: BlockParser, block: Block) -> list[Any]:
+    """One block's batches in the plan's schema."""
+    try:
+        table = parser.parse(block)
+    except (pa.ArrowException, OSError) as exc:
+        raise _exact_error(plan, path, exc) from None
+    return [_finished(plan, path, batch) for batch in table.to_batches()]
+
+
+def _blocks(plan: _Plan, path: Path, *, reuse: bool) -> Iterator[tuple[BlockParser, Block]]:
+    """A file's blocks of whole lines, each with the parser for that file. `NotSplittable`
+    (before any block) if the file has to go through the streaming reader instead."""
+    if plan.newlines_in_values:
+        raise NotSplittable(path)
+    try:
+        reader = BlockReader(path, plan.block_size, reuse=reuse)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}", "check the file's permissions") from exc
+    with reader:
+        blocks = reader.blocks()
+        parser = None
+        try:
+            for block in blocks:
+                parser = parser or _block_parser(plan, path, reader.header_line)
+                yield parser, block
+        except (pa.ArrowException, OSError, EOFError) as exc:  # reading, e.g. gzip that is not
+            raise _exact_error(plan, path, exc) from None
+        if parser is None:  # no rows: still a file with the kept columns
+            _block_parser(plan, path, reader.header_line)
+
+
+def _read_batches(plan: _Plan, path: Path, stop: threading.Event) -> Iterator[tuple[Any, int]]:
+    """(batch in the plan's schema, raw bytes read so far) for one file, block after block in
+    this thread (a worker that has the file to itself)."""
+    try:
+        for parser, block in _blocks(plan, path, reuse=True):
+            if stop.is_set():
+                return
+            for batch in _parse_block(plan, path, parser, block):
+                yield batch, block.position
+    except NotSplittable:
+        yield from _stream_batches(plan, path, stop)
 
 
 @dataclass(frozen=True)
@@ -443,7 +532,6 @@ class _Progress:
     index: int  # which input
     position: int  # its raw bytes read so far
     rows: int
-    batch: Any = None  # for the main thread to write (in-order mode)
 
 
 _END = object()
@@ -598,13 +686,29 @@ def _run_per_file(plan: _Plan, root: Path, report: Callable[[int, int], None]) -
 # -- in input order: workers parse ahead, this thread writes ---------------------------------------
 
 
-def _read_ahead(plan: _Plan, index: int, events: queue.Queue[Any], stop: threading.Event) -> None:
+def _cut(plan: _Plan, executor: ThreadPoolExecutor, jobs: queue.Queue[Any], stop: threading.Event) -> None:
+    """The cutter thread: every input in order, in blocks of whole lines; each block's parse goes to
+    the pool and its future into `jobs` (bounded: this thread waits while the writer catches up)."""
     try:
-        for batch, position in _read_batches(plan, plan.files[index], stop):
-            _put(events, _Progress(index, position, batch.num_rows, batch), stop)
-        _put(events, _END, stop)
+        for index, path in enumerate(plan.files):
+            try:
+                for parser, block in _blocks(plan, path, reuse=False):
+                    if stop.is_set():
+                        return
+                    _put(jobs, (index, block.position, executor.submit(_parse_block, plan, path, parser, block)), stop)
+            except NotSplittable:
+                for batch, position in _stream_batches(plan, path, stop):
+                    _put(jobs, (index, position, _done([batch])), stop)
+            _put(jobs, (index, -1, None), stop)
+        _put(jobs, _END, stop)
     except BaseException as exc:
-        _put(events, exc, stop)
+        _put(jobs, exc, stop)
+
+
+def _done(batches: list[Any]) -> Future[list[Any]]:
+    future: Future[list[Any]] = Future()
+    future.set_result(batches)
+    return future
 
 
 def _split(batch: Any, partitions: Sequence[str]) -> Iterator[tuple[str, Any]]:
@@ -652,36 +756,41 @@ def _write_partitions(writers: _Writers, batch: Any, partitions: Sequence[str]) 
 def _run_ordered(
     plan: _Plan, root: Path, partitions: tuple[str, ...], report: Callable[[int, int], None]
 ) -> tuple[int, list[str]]:
-    """Workers parse up to _WORKERS inputs ahead (a bounded queue each); this thread writes them in
-    input order. For partitions, whose files are shared between inputs, so that the bytes repeat
-    run to run; and for fewer inputs than workers, so that even one input uses two cores."""
+    """A cutter thread splits the inputs into blocks, the workers parse blocks side by side, and
+    this thread writes them in input order. For partitions, whose files are shared between
+    inputs, so that the bytes repeat run to run; and for fewer inputs than workers, so that even
+    one input uses every core. At most `depth` blocks are cut ahead of the writer."""
     writers = _Writers(root, pa.schema([f for f in plan.schema if f.name not in partitions]))
-    depth = max(2, _QUEUE_BYTES // plan.block_size)
-    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=depth) for _ in plan.files]
+    jobs: queue.Queue[Any] = queue.Queue(maxsize=max(_WORKERS + 1, _QUEUE_BYTES // plan.block_size))
     pool = _Pool()
+    cutter = threading.Thread(target=_cut, args=(plan, pool.executor, jobs, pool.stop), name="nbenv-compact-cut")
     rows = 0
     try:
-        for index in range(len(plan.files)):  # the pool runs _WORKERS at a time, in this order
-            pool.executor.submit(_read_ahead, plan, index, queues[index], pool.stop)
-        for index, events in enumerate(queues):
-            rel = f"{_stem(plan.files[index])}.parquet"
-            while (event := events.get()) is not _END:
-                if isinstance(event, BaseException):
-                    raise event
-                rows += event.rows
+        cutter.start()
+        while (event := jobs.get()) is not _END:
+            if isinstance(event, BaseException):
+                raise event
+            index, position, future = event
+            if future is None:  # that input is done
+                if not partitions:
+                    writers.close(f"{_stem(plan.files[index])}.parquet")
+                report(index, -1)
+                continue
+            for batch in future.result():
+                rows += batch.num_rows
                 if partitions:
-                    _write_partitions(writers, event.batch, partitions)
+                    _write_partitions(writers, batch, partitions)
                 else:
-                    writers.add(rel, event.batch)
-                report(index, event.position)
-            if not partitions:
-                writers.close(rel)
-            report(index, -1)
+                    writers.add(f"{_stem(plan.files[index])}.parquet", batch)
+            report(index, position)
         writers.close_all()
     except BaseException:
         writers.abort()
         raise
     finally:
+        pool.stop.set()
+        if cutter.is_alive():
+            cutter.join()
         pool.close()
     return rows, sorted(writers.written)
 

@@ -53,8 +53,10 @@ def environment_names(ws: Workspace) -> list[str]:
 def load_file(ws: Workspace, name: str) -> LoadedFile:
     """Parse and validate one spec file as written (no inheritance yet)."""
     path = ws.spec_path(name)
-    display = ws.rel(path)
-    if not path.is_file():
+    # A name with a path in it (e.g. `../pyproject` from the command line) names no environment file.
+    confined = not any(char in name for char in "/\\\0")
+    display = ws.rel(path) if confined else f"{ws.rel(ws.environments_dir)}/{name}.toml"
+    if not confined or not path.is_file():
         known = environment_names(ws)
         raise SpecError(
             f"{display}: no environment {name!r}{did_you_mean(name, known)}",

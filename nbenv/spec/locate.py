@@ -8,6 +8,7 @@ of its own (inline tables, array items).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -59,8 +60,14 @@ def line_of(lines: dict[Loc, int], loc: Sequence[str | int]) -> int | None:
 
 
 def format_loc(loc: Sequence[str | int]) -> str:
-    """("data", 1, "path") -> "data[1].path"."""
+    """("data", 1, "path") -> "data[1].path". A key that is not a plain word (a newline, a quote, a dot, ...)
+    is shown quoted and escaped, so an error stays one line however a key is spelled."""
     out = ""
     for part in loc:
+        if not isinstance(part, int) and not _PLAIN_KEY.match(str(part)):
+            part = json.dumps(str(part))
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -219,6 +219,74 @@ class Environment(Strict):
     resources: Resources
 
 
+# `[tool.nbenv.ci]`: the settings of `nbenv ci github`. Every value reaches a GitHub Actions
+# workflow, where `${{ ... }}` is an expression anywhere and `run:` is a shell script: each
+# field is held to a charset that can express neither.
+BRANCH_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9_-])?$")
+PYTHON_VERSION_RE = re.compile(r"^3\.[0-9]{1,2}$")
+RUNNER_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SECRET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+NOTEBOOK_RE = re.compile(r"^[A-Za-z0-9._/+ -]+\.ipynb$")
+
+
+def _branch(value: str) -> str:
+    if len(value) > 255 or not BRANCH_RE.match(value) or ".." in value or "//" in value or value.endswith(".lock"):
+        raise ValueError(f"{value!r} is not a branch name nbenv writes into a workflow (e.g. 'main' or 'release/2')")
+    return value
+
+
+def _python_version(value: str) -> str:
+    if not PYTHON_VERSION_RE.match(value):
+        raise ValueError(f"{value!r} is not a Python version (e.g. '3.11')")
+    return value
+
+
+def _runner_label(value: str) -> str:
+    if not RUNNER_LABEL_RE.match(value):
+        raise ValueError(f"{value!r} is not a runner label (e.g. 'ubuntu-latest'; letters, digits, '.', '_', '-')")
+    return value
+
+
+def _secret_name(value: str) -> str:
+    if not SECRET_RE.match(value):
+        raise ValueError(f"{value!r} is not a GitHub secret name (letters, digits and '_', not starting with a digit)")
+    if value.upper().startswith("GITHUB_") and value != "GITHUB_TOKEN":
+        raise ValueError(f"{value!r}: secret names starting with GITHUB_ are reserved (GITHUB_TOKEN is allowed)")
+    return value
+
+
+def _notebook(value: str) -> str:
+    normalized = _repo_path(value)
+    if not NOTEBOOK_RE.match(normalized):
+        raise ValueError(
+            f"{value!r} must be a repo-relative .ipynb path of letters, digits, space and . _ - + / "
+            "(it is written into the CI workflow)"
+        )
+    return normalized
+
+
+class CiSettings(Strict):
+    """`[tool.nbenv.ci]`: what `nbenv ci github` writes into .github/workflows/nbenv.yml."""
+
+    default_branch: Annotated[str, AfterValidator(_branch)] = Field(
+        "main", description="Pushes to this branch (and v* tags) build and push images; pull requests only build."
+    )
+    python_version: Annotated[str, AfterValidator(_python_version)] = Field(
+        "3.11", description="Python that installs and runs nbenv on the runner."
+    )
+    runs_on: Annotated[str, AfterValidator(_runner_label)] = Field("ubuntu-latest", description="Runner label.")
+    timeout_minutes: int = Field(60, ge=1, le=360, description="Time limit of each environment's build job.")
+    registry_username_secret: Annotated[str, AfterValidator(_secret_name)] = Field(
+        "REGISTRY_USERNAME", description="Name of the GitHub secret holding the registry user."
+    )
+    registry_password_secret: Annotated[str, AfterValidator(_secret_name)] = Field(
+        "REGISTRY_PASSWORD", description="Name of the GitHub secret holding the registry password or token."
+    )
+    smoke: dict[EnvName, Annotated[list[Annotated[str, AfterValidator(_notebook)]], Field(min_length=1)]] = Field(
+        default_factory=dict, description="Notebooks each environment runs after its build: `nbenv run ENV NOTEBOOK`."
+    )
+
+
 class RepoConfig(Strict):
     """Repo-wide settings: `[tool.nbenv]` in pyproject.toml, or nbenv.toml at the root."""
 
@@ -231,6 +299,18 @@ class RepoConfig(Strict):
     ca_bundle: Text | None = Field(None, description="Extra CA bundle for builds (proxies, private indexes).")
     environments_dir: RepoPath = "environments"
     generated_dir: RepoPath = "docker"
+    ci: CiSettings = Field(default_factory=CiSettings, description="`[tool.nbenv.ci]`: `nbenv ci github`.")
+
+
+def text_problem(value: str) -> str | None:
+    """Why free text (a description, an env value) is unacceptable, or None: the `Text` rules."""
+    if len(value) > _MAX_TEXT:
+        return f"must be at most {_MAX_TEXT} characters, got {len(value)}"
+    try:
+        _no_control(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def env_var_problem(name: str) -> str | None:

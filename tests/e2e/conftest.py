@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,19 @@ def nbenv_bin() -> str:
     return found
 
 
+# The workspace belongs to UID 1000 (the container's user) while the tests run as root: git refuses
+# such a checkout unless told it is safe, as a user would once with `git config safe.directory`.
+GIT_ENV = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "safe.directory",
+    "GIT_CONFIG_VALUE_0": "*",
+    "GIT_AUTHOR_NAME": "nbenv tests",
+    "GIT_AUTHOR_EMAIL": "tests@nbenv.invalid",
+    "GIT_COMMITTER_NAME": "nbenv tests",
+    "GIT_COMMITTER_EMAIL": "tests@nbenv.invalid",
+}
+
+
 def nbenv(
     *args: str, cwd: Path, timeout: float = 1800, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -40,8 +55,21 @@ def nbenv(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **GIT_ENV, **(env or {})},
     )
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout.strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    """Commit whatever the tests changed, so the tree is clean; return the new HEAD."""
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "--allow-empty", "-m", message, cwd=root)
+    return git("rev-parse", "HEAD", cwd=root)
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -89,7 +117,12 @@ def e2e_workspace(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Ite
         assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
     pushed = nbenv("data", "push", "traffic-analysis", cwd=root)
     assert pushed.returncode == 0, pushed.stderr
-    (root / "notebooks").mkdir()
+    (root / "notebooks").mkdir(exist_ok=True)
+    # A committed, clean checkout (generated files included), so images carry a real commit.
+    shutil.copy2(REPO / ".gitignore", root / ".gitignore")
+    generated = nbenv("generate", cwd=root)
+    assert generated.returncode == 0, generated.stderr
+    commit_all(root, "e2e workspace")
     if os.geteuid() == 0:  # the container's user (UID 1000) must be able to write the source mount
         for path in [root, *root.rglob("*")]:
             os.chown(path, 1000, 100)
@@ -151,3 +184,60 @@ def demo_up(e2e_workspace: Path, base_image: str) -> Iterator[Up]:
         yield Up(url, token, port, result.stdout, result.stderr, e2e_workspace)
     finally:
         nbenv("down", "traffic-analysis", cwd=e2e_workspace, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1; returns host:port."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is not installed: the README's test command (scripts/test) installs it")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    log = (root / "registry.log").open("w")
+    server = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the registry did not answer: {(root / 'registry.log').read_text()[-2000:]}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        pushed = [image for image in images if image.startswith(f"127.0.0.1:{port}/")]
+        if pushed:
+            docker("rmi", "--force", *pushed, check=False)
+
+
+@pytest.fixture(scope="session")
+def run_ready_workspace(e2e_workspace: Path, base_image: str) -> Path:
+    """For `nbenv run`: the demo notebook copied in, and traffic-analysis's image built (or found up
+    to date, when `demo_up` built it first), so that no test pays for the build.
+
+    The notebook and what the run tests write are excluded in `.git/info/exclude` (not committed,
+    not a change): the workspace's checkout stays as clean as the other tests expect.
+    """
+    notebook = e2e_workspace / "notebooks" / "traffic.ipynb"
+    notebook.parent.mkdir(exist_ok=True)
+    shutil.copy2(REPO / "notebooks" / "traffic.ipynb", notebook)
+    if os.geteuid() == 0:
+        os.chown(notebook, 1000, 100)
+    with (e2e_workspace / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("/notebooks/traffic.ipynb\n/notebooks/*.out.ipynb\n/notebooks/scratch-*/\n")
+    built = nbenv("image", "build", "traffic-analysis", cwd=e2e_workspace)
+    assert built.returncode == 0, built.stderr[-4000:]
+    return e2e_workspace

@@ -148,6 +148,7 @@ def test_image_config_and_labels(built: Built) -> None:
     assert found[TEST_LABEL] == "1"
 
 
+@pytest.mark.fault
 def test_a_failing_mmdebstrap_is_a_build_error_and_leaves_nothing(tmp_path: Path) -> None:
     plan = labelled(base_image_plan(tag=new_tag(), suite="nbenv-no-such-suite"))
     lines: list[str] = []
@@ -163,6 +164,7 @@ def test_a_failing_mmdebstrap_is_a_build_error_and_leaves_nothing(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.fault
 def test_no_engine_is_reported_before_mmdebstrap_runs() -> None:
     lines: list[str] = []
     with pytest.raises(EngineUnavailable) as caught:
@@ -218,6 +220,7 @@ def interrupt_at_download(process: subprocess.Popen[str]) -> list[str]:
     return output
 
 
+@pytest.mark.fault
 def test_ctrl_c_stops_mmdebstrap_and_removes_the_tarball(tmp_path: Path) -> None:
     tag = new_tag()
     mounts_before = mmdebstrap_mounts()

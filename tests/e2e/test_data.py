@@ -137,6 +137,7 @@ def test_status_shows_workspace_and_remote(workspace: Path) -> None:
     assert rows == [["data/alpha", "missing", "ok"], ["data/beta", "missing", "missing"]]
 
 
+@pytest.mark.fault
 def test_s3_stopping_mid_pull_fails_cleanly_and_a_rerun_completes(workspace: Path, s3: CuttableProxy) -> None:
     assert nbenv("data", "push", "alpha", "--remote", "s3", cwd=workspace).returncode == 0
     expected = hashes(workspace, "data/alpha")
@@ -158,6 +159,7 @@ def test_s3_stopping_mid_pull_fails_cleanly_and_a_rerun_completes(workspace: Pat
     assert hashes(workspace, "data/alpha") == expected
 
 
+@pytest.mark.fault
 def test_an_object_corrupted_on_the_remote_is_detected_not_checked_out(workspace: Path, tmp_path: Path) -> None:
     assert nbenv("data", "push", "alpha", cwd=workspace).returncode == 0
     objects = sorted(p for p in (tmp_path / "remote").rglob("*") if p.is_file() and not p.name.endswith(".dir"))
@@ -169,6 +171,7 @@ def test_an_object_corrupted_on_the_remote_is_detected_not_checked_out(workspace
     assert not (workspace / "data/alpha").exists()
 
 
+@pytest.mark.fault
 def test_up_refuses_when_a_target_is_missing_on_the_remote(workspace: Path) -> None:
     wipe(workspace)  # nothing was pushed: the remote lacks data/alpha
     result = nbenv("up", "alpha", cwd=workspace)
@@ -177,6 +180,7 @@ def test_up_refuses_when_a_target_is_missing_on_the_remote(workspace: Path) -> N
     assert docker("ps", "-aq", "--filter", "label=com.docker.compose.project=nbenv-alpha").stdout.strip() == ""
 
 
+@pytest.mark.security
 def test_credentials_stay_in_dvcs_local_config(workspace: Path) -> None:
     assert nbenv("generate", cwd=workspace).returncode == 0
     committed = [p for p in workspace.rglob("*") if p.is_file() and ".git/" not in p.as_posix()]

@@ -31,6 +31,7 @@ def container_id(up: Up) -> str:
     return up.compose("ps", "-q", "jupyter").stdout.strip()
 
 
+@pytest.mark.security
 def test_up_prints_exactly_one_url_with_a_long_random_token(demo_up: Up) -> None:
     assert demo_up.stdout.splitlines() == [demo_up.url]
     assert re.fullmatch(rf"http://127\.0\.0\.1:{demo_up.port}/lab\?token=[A-Za-z0-9_-]{{43}}", demo_up.url)
@@ -38,6 +39,7 @@ def test_up_prints_exactly_one_url_with_a_long_random_token(demo_up: Up) -> None
     assert "cannot write there" not in demo_up.stderr, "the workspace is writable for UID 1000: no warning"
 
 
+@pytest.mark.security
 def test_jupyter_needs_the_token(demo_up: Up) -> None:
     base = f"http://127.0.0.1:{demo_up.port}"
     assert get(f"{base}/api/status", demo_up.token)[0] == 200
@@ -90,6 +92,7 @@ def test_the_kernel_imports_selected_groups_only(demo_up: Up) -> None:
     assert rows and int(rows.group(1)) > 1000, "the mounted Parquet data reads in the kernel"
 
 
+@pytest.mark.security
 def test_the_container_runs_as_uid_1000_with_no_capabilities(demo_up: Up) -> None:
     assert demo_up.exec("id", "-u").stdout.strip() == "1000"
     assert demo_up.exec("id", "-g").stdout.strip() == "100"
@@ -101,6 +104,7 @@ def test_the_container_runs_as_uid_1000_with_no_capabilities(demo_up: Up) -> Non
     assert inspect["HostConfig"]["Init"] is True
 
 
+@pytest.mark.security
 def test_data_is_read_only_and_source_is_read_write(demo_up: Up) -> None:
     for target in ("/home/jovyan/work/data/processed/pems", "/home/jovyan/work/data/processed/climate"):
         assert demo_up.exec("sh", "-c", f"ls {target}/*.parquet").returncode == 0
@@ -111,6 +115,7 @@ def test_data_is_read_only_and_source_is_read_write(demo_up: Up) -> None:
     assert not (demo_up.workspace / "data/processed/pems/written-by-container").exists()
 
 
+@pytest.mark.security
 def test_the_token_is_nowhere_but_its_file(demo_up: Up) -> None:
     inspect = docker("inspect", container_id(demo_up)).stdout
     assert demo_up.token not in inspect
@@ -146,6 +151,7 @@ def test_editing_source_or_notebooks_never_rebuilds(demo_up: Up) -> None:
     assert result.stdout.count("up to date") == 1 and "built" not in result.stdout
 
 
+@pytest.mark.fault
 def test_a_busy_port_is_one_clear_error(demo_up: Up) -> None:
     port = free_port()
     with socket.socket() as holder:
@@ -160,6 +166,7 @@ def test_a_busy_port_is_one_clear_error(demo_up: Up) -> None:
     assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={PREFIX}-base").stdout.strip() == ""
 
 
+@pytest.mark.fault
 def test_no_engine_is_one_clear_line(e2e_workspace: Path) -> None:
     result = nbenv("up", "traffic-analysis", cwd=e2e_workspace, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert result.returncode == 6
@@ -186,6 +193,7 @@ def project_containers(name: str) -> list[str]:
     return found.stdout.split()
 
 
+@pytest.mark.fault
 def test_a_timeout_shows_the_last_log_lines_and_fails(e2e_workspace: Path, base_image: str) -> None:
     try:
         result = nbenv("up", "base", "--port", str(free_port()), "--timeout", "0.2", cwd=e2e_workspace)

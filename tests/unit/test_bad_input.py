@@ -357,6 +357,267 @@ DATA_CASES = [
 CASES += DATA_CASES
 
 
+def write_bytes(path: str, data: bytes) -> Callable[[Path], None]:
+    return lambda root: (root / path).write_bytes(data)
+
+
+def notebook(path: str, text: str) -> Callable[[Path], None]:
+    return write(path, text)
+
+
+# Hostile values: traversal, injection attempts, control characters, very long values, unicode,
+# wrong shapes; malformed repo config, lock, dvc and notebook files; hostile CLI arguments.
+HOSTILE_CASES = [
+    Case(
+        "mount-source-traversal",
+        append(TA, '\n[[mounts]]\nsource = "../.."\n'),
+        rf"^{TA}:\d+: mounts\[0\].source: '../..' points outside the repository$",
+    ),
+    Case(
+        "mount-target-dotdot",
+        append(TA, '\n[[mounts]]\nsource = "."\ntarget = "/home/jovyan/../../etc"\n'),
+        rf"^{TA}:\d+: mounts\[0\].target: '/home/jovyan/../../etc' must be a normalized absolute path",
+    ),
+    Case(
+        "data-target-system",
+        edit(TA, 'path = "data/processed/pems"', 'path = "data/processed/pems"\ntarget = "/proc/self"'),
+        rf"^{TA}:13: data\[0\].target: '/proc/self' would hide a system directory",
+    ),
+    Case(
+        "description-newline-instruction",
+        edit(BASE, 'description = "Shared', 'description = "x\\nRUN rm -rf /\\n'),
+        rf"^{BASE}:4: description: must not contain control characters",
+    ),
+    Case(
+        "description-10kB",
+        edit(BASE, 'description = "Shared', 'description = "' + "x" * 10_000),
+        rf"^{BASE}:4: description: string should have at most 4096 characters$",
+    ),
+    Case(
+        "kernel-name-quote-newline",
+        edit(TA, 'interface = "lab"', 'interface = "lab"\nkernel_display_name = "a\\"\\nCMD [\\"sh\\"]"'),
+        rf"^{TA}:\d+: jupyter.kernel_display_name: must not contain control characters",
+    ),
+    Case(
+        "env-value-10kB",
+        edit(TA, 'TZ = "UTC"', 'TZ = "' + "u" * 10_240 + '"'),
+        rf"^{TA}:\d+: env.TZ: string should have at most 4096 characters$",
+    ),
+    Case(
+        "env-value-nul",
+        edit(TA, 'TZ = "UTC"', 'TZ = "a\\u0000b"'),
+        rf"^{TA}:\d+: env.TZ: must not contain control characters",
+    ),
+    Case(
+        "env-value-not-a-string",
+        edit(TA, 'TZ = "UTC"', "TZ = 1"),
+        rf"^{TA}:\d+: env.TZ: input should be a valid string",
+    ),
+    Case(
+        "name-unicode",
+        write("environments/träffic.toml", 'spec_version = 1\nname = "träffic"\ngroups = ["notebook"]\n'),
+        r"^environments/träffic\.toml:2: name: 'träffic' is not a valid environment name",
+    ),
+    Case(
+        "extends-shell-metachar",
+        edit(TA, 'extends = "base"', 'extends = "base; rm -rf /"'),
+        rf"^{TA}:6: extends: 'base; rm -rf /' is not a valid environment name",
+    ),
+    Case(
+        "group-command-substitution",
+        edit(TA, '"models"', '"models$(id)"'),
+        rf"^{TA}:7: groups\[0\]: 'models\$\(id\)' is not a valid Poetry group name$",
+    ),
+    Case(
+        "default-url-extra-argument",
+        edit(TA, 'interface = "lab"', 'interface = "lab"\ndefault_url = "/lab --ServerApp.token="'),
+        rf"^{TA}:\d+: jupyter.default_url: '/lab --ServerApp.token=' must be a URL path",
+    ),
+    Case(
+        "bind-with-port",
+        edit(TA, "port = 8888", 'port = 8888\nbind = "127.0.0.1:80"'),
+        rf"^{TA}:\d+: jupyter.bind: '127.0.0.1:80' is not an IP address",
+    ),
+    Case(
+        "cpus-negative",
+        edit(TA, 'memory = "4g"', 'memory = "4g"\ncpus = -1'),
+        rf"^{TA}:\d+: resources.cpus: input should be greater than 0, got -1$",
+    ),
+    Case(
+        "memory-shell-metachar",
+        edit(TA, 'memory = "4g"', 'memory = "4g; rm -rf /"'),
+        rf"^{TA}:\d+: resources.memory: '4g; rm -rf /' is not a size",
+    ),
+    Case(
+        "jupyter-not-a-table",
+        edit(BASE, "importable = false", "importable = false\njupyter = 5"),
+        rf"^{BASE}:7: jupyter: input should be a valid dictionary",
+    ),
+    Case(
+        "data-not-a-list",
+        edit(BASE, "importable = false", 'importable = false\ndata = "data/processed/pems"'),
+        rf"^{BASE}:7: data: input should be a valid list$",
+    ),
+    Case(
+        "importable-not-a-bool",
+        edit(BASE, "importable = false", 'importable = "no"'),
+        rf"^{BASE}:6: importable: input should be a valid boolean$",
+    ),
+    Case(
+        "spec-not-utf8",
+        write_bytes(BASE, b'spec_version = 1\nname = "base"\ndescription = "\xff\xfe"\n'),
+        rf"^{BASE}: not UTF-8 text \(byte \d+\)$",
+    ),
+    Case(
+        "spec-duplicate-key",
+        edit(BASE, "importable = false", "importable = false\nimportable = true"),
+        rf"^{BASE}:7: invalid TOML: cannot overwrite a value$",
+    ),
+    Case(
+        "config-generated-dir-traversal",
+        edit("pyproject.toml", 'image_prefix = "nbenv"', 'image_prefix = "nbenv"\ngenerated_dir = "../outside"'),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.generated_dir: '../outside' points outside the repository$",
+    ),
+    Case(
+        "config-environments-dir-absolute",
+        edit("pyproject.toml", 'image_prefix = "nbenv"', 'image_prefix = "nbenv"\nenvironments_dir = "/etc"'),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.environments_dir: '/etc' must be a path relative to the repository",
+    ),
+    Case(
+        "config-ca-bundle-newline",
+        edit("pyproject.toml", 'image_prefix = "nbenv"', 'image_prefix = "nbenv"\nca_bundle = "ca.pem\\nRUN id"'),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.ca_bundle: must not contain control characters",
+    ),
+    Case(
+        "config-not-a-table",
+        edit("pyproject.toml", "[tool.nbenv]\n", "[tool]\nnbenv = 5\n[tool.nbenvx]\n"),
+        r"^pyproject\.toml:\d+: tool\.nbenv: must be a table$",
+    ),
+    Case(
+        "config-in-two-places",
+        write("nbenv.toml", 'image_prefix = "x"\n'),
+        r"^pyproject\.toml:\d+: tool\.nbenv: repo-wide settings are also in nbenv\.toml$",
+    ),
+    Case(
+        "config-base-image-newline",
+        edit(
+            "pyproject.toml",
+            'default_base_image = "nbenv/debian-python:bookworm"',
+            'default_base_image = "x\\nFROM evil"',
+        ),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.default_base_image: 'x\\nFROM evil' is not a valid image reference",
+    ),
+    Case(
+        "config-prefix-300-chars",
+        edit("pyproject.toml", 'image_prefix = "nbenv"', f'image_prefix = "{"a" * 300}"'),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.image_prefix: string should have at most 200 characters$",
+    ),
+    Case(
+        "pyproject-malformed",
+        edit("pyproject.toml", "[tool.nbenv]", "[tool.nbenv"),
+        r"^pyproject\.toml:\d+: invalid TOML: expected '\]' at the end of a table declaration$",
+    ),
+    Case(
+        "lock-malformed",
+        append("poetry.lock", "\n[[package]\n"),
+        r"^poetry\.lock: invalid TOML: ",
+        code=4,
+    ),
+    Case(
+        "lock-empty",
+        write("poetry.lock", ""),
+        r"^poetry\.lock: metadata\.lock-version: 1\.0 records no dependency groups",
+        code=4,
+    ),
+    Case(
+        "lock-without-hashes",
+        lambda root: (root / "poetry.lock").write_text(
+            re.sub(r"files = \[\n(?:    \{[^\n]*\n)+\]", "files = []", (root / "poetry.lock").read_text(), count=1)
+        ),
+        r"^poetry\.lock:\d+: package\.files: \S+ has no file hashes$",
+        code=4,
+    ),
+    Case(
+        "cli-name-path-traversal",
+        lambda root: None,
+        r"^environments/\.\./pyproject\.toml: no environment '\.\./pyproject'$",
+        args=("show", "../pyproject"),
+    ),
+    Case(
+        "cli-new-description-newline",
+        lambda root: None,
+        r"^--description: must not contain control characters",
+        args=("new", "x", "--groups", "notebook", "--description", "a\nRUN id"),
+        code=2,
+    ),
+    Case(
+        "cli-new-name-newline",
+        lambda root: None,
+        r"^'a\\nb' is not a valid environment name",
+        args=("new", "a\nb", "--groups", "notebook"),
+        code=2,
+    ),
+    Case(
+        "cli-port-not-a-number",
+        lambda root: None,
+        r"^nbenv up: Invalid value for '--port': ",
+        args=("up", "base", "--port", "abc"),
+        code=2,
+    ),
+    Case(
+        "cli-groups-empty-name",
+        lambda root: None,
+        r"^--groups: 'notebook,,models' has an empty name$",
+        args=("generate", "base", "--groups", "notebook,,models"),
+        code=1,
+    ),
+    Case(
+        "cli-jobs-zero",
+        lambda root: None,
+        r"^nbenv data pull: Invalid value for '--jobs' / '-j': ",
+        args=("data", "pull", "base", "--jobs", "0"),
+        code=2,
+    ),
+    Case(
+        "cli-unknown-command",
+        lambda root: None,
+        r"^nbenv: No such command 'frobnicate'\.$",
+        args=("frobnicate",),
+        code=2,
+    ),
+    Case(
+        "cli-run-parameter-newline",
+        notebook("nb.ipynb", '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'),
+        r"^-p 'a\\nb=1': expected NAME=VALUE",
+        args=("run", "base", "{root}/nb.ipynb", "-p", "a\nb=1"),
+        code=2,
+    ),
+    Case(
+        "notebook-not-json",
+        notebook("bad.ipynb", "{not json"),
+        r"^bad\.ipynb:1: not a notebook: invalid JSON",
+        args=("run", "base", "{root}/bad.ipynb"),
+        code=1,
+    ),
+    Case(
+        "notebook-not-an-object",
+        notebook("list.ipynb", "[1, 2]"),
+        r"^list\.ipynb: not a notebook: no list of cells$",
+        args=("run", "base", "{root}/list.ipynb"),
+        code=1,
+    ),
+    Case(
+        "notebook-nbformat-3",
+        notebook("v3.ipynb", '{"nbformat": 3, "cells": []}'),
+        r"^v3\.ipynb: nbformat 3 is not supported",
+        args=("run", "base", "{root}/v3.ipynb"),
+        code=1,
+    ),
+]
+CASES += HOSTILE_CASES
+
+
+@pytest.mark.badinput
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, workspace: Path) -> None:
     case.mutate(workspace)
@@ -373,4 +634,4 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, workspace: P
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len({c.id for c in CASES}) == len(CASES) >= 25
+    assert len({c.id for c in CASES}) == len(CASES) >= 90

@@ -123,6 +123,7 @@ def test_the_command_adds_the_mode_then_suite_and_target() -> None:
     assert command[-3:] == ["--mode=unshare", "bookworm", "/tmp/x/rootfs.tar"]
 
 
+@pytest.mark.badinput
 @pytest.mark.parametrize(
     "name",
     ["", "a", "Graphviz", "-rm", "--include=x", "pkg;id", "py thon", "pkg=1.0", "pkg/bookworm", "../x", "x\n", "$(id)"],
@@ -138,6 +139,7 @@ def test_a_string_of_packages_is_a_programming_error() -> None:
         base_image_plan(extra_packages="graphviz")
 
 
+@pytest.mark.badinput
 @pytest.mark.parametrize(
     "tag",
     [
@@ -168,6 +170,7 @@ def test_good_tags(tag: str) -> None:
     assert base_image_plan(tag=tag).tag == tag
 
 
+@pytest.mark.badinput
 @pytest.mark.parametrize("suite", ["", "Bookworm", "bookworm;id", "-bookworm", "bookworm main"])
 def test_a_bad_suite_is_refused(suite: str) -> None:
     with pytest.raises(BuildError) as caught:

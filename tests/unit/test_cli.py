@@ -47,7 +47,7 @@ def test_validate_reports_every_broken_file_at_once(workspace: Path) -> None:
     assert result.code == 3
     assert result.err_lines == [
         "environments/one.toml:3: groups[0]: unknown Poetry group 'nope'",
-        "  hint: pyproject.toml defines: main, dev, models, notebook",
+        "  hint: pyproject.toml defines: main, dev, models, nbenv-builder, notebook",
         "environments/two.toml:4: port: unknown key (allowed: spec_version, name, description, extends, base_image, "
         "groups, importable, data, mounts, system_packages, env, jupyter, resources)",
     ]

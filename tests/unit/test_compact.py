@@ -7,6 +7,7 @@ import gzip
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,130 @@ def test_same_input_gives_the_same_bytes(raw: GeneratedData, tmp_path: Path, mod
             assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 
 
+# -- blocks of whole lines, parsed side by side ----------------------------------------------------
+
+
+def big_csv(path: Path, rows: int = 3000, line_end: str = "\n") -> Path:
+    """Enough rows for many 4 KiB blocks; text, quotes only in the second half, and empty fields."""
+    lines = ["t,k,name,v,unused"]
+    for i in range(rows):
+        name = f'"say ""{i}"", ok"' if i > rows // 2 and i % 7 == 0 else f"n{i % 13}"
+        value = "" if i % 11 == 0 else f"{i / 8}"
+        lines.append(f"2024-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00,{i},{name},{value},{'x' * (i % 50)}")
+    path.write_bytes((line_end.join(lines) + line_end).encode())
+    return path
+
+
+KEPT = ["t", "k", "name", "v"]
+
+
+@pytest.mark.parametrize("block_size", [4096, 5000, 1 << 20])
+def test_blocks_cut_mid_line_give_the_reference_table(tmp_path: Path, mode: str, block_size: int) -> None:
+    """4096 and 5000 bytes cut the file into ~45 blocks at arbitrary places; 1 MiB is one block."""
+    source = big_csv(tmp_path / "in.csv")
+    result = compact(source, tmp_path / "out", columns=KEPT, block_size=block_size)
+    table = pq.read_table(tmp_path / "out" / "in.parquet")
+    assert table.equals(reference(source, KEPT).cast(table.schema))
+    assert result.rows == 3000
+
+
+def test_a_file_smaller_than_one_block(tmp_path: Path, mode: str) -> None:
+    source = write_csv(tmp_path / "in.csv", ["a", "b"], [[1, "x"], [2, "y"]])
+    compact(source, tmp_path / "out", block_size=1 << 20)
+    assert pq.read_table(tmp_path / "out" / "in.parquet").to_pylist() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+
+
+@pytest.mark.parametrize("content", [b"a,b\n", b"a,b", b"a,b\r\n", b"a,b\n\n\n"])
+def test_header_only_inputs_give_empty_files(tmp_path: Path, mode: str, content: bytes) -> None:
+    (tmp_path / "in").mkdir()
+    write_csv(tmp_path / "in" / "full.csv", ["a", "b"], [[1, "x"]])
+    (tmp_path / "in" / "header.csv").write_bytes(content)
+    result = compact(tmp_path / "in", tmp_path / "out", block_size=4096)
+    empty = pq.read_table(tmp_path / "out" / "header.parquet")
+    assert empty.num_rows == 0 and empty.schema == pq.read_table(tmp_path / "out" / "full.parquet").schema
+    assert result.rows == 1
+
+
+def test_an_empty_later_input_is_an_error_naming_it(tmp_path: Path, mode: str) -> None:
+    source = make_inputs(tmp_path)
+    (source / "b.csv").write_bytes(b"")
+    with pytest.raises(DataError) as caught:
+        compact(source, tmp_path / "out")
+    assert "b.csv" in caught.value.message and "\n" not in caught.value.message
+    assert_failed_cleanly(tmp_path, tmp_path / "out", None)
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\r"])
+def test_crlf_and_bare_cr_line_ends(tmp_path: Path, mode: str, line_end: str) -> None:
+    """CRLF is cut into blocks like LF; bare CR (no LF anywhere) goes through the streaming reader."""
+    unix = big_csv(tmp_path / "unix.csv")
+    other = big_csv(tmp_path / "other.csv", line_end=line_end)
+    compact(unix, tmp_path / "a", columns=KEPT, block_size=4096)
+    compact(other, tmp_path / "b", columns=KEPT, block_size=4096)
+    expected = pq.read_table(tmp_path / "a" / "unix.parquet")
+    assert pq.read_table(tmp_path / "b" / "other.parquet").equals(expected)
+    assert expected.equals(reference(unix, KEPT).cast(expected.schema))
+
+
+def test_gzip_in_small_blocks(tmp_path: Path, mode: str) -> None:
+    plain = big_csv(tmp_path / "in.csv")
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "in.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    compact(plain, tmp_path / "a", columns=KEPT, block_size=4096)
+    compact(tmp_path / "gz", tmp_path / "b", columns=KEPT, block_size=4096)
+    assert pq.read_table(tmp_path / "b" / "in.parquet").equals(pq.read_table(tmp_path / "a" / "in.parquet"))
+
+
+def test_a_line_longer_than_a_block(tmp_path: Path, mode: str) -> None:
+    rows = [[1, "short"], [2, "y" * 20_000], [3, "short"]]
+    source = write_csv(tmp_path / "in.csv", ["k", "s"], rows)
+    compact(source, tmp_path / "out", block_size=4096)
+    assert pq.read_table(tmp_path / "out" / "in.parquet").column("s").to_pylist() == [r[1] for r in rows]
+
+
+def test_newlines_in_values_on_request(tmp_path: Path, mode: str) -> None:
+    rows = [[1, "two\nlines"], [2, "one line"], [3, "a\r\nb"]]
+    source = write_csv(tmp_path / "in.csv", ["k", "s"], rows)
+    compact(source, tmp_path / "out", newlines_in_values=True)
+    assert pq.read_table(tmp_path / "out" / "in.parquet").to_pylist() == [{"k": k, "s": s} for k, s in rows]
+
+
+def test_a_bad_row_deep_in_a_file_reports_its_row_in_the_file(tmp_path: Path, mode: str) -> None:
+    """The row number counts from the top of the file (header = row 1), not from the block."""
+    source = big_csv(tmp_path / "in.csv")
+    lines = source.read_bytes().split(b"\n")
+    lines[2500] = b"2024-01-01T00:00:00,oops,n1,1.5,"
+    source.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError) as caught:
+        compact(source, tmp_path / "out", columns=KEPT, schema={"k": "int64"}, block_size=4096)
+    assert "in.csv: column k: Row #2501: CSV conversion error to int64: invalid value 'oops'" in caught.value.message
+    assert_failed_cleanly(tmp_path, tmp_path / "out", None)
+
+
+def test_blocks_cut_ahead_of_the_writer_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One input in ~45 blocks with one slow writer: the cutter waits instead of reading it all."""
+    monkeypatch.setattr(compact_module, "_WORKERS", 2)
+    source = big_csv(tmp_path / "in.csv")
+    cut, written, ahead = [0], [0], [0]
+    blocks = compact_module._blocks
+
+    def counting_blocks(*args: Any, **kwargs: Any) -> Any:
+        for item in blocks(*args, **kwargs):
+            cut[0] += 1
+            ahead[0] = max(ahead[0], cut[0] - written[0])
+            yield item
+
+    def progress(read: int, total: int) -> None:
+        written[0] += 1
+        time.sleep(0.002)  # a slow disk: the cutter would run far ahead if nothing held it back
+
+    monkeypatch.setattr(compact_module, "_blocks", counting_blocks)
+    monkeypatch.setattr(compact_module, "_QUEUE_BYTES", 4 * 4096)
+    compact(source, tmp_path / "out", columns=KEPT, block_size=4096, on_progress=progress)
+    assert cut[0] > 30
+    assert ahead[0] <= 4 + 2  # the queue, one block being put and one being written
+
+
 # -- errors and atomicity ------------------------------------------------------------------------
 
 
@@ -315,6 +440,7 @@ def assert_failed_cleanly(root: Path, output: Path, before: list[str] | None) ->
         assert listing(output) == before and (output / "marker.txt").read_text() == "old"
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize(
     ("bad_row", "expected"),
     [
@@ -341,6 +467,7 @@ def test_a_bad_row_in_a_later_file_leaves_nothing_behind(
     assert_failed_cleanly(tmp_path, output, before)
 
 
+@pytest.mark.fault
 def test_ctrl_c_midway_leaves_the_old_output(tmp_path: Path, mode: str) -> None:
     source = make_inputs(tmp_path)
     output = tmp_path / "out"
@@ -367,6 +494,7 @@ def test_success_replaces_the_old_output(tmp_path: Path) -> None:
     assert output.stat().st_mode & 0o777 == 0o755
 
 
+@pytest.mark.badinput
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [

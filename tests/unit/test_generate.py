@@ -155,6 +155,7 @@ def test_child_builds_from_its_parent_and_installs_only_its_own_groups(workspace
     assert '"/opt/nbenv/layers/traffic-analysis", "/home/jovyan/work"' in text, ".pth: layer + mounted source"
 
 
+@pytest.mark.security
 def test_compose_binds_loopback_mounts_data_read_only_and_uses_a_secret(workspace: Path) -> None:
     generate(workspace)
     compose = yaml.safe_load((workspace / "docker/traffic-analysis/compose.yaml").read_text())
@@ -201,6 +202,7 @@ def test_golden_files(kitchen_sink: Path, name: str) -> None:
     assert actual == golden.read_text()
 
 
+@pytest.mark.security
 def test_user_values_cannot_inject(kitchen_sink: Path) -> None:
     dockerfile = (kitchen_sink / "Dockerfile").read_text()
     assert (

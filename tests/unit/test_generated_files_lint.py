@@ -54,6 +54,7 @@ def _dockerfiles(root: Path) -> list[Path]:
     return files
 
 
+@pytest.mark.security
 def test_hadolint_has_no_findings(generated: Path) -> None:
     hadolint = _tool("hadolint")
     for dockerfile in _dockerfiles(generated):
@@ -74,6 +75,7 @@ def test_the_ignored_hadolint_rules_are_each_explained() -> None:
         assert f"{rule}:" in text.split("ignored:")[0], f"{rule} is ignored without a reason in .hadolint.yaml"
 
 
+@pytest.mark.security
 def test_docker_compose_config_accepts_every_generated_file(generated: Path) -> None:
     compose = _compose()
     for path in sorted((generated / "docker").glob("*/compose.yaml")):
@@ -81,6 +83,7 @@ def test_docker_compose_config_accepts_every_generated_file(generated: Path) -> 
         assert result.returncode == 0, f"{path}: {result.stderr}"
 
 
+@pytest.mark.security
 def test_compose_keeps_user_values_literal(generated: Path) -> None:
     path = generated / "docker/kitchen-sink/compose.yaml"
     result = subprocess.run(

@@ -82,6 +82,7 @@ def test_the_repo_lock_is_fresh_and_pins_the_notebook_stack() -> None:
     assert all(p.hashes for p in lock.pins(["notebook", "models"]))
 
 
+@pytest.mark.badinput
 def test_a_package_from_a_git_source_is_refused(tmp_path: Path) -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     text = (REPO / "poetry.lock").read_text()

@@ -1,0 +1,67 @@
+"""The git state an image is built from: commit, dirty flag, release tag, source URL.
+
+Read with the git CLI (no library), once per command. Outside a repository, before the first
+commit, or when git refuses the directory (another user's checkout), the commit is unknown:
+builds still work and say so, pushes refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from nbenv.adapters.process import run
+from nbenv.provenance import GitState, release_tag
+
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>.+)$")  # git@host:org/repo.git
+
+
+def _git(root: Path, *args: str) -> tuple[int, str, str]:
+    try:
+        result = run(["git", "-C", str(root), *args], timeout=30)
+    except FileNotFoundError:
+        return 127, "", "git is not installed"
+    return result.returncode, result.stdout.strip(), result.stderr.strip()
+
+
+def git_state(root: Path) -> GitState:
+    code, commit, error = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    if code != 0:
+        problem = _problem(error) or "no commit yet"
+        return GitState(None, dirty=True, problem=problem)
+    _, status, _ = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    _, tags, _ = _git(root, "tag", "--points-at", "HEAD")
+    return GitState(commit, dirty=bool(status), tag=release_tag(tags.split()), source=source_url(root))
+
+
+def _problem(stderr: str) -> str | None:
+    if "dubious ownership" in stderr:
+        return "git refuses this checkout (owned by another user; see `git config --global safe.directory`)"
+    if "not a git repository" in stderr:
+        return "not a git repository"
+    if "not installed" in stderr:
+        return "git is not installed"
+    return None
+
+
+def source_url(root: Path) -> str:
+    """The `origin` remote as a browsable https URL, credentials stripped; '' when there is none."""
+    code, url, _ = _git(root, "remote", "get-url", "origin")
+    return public_url(url) if code == 0 else ""
+
+
+def public_url(url: str) -> str:
+    """A remote URL without credentials or `.git`, scp-like SSH forms turned into https."""
+    if not url or url.startswith(("/", ".", "file:")):
+        return ""  # a local path says nothing useful outside this machine
+    if "://" not in url and (match := _SCP_LIKE.match(url)):
+        url = f"https://{match['host']}/{match['path']}"
+    parts = urlsplit(url)
+    via_ssh = parts.scheme in ("ssh", "git", "git+ssh")
+    host = parts.hostname or ""
+    if parts.port and not via_ssh:  # an SSH port says nothing about the web address
+        host = f"{host}:{parts.port}"
+    scheme = "https" if via_ssh else parts.scheme
+    path = parts.path.removesuffix(".git")
+    return urlunsplit((scheme, host, path, "", ""))

@@ -1,0 +1,107 @@
+"""`nbenv ci github`: the specs and `[tool.nbenv.ci]` -> .github/workflows/nbenv.yml (written or checked)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbenv.base_image import DEFAULT_TAG
+from nbenv.errors import DriftError, SpecError, UsageError
+from nbenv.fs import atomic_write
+from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
+from nbenv.spec.load import Loader, environment_names
+from nbenv.spec.models import Environment
+from nbenv.tomlio import did_you_mean
+from nbenv.workspace import Workspace
+
+_OUTPUT = re.compile(r"^[A-Za-z0-9._/-]+\.ya?ml$")
+_BASE_SUITE_DEFAULT = "bookworm"  # as nbenv/build.py reads a base tag without a suite
+NBENV_BASE_REPOSITORY = DEFAULT_TAG.partition(":")[0]  # the base images `nbenv image base` makes
+
+
+@dataclass(frozen=True)
+class CiResult:
+    path: str  # repo-relative
+    changed: bool  # written (or, with check, would be: never, since that raises)
+
+
+def _base_of(env: Environment) -> tuple[str | None, str | None]:
+    """The nbenv-made base image the environment's chain builds FROM, and its Debian suite (as build.py reads it)."""
+    repository, _, tag = env.base_image.partition(":")
+    if repository != NBENV_BASE_REPOSITORY:
+        return None, None
+    return env.base_image, tag or _BASE_SUITE_DEFAULT
+
+
+def _output(ws: Workspace, output: Path | None) -> Path:
+    path = ws.root / DEFAULT_OUTPUT if output is None else output if output.is_absolute() else Path.cwd() / output
+    rel = ws.rel(path)
+    if Path(rel).is_absolute():
+        raise UsageError(f"--output: {output} is outside the repository {ws.root}", "write the workflow inside it")
+    if not _OUTPUT.match(rel):
+        raise UsageError(
+            f"--output: {rel!r} must be a .yml or .yaml path of letters, digits and . _ - /",
+            f"e.g. --output {DEFAULT_OUTPUT}",
+        )
+    return path
+
+
+def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
+    """Every environment's build job, with the cross-checks of `[tool.nbenv.ci]` against the repository."""
+    config = ws.config  # validated, the registry included
+    doc, loc = ws._config_source()
+    names = environment_names(ws)
+    if not names:
+        raise SpecError(
+            f"{ws.rel(ws.environments_dir)}/: no environments", "create one with `nbenv new NAME --groups notebook`"
+        )
+    for name, notebooks in config.ci.smoke.items():
+        if name not in names:
+            raise doc.error(
+                (*loc, "ci", "smoke", name),
+                f"no environment {name!r}{did_you_mean(name, names)}",
+                f"known environments: {', '.join(names)}",
+            )
+        for index, notebook in enumerate(notebooks):
+            if not (ws.root / notebook).is_file():
+                raise doc.error(
+                    (*loc, "ci", "smoke", name, index),
+                    f"{notebook}: no such notebook in the repository",
+                    "fix the path (relative to the repository root) or add the notebook",
+                )
+    loader = Loader(ws)
+    environments = []
+    for name in names:
+        base_image, base_suite = _base_of(loader.environment(name))
+        environments.append(
+            WorkflowEnvironment(
+                name=name,
+                smoke=tuple(config.ci.smoke.get(name, ())),
+                base_image=base_image,
+                base_suite=base_suite,
+            )
+        )
+    return WorkflowPlan(environments=tuple(environments), settings=config.ci, registry=config.registry, output=output)
+
+
+def github(*, repo: Path | None = None, output: Path | None = None, check: bool = False) -> CiResult:
+    """Write the GitHub Actions workflow (atomically, only if it changed); with `check`, write nothing
+    and raise DriftError if the file differs from what the specs and config produce."""
+    ws = Workspace.discover(repo)
+    path = _output(ws, output)
+    rel = ws.rel(path)
+    text = render_workflow(workflow_plan(ws, output=rel))
+    try:
+        current: str | None = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        current = None
+    changed = current != text
+    if check:
+        if changed:
+            state = "missing" if current is None else "out of date"
+            raise DriftError(f"{rel}: {state}", "run `nbenv ci github` and commit the result")
+        return CiResult(rel, False)
+    if changed:
+        atomic_write(path, text)
+    return CiResult(rel, changed)

@@ -1,0 +1,237 @@
+"""WorkflowPlan -> a GitHub Actions workflow, built as a dict and dumped (never templated).
+
+Two rules keep spec and config values from doing anything but being values:
+
+- GitHub evaluates `${{ ... }}` in almost every string of a workflow, and `run:` is a shell
+  script. So no value from a spec or the config is ever part of a `run:` script: it reaches the
+  step through `env:` and the script reads it quoted (`"$NBENV_ENVIRONMENT"`). The scripts
+  below are constants.
+- Every such value is also held to a charset with no `$`, braces, quotes or newlines
+  (`_safe`), on top of the validation of the spec and config models, and is serialized by
+  PyYAML, which quotes it as YAML needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from nbenv.spec.models import CiSettings
+
+# Current major versions of the actions the workflow uses.
+CHECKOUT = "actions/checkout@v7"
+SETUP_PYTHON = "actions/setup-python@v7"
+SETUP_BUILDX = "docker/setup-buildx-action@v4"
+GITHUB_RUNTIME = "crazy-max/ghaction-github-runtime@v4"
+LOGIN = "docker/login-action@v4"
+
+DEFAULT_OUTPUT = ".github/workflows/nbenv.yml"
+REGISTRY_VARIABLE = "NBENV_REGISTRY"  # a repository variable, when [tool.nbenv] sets no registry
+CHECK_TIMEOUT_MINUTES = 15
+PUSHING = "github.event_name == 'push'"
+
+_SAFE = re.compile(r"^[A-Za-z0-9._/:@+ \[\]-]+$")  # [ ] for an IPv6 registry
+
+
+def _safe(value: str, what: str) -> str:
+    """A spec or config value about to enter the workflow: refuse anything an expression or a shell could use."""
+    if not _SAFE.match(value) or "${{" in value:
+        raise ValueError(f"unsafe {what} for a workflow: {value!r}")  # the models should have refused it
+    return value
+
+
+@dataclass(frozen=True)
+class WorkflowEnvironment:
+    name: str
+    smoke: tuple[str, ...] = ()  # repo-relative notebooks to run with `nbenv run`
+    base_image: str | None = None  # the nbenv-made base (`nbenv image base`) its chain is built FROM, if any
+    base_suite: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    environments: tuple[WorkflowEnvironment, ...]  # sorted by name
+    settings: CiSettings
+    registry: str | None  # [tool.nbenv] registry; None: the NBENV_REGISTRY repository variable
+    output: str  # repo-relative path of this workflow (so the check job checks the right file)
+
+
+def _expr(text: str) -> str:
+    return "${{ " + text + " }}"
+
+
+def _setup_steps(settings: CiSettings) -> list[dict[str, Any]]:
+    return [
+        # No token is left in .git/config for later steps (nothing here pushes to git).
+        {"uses": CHECKOUT, "with": {"persist-credentials": False}},
+        {"uses": SETUP_PYTHON, "with": {"python-version": _safe(settings.python_version, "python_version")}},
+        {"name": "Install nbenv", "run": "python -m pip install ."},
+    ]
+
+
+def _check_job(plan: WorkflowPlan) -> dict[str, Any]:
+    return {
+        "name": "generated files are up to date",
+        "runs-on": _safe(plan.settings.runs_on, "runs_on"),
+        "timeout-minutes": CHECK_TIMEOUT_MINUTES,
+        "steps": [
+            *_setup_steps(plan.settings),
+            {"name": "Dockerfiles and compose files match the specs", "run": "nbenv generate --check"},
+            {
+                "name": "This workflow matches the specs",
+                "env": {"NBENV_WORKFLOW": _safe(plan.output, "output path")},
+                "run": 'nbenv ci github --check --output "$NBENV_WORKFLOW"',
+            },
+        ],
+    }
+
+
+def _matrix(environments: Sequence[WorkflowEnvironment]) -> list[dict[str, str]]:
+    return [
+        {
+            "environment": _safe(env.name, "environment name"),
+            "base_image": _safe(env.base_image, "base image") if env.base_image else "",
+            "base_suite": _safe(env.base_suite, "base suite") if env.base_suite else "",
+            "smoke": "\n".join(_safe(notebook, "notebook path") for notebook in env.smoke),
+        }
+        for env in environments
+    ]
+
+
+# GitHub's Docker stores images the classic way, where buildx's docker driver cannot export a
+# cache, and a docker-container builder cannot see local images: but every environment builds
+# FROM a local image (the imported nbenv base, or its parent's image). The containerd image
+# store gives the docker driver both.
+_CONTAINERD_STORE = """\
+config=$( (sudo cat /etc/docker/daemon.json 2>/dev/null || echo '{}') | jq '.features["containerd-snapshotter"] = true')
+echo "$config" | sudo tee /etc/docker/daemon.json >/dev/null
+sudo systemctl restart docker
+docker info --format '{{.DriverStatus}}'
+"""
+
+# mmdebstrap's root mode needs root; the user namespaces of its unshare mode are not allowed here.
+_BASE_IMAGE = """\
+sudo apt-get update
+sudo apt-get install -y mmdebstrap debian-archive-keyring
+sudo "$(command -v nbenv)" image base --tag "$NBENV_BASE_IMAGE" --suite "$NBENV_BASE_SUITE"
+"""
+
+_BUILD = (
+    'nbenv image build "$NBENV_ENVIRONMENT"'
+    ' --cache-from "type=gha,scope=$NBENV_ENVIRONMENT"'
+    ' --cache-to "type=gha,mode=max,scope=$NBENV_ENVIRONMENT"'
+)
+
+_SMOKE = """\
+mapfile -t notebooks <<< "$NBENV_SMOKE"
+for notebook in "${notebooks[@]}"; do
+  nbenv run "$NBENV_ENVIRONMENT" "$notebook"
+done
+"""
+
+
+def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
+    settings = plan.settings
+    registry = _safe(plan.registry, "registry") if plan.registry else _expr(f"vars.{REGISTRY_VARIABLE}")
+    push_env = {} if plan.registry else {"env": {REGISTRY_VARIABLE: registry}}
+    job: dict[str, Any] = {
+        "name": "build " + _expr("matrix.environment"),
+        "needs": "check",
+        "runs-on": _safe(settings.runs_on, "runs_on"),
+        "timeout-minutes": settings.timeout_minutes,
+    }
+    if settings.registry_password_secret == "GITHUB_TOKEN":  # pushing to GitHub's own registry with the job's token
+        job["permissions"] = {"contents": "read", "packages": "write"}
+    job["strategy"] = {"fail-fast": False, "matrix": {"include": _matrix(plan.environments)}}
+    job["env"] = {"NBENV_ENVIRONMENT": _expr("matrix.environment")}
+    has_base = _expr("matrix.base_image != ''")
+    has_smoke = _expr("matrix.smoke != ''")
+    job["steps"] = [
+        *_setup_steps(settings),
+        {"name": "Use the containerd image store", "run": _CONTAINERD_STORE},
+        {"uses": SETUP_BUILDX, "with": {"driver": "docker"}},
+        # `docker buildx build` in a run step needs the runtime token and cache URL for type=gha.
+        {"name": "Expose the Actions cache to buildx", "uses": GITHUB_RUNTIME},
+        {
+            "name": "Build the nbenv base image from Debian packages",
+            "if": has_base,
+            "env": {"NBENV_BASE_IMAGE": _expr("matrix.base_image"), "NBENV_BASE_SUITE": _expr("matrix.base_suite")},
+            "run": _BASE_IMAGE,
+        },
+        {"name": "Build (parents first)", "run": _BUILD},
+        {"name": "Pull the data (DVC)", "if": has_smoke, "run": 'nbenv data pull "$NBENV_ENVIRONMENT"'},
+        {
+            "name": "Smoke-run notebooks",
+            "if": has_smoke,
+            "env": {"NBENV_SMOKE": _expr("matrix.smoke")},
+            "run": _SMOKE,
+        },
+        {
+            "name": "Log in to the registry",
+            "if": _expr(PUSHING),
+            "uses": LOGIN,
+            "with": {
+                "registry": registry,
+                "username": _expr(f"secrets.{_safe(settings.registry_username_secret, 'secret name')}"),
+                "password": _expr(f"secrets.{_safe(settings.registry_password_secret, 'secret name')}"),
+            },
+        },
+        {
+            "name": "Push (sha-<commit>; X.Y.Z, X.Y, latest from a v* tag)",
+            "if": _expr(PUSHING),
+            **push_env,
+            "run": 'nbenv image push "$NBENV_ENVIRONMENT"',
+        },
+    ]
+    return job
+
+
+def workflow_dict(plan: WorkflowPlan) -> dict[str, Any]:
+    settings = plan.settings
+    return {
+        "name": "nbenv",
+        "on": {
+            "pull_request": {},
+            "push": {"branches": [_safe(settings.default_branch, "default_branch")], "tags": ["v*"]},
+        },
+        "permissions": {"contents": "read"},
+        # A newer push to a pull request cancels its older run; runs that push images finish.
+        "concurrency": {
+            "group": "nbenv-" + _expr("github.ref"),
+            "cancel-in-progress": _expr("github.event_name == 'pull_request'"),
+        },
+        "defaults": {"run": {"shell": "bash"}},
+        "jobs": {"check": _check_job(plan), "build": _build_job(plan)},
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block sequences indented under their key; multi-line strings as literal blocks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+HEADER = """\
+# Generated by nbenv from environments/*.toml and [tool.nbenv]: do not edit, run `nbenv ci github`.
+# Pull requests build every environment; pushes to the default branch and v* tags also push
+# the images with `nbenv image push` (its tag rules: sha-<commit>; X.Y.Z, X.Y, latest from a tag).
+"""
+
+
+def render_workflow(plan: WorkflowPlan) -> str:
+    body = yaml.dump(
+        workflow_dict(plan), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
+    )
+    return HEADER + body

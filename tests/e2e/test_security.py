@@ -1,0 +1,169 @@
+"""Security defaults on a real engine: loopback only, token entropy, XSRF, build credentials that never
+reach the image, and compose-lint on every generated compose file."""
+
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from tests.e2e.conftest import PREFIX, Up, docker, nbenv
+
+pytestmark = pytest.mark.security
+e2e = pytest.mark.e2e
+
+
+def host_addresses() -> list[str]:
+    """This machine's own non-loopback IPv4 addresses (traffic to them stays on this host)."""
+    result = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False)
+    found = re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", result.stdout)
+    return [address for address in found if not address.startswith("127.")]
+
+
+@e2e
+def test_jupyter_is_published_on_loopback_only(demo_up: Up) -> None:
+    container = demo_up.compose("ps", "-q", "jupyter").stdout.strip()
+    published = docker("port", container).stdout.split()
+    assert published and all(p.startswith("127.0.0.1:") for p in published if ":" in p), published
+    addresses = host_addresses()
+    for address in addresses:
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((address, demo_up.port)) != 0, f"Jupyter answers on {address}:{demo_up.port}"
+
+
+@e2e
+def test_the_token_has_32_random_bytes_and_changes_every_start(demo_up: Up) -> None:
+    raw = base64.urlsafe_b64decode(demo_up.token + "=" * (-len(demo_up.token) % 4))
+    assert len(raw) == 32, "secrets.token_urlsafe(32): 256 bits"
+    assert len(set(raw)) > 16, "looks random"
+    token_file = demo_up.workspace / ".nbenv/run/traffic-analysis/jupyter_token"
+    assert token_file.read_text() == demo_up.token
+    assert oct(token_file.parent.stat().st_mode & 0o777) == "0o700", "only the owner reaches the token file"
+
+
+def _request(url: str, *, method: str = "GET", headers: dict[str, str] | None = None, opener: object = None) -> int:
+    request = urllib.request.Request(
+        url, method=method, headers=headers or {}, data=b"{}" if method == "POST" else None
+    )
+    open_ = getattr(opener, "open", None) or urllib.request.urlopen
+    try:
+        with open_(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@e2e
+def test_xsrf_protection_refuses_a_cookie_session_without_the_xsrf_token(demo_up: Up) -> None:
+    """A browser session (login cookie) cannot POST without `_xsrf`; the token header is a separate, exempt way."""
+    base = f"http://127.0.0.1:{demo_up.port}"
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    assert _request(f"{base}/lab?token={demo_up.token}", opener=browser) == 200  # logs in: sets the cookies
+    assert any(c.name.startswith("username-") for c in jar), "a login cookie was set"
+    created: list[str] = []
+    try:
+        assert _request(f"{base}/api/contents/notebooks", method="POST", opener=browser) == 403, "no _xsrf: refused"
+        xsrf = next(c.value for c in jar if c.name == "_xsrf")
+        with browser.open(
+            urllib.request.Request(
+                f"{base}/api/contents/notebooks", method="POST", data=b"{}", headers={"X-XSRFToken": xsrf}
+            ),
+            timeout=10,
+        ) as response:
+            assert response.status == 201, "with the _xsrf token the same session may write"
+            created.append(json.loads(response.read())["path"])
+        assert _request(f"{base}/api/contents/notebooks", method="POST") == 403, "neither cookie nor token"
+    finally:
+        for path in created:
+            _request(
+                f"{base}/api/contents/{path}", method="DELETE", headers={"Authorization": f"token {demo_up.token}"}
+            )
+
+
+def _pypi_simple_url() -> str:
+    """pip's own default index (this repository writes down no index host)."""
+    from pip._internal.models.index import PyPI
+
+    return str(PyPI.simple_url)
+
+
+@e2e
+def test_build_credentials_never_reach_the_image(
+    e2e_workspace: Path, base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A canary password in NBENV_INDEX_URL and a canary line in the extra CA bundle are used by the
+    builder stage, and absent from `docker history --no-trunc`, `docker image inspect` and `docker save`."""
+    canary_password = f"canary-pw-{uuid.uuid4().hex}"
+    canary_ca = f"canary-ca-{uuid.uuid4().hex}"
+    root = tmp_path / "repo"
+    root.mkdir()
+    prefix = f"{PREFIX}-canary"
+    for name in ("pyproject.toml", "poetry.lock", "environments"):
+        source = e2e_workspace / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)  # type: ignore[operator]
+    (root / "environments/traffic-analysis.toml").unlink()
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'image_prefix = "{PREFIX}"', f'image_prefix = "{prefix}"'))
+    bundle = tmp_path / "ca.pem"
+    host_ca = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    bundle.write_text(f"# {canary_ca}\n{host_ca.read_text()}")
+    scheme, rest = _pypi_simple_url().split("://", 1)
+    env = {"NBENV_INDEX_URL": f"{scheme}://nbenv-canary:{canary_password}@{rest}", "NBENV_CA_BUNDLE": str(bundle)}
+    try:
+        built = nbenv("image", "build", "base", cwd=root, env=env, timeout=900)
+        assert built.returncode == 0, built.stderr[-4000:]
+        assert "extra CA for the builder stage only" in built.stderr
+        assert canary_password not in built.stdout + built.stderr, "the index URL is never printed"
+        image = f"{prefix}/base:latest"
+        history = docker("history", "--no-trunc", image).stdout
+        inspect = docker("image", "inspect", image).stdout
+        assert history and inspect
+        for canary in (canary_password, canary_ca):
+            assert canary not in history, "docker history"
+            assert canary not in inspect, "docker image inspect"
+        found: set[bytes] = set()
+        tail, size = b"", 0
+        needles = (canary_password.encode(), canary_ca.encode())
+        with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+            assert save.stdout is not None
+            while chunk := save.stdout.read(1 << 20):
+                window = tail + chunk
+                found |= {n for n in needles if n in window}
+                tail, size = window[-128:], size + len(chunk)
+        assert save.returncode == 0 and size > 10_000_000, "docker save wrote the image"
+        assert found == set(), "a canary is in the saved image"
+    finally:
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        mine = [i for i in images if i.startswith(f"{prefix}/")]
+        if mine:
+            docker("rmi", "--force", *mine, check=False)
+
+
+def test_compose_lint_finds_nothing_high_in_any_generated_file(workspace: Path) -> None:
+    from tests.unit.test_generate import KITCHEN_SINK
+
+    (workspace / "environments/kitchen-sink.toml").write_text(KITCHEN_SINK)
+    assert run_cli("generate", cwd=workspace).code == 0
+    lint = shutil.which("compose-lint", path=str(Path(sys.executable).parent)) or shutil.which("compose-lint")
+    assert lint, "compose-lint (PyPI) is in the dev group: run scripts/bootstrap"
+    files = sorted((workspace / "docker").glob("*/compose.yaml"))
+    assert len(files) == 3
+    for path in [*files, *sorted((REPO / "docker").glob("*/compose.yaml"))]:
+        result = subprocess.run([lint, "check", str(path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{path}:\n{result.stdout[-3000:]}"
+        assert not re.search(r"\b(HIGH|CRITICAL)\b", result.stdout), result.stdout[-3000:]

