@@ -163,9 +163,7 @@ def generate(
         warn("--groups differs from the spec: these files are a local variant under .nbenv/ (not committed)")
 
 
-image_app = typer.Typer(
-    help="Images: build (parents first), status, inspect, push; base images.", no_args_is_help=True
-)
+image_app = typer.Typer(help="Images: build (parents first), status, inspect, push; base images.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 
 

@@ -382,7 +382,12 @@ class PrivateEngine:
         subprocess.run(["ip", "link", "del", BRIDGE], check=False, capture_output=True)
 
     def start(self) -> None:
-        (self.root / "docker.pid").unlink(missing_ok=True)  # left behind by a killed dockerd
+        # A killed dockerd leaves its pid file and runtime state (sockets, containerd's state) behind, like
+        # /var/run after a crash; a reboot would clear them. Images and the build cache (data root) stay.
+        (self.root / "docker.pid").unlink(missing_ok=True)
+        if self.process is not None:
+            unmount_under(self.root / "exec")
+            shutil.rmtree(self.root / "exec", ignore_errors=True)
         with (self.root / "dockerd.log").open("ab") as log:  # dockerd keeps its own copy of the descriptor
             self.process = self._spawn(log)
         deadline = time.monotonic() + 60
@@ -413,6 +418,26 @@ class PrivateEngine:
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        """This engine's own containerd (and shims) may outlive it: find them by their paths under our root."""
+        deadline = time.monotonic() + 30
+        while pids := [pid for pid in self._own_pids() if pid != os.getpid()]:
+            for pid in pids:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            assert time.monotonic() < deadline, f"processes of the private engine survive: {pids}"
+            time.sleep(0.2)
+
+    def _own_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with suppress(OSError):
+                    if str(self.root).encode() in (entry / "cmdline").read_bytes():
+                        pids.append(int(entry.name))
+        return pids
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -422,6 +447,7 @@ class PrivateEngine:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+        self._kill_leftovers()
 
 
 @pytest.fixture
@@ -441,8 +467,15 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory, base_image: str) ->
     finally:
         engine.stop()
         engine.network_down()
-        subprocess.run(["umount", "--recursive", "--lazy", str(root)], check=False, capture_output=True)
+        unmount_under(root)  # a build killed mid-step leaves its rootfs and network namespace mounted
         shutil.rmtree(root, ignore_errors=True)
+
+
+def unmount_under(root: Path) -> None:
+    """Every mount point at or below `root`, deepest first."""
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p == str(root) or p.startswith(f"{root}/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
 
 
 def test_the_engine_stopping_mid_build_is_one_line_and_a_rerun_completes(

@@ -85,9 +85,10 @@ def test_every_image_carries_oci_and_nbenv_labels(demo_up: Up) -> None:
         assert labels["nbenv.dirty"] == "false"
         assert labels["nbenv.lock-hash"] == lock_content_hash(demo_up.workspace)
         assert labels["nbenv.version"]
-        assert f":ck-{labels['nbenv.content-key'][:12]}" in docker(
-            "image", "inspect", "--format", "{{json .RepoTags}}", f"{PREFIX}/{name}:latest"
-        ).stdout
+        assert (
+            f":ck-{labels['nbenv.content-key'][:12]}"
+            in docker("image", "inspect", "--format", "{{json .RepoTags}}", f"{PREFIX}/{name}:latest").stdout
+        )
     assert base["nbenv.groups"] == "notebook"
     assert child["nbenv.groups"] == "notebook,models"
     assert child["nbenv.parent.digest"] == image_id(f"{PREFIX}/base:latest"), "the child names its parent's digest"
