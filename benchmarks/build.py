@@ -58,11 +58,16 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(command: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall time and combined output; exits on failure."""
+def run(
+    command: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, retry: bool = False
+) -> tuple[float, str]:
+    """Wall time and combined output; exits on failure. `retry`: one more try (builds on a flaky network)."""
     started = time.perf_counter()
     result = subprocess.run(list(command), cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    if result.returncode != 0 and retry:
+        log(f"failed, trying once more (the failed run is not counted): {' '.join(command)[:200]}")
+        return run(command, cwd=cwd, env=env)
     if result.returncode != 0:
         sys.exit(f"failed ({result.returncode}): {' '.join(command)}\n{(result.stdout + result.stderr)[-4000:]}")
     return elapsed, result.stdout + result.stderr
@@ -123,7 +128,7 @@ class Bench:
         env = {"NBENV_BENCH_UV_CACHE_ID": cache_id} if cache_id else {}
         if cache_id and cache_id not in self.cache_ids:
             self.cache_ids.append(cache_id)
-        return run([PY, "-c", NBENV, "-C", str(self.ws), *args], cwd=self.work / "code", env=env)
+        return run([PY, "-c", NBENV, "-C", str(self.ws), *args], cwd=self.work / "code", env=env, retry=True)
 
     def seed_build(
         self, tag: str, *, nonce: str, no_cache: bool = False, groups: str = "notebook,models", target: str = ""
@@ -132,7 +137,7 @@ class Bench:
         command += ["--tag", f"{self.prefix}/seed:{tag}", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
         command += ["--build-arg", f"SEED_NONCE={nonce}", "--build-arg", f"GROUPS={groups}"]
         command += (["--no-cache"] if no_cache else []) + (["--target", target] if target else [])
-        return run([*command, str(self.seed)], env={"DOCKER_BUILDKIT": "1"})
+        return run([*command, str(self.seed)], env={"DOCKER_BUILDKIT": "1"}, retry=True)
 
     def size(self, ref: str) -> int:
         return int(run([DOCKER, "image", "inspect", "--format", "{{.Size}}", ref])[1].strip())
@@ -294,6 +299,7 @@ def main() -> None:
             "single": bench.size(f"{bench.prefix}/seed:single"),
             "base": bench.size(BASE_IMAGE),
         }
+        log(f"sizes (bytes): {sizes}")
 
         # 4. a second group set (once)
         groups: dict[str, float] = {}
@@ -310,6 +316,7 @@ def main() -> None:
             groups["seed.first"], _ = bench.seed_build("g1", nonce=nonce, groups="notebook", no_cache=True)
             groups["seed.second"], out = bench.seed_build("g2", nonce=nonce, groups="notebook,models")
             notes["groups.seed"] = count_installed(out)
+            log(f"groups: {groups}; installed by the second: {notes}")
 
         # 6. CLI start-up (in the workspace copy)
         for _ in range(max(repeat, 5)):
