@@ -565,6 +565,20 @@ HOSTILE_CASES = [
         code=2,
     ),
     Case(
+        "cli-timeout-negative",
+        lambda root: None,
+        r"^nbenv up: Invalid value for '--timeout': ",
+        args=("up", "base", "--timeout", "-1"),
+        code=2,
+    ),
+    Case(
+        "cli-tail-negative",
+        lambda root: None,
+        r"^nbenv logs: Invalid value for '--tail': ",
+        args=("logs", "base", "--tail", "-5"),
+        code=2,
+    ),
+    Case(
         "cli-groups-empty-name",
         lambda root: None,
         r"^--groups: 'notebook,,models' has an empty name$",
