@@ -4,7 +4,8 @@
 
 Everything runs in a copy of the workspace under /tmp with its own image prefix
 (`nbenv-bench-<id>`), both sides through the same BuildKit builder and FROM the same local base
-image. Every image and every uv cache mount the run creates is removed at the end. Scenarios:
+image. At the end the run removes its images, its uv cache mounts and the build cache records its
+steps added (new since the start, not in use, made by these Dockerfiles' steps). Scenarios:
 
 1. cold build: no layer cache (`--no-cache`) and a uv cache mount of its own, so nothing is reused
    ("fully cold"); then nbenv again with cold layers but that warm uv cache;

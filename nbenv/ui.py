@@ -13,14 +13,24 @@ def _color(stream: object) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
 
 
+MAX_LINE = 500
+
+
+def clip(text: str, limit: int = MAX_LINE) -> str:
+    """One readable line even when it echoes a 10 kB value."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... ({len(text) - limit + 40} more characters)"
+
+
 def print_error(exc: NbenvError, *, verbose: bool = False) -> None:
     """Each error: `message` on one line, `  hint: ...` on the next. Never wrapped."""
     errors = getattr(exc, "errors", None) or [exc]
     red, dim, reset = ("\033[31m", "\033[2m", "\033[0m") if _color(sys.stderr) else ("", "", "")
     for error in errors:
-        sys.stderr.write(f"{red}{error.message}{reset}\n")
+        sys.stderr.write(f"{red}{clip(error.message)}{reset}\n")
         if error.hint:
-            sys.stderr.write(f"{dim}  hint: {error.hint}{reset}\n")
+            sys.stderr.write(f"{dim}  hint: {clip(error.hint)}{reset}\n")
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
 

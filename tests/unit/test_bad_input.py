@@ -643,6 +643,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, workspace: P
     assert re.search(case.expect, lines[0]), f"{lines[0]!r} !~ {case.expect!r}"
     if len(lines) == 2:
         assert lines[1].startswith("  hint: ")
+    assert all(len(line) <= 500 for line in lines), "a readable line, even when it echoes a 10 kB value"
     assert "Traceback" not in result.err
     assert snapshot(workspace) == before, "a failing command must write nothing"
 
