@@ -434,8 +434,9 @@ def _current_port(ws: Workspace, name: str) -> int:
 
 def _pull_for_up(ws: Workspace, env: Environment, *, allow_missing: bool, say: Say) -> None:
     try:
-        summary = datasync.pull(ws.root, data_targets([env]), jobs=None, remote=None, say=say)
-        say(f"data: {summary.line()}")
+        targets = data_targets([env])
+        summary = datasync.pull_unless_unchanged(ws.root, targets, stamp_dir=ws.state_dir / "cache", say=say)
+        say(f"data: {summary.line()}" if summary else f"data: {len(targets)} target(s) unchanged since the last pull")
     except DataError as exc:
         if not allow_missing:
             raise

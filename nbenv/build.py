@@ -159,6 +159,8 @@ class ImageBuilder:
         seconds = time.monotonic() - started
         self.say(f"{name}: built {ref} in {seconds:.1f} s")
         built_labels = info.labels if (info := self.engine.inspect(image_id)) else labels
+        if existing and existing.id != image_id:
+            self.engine.remove_if_untagged(existing.id)  # the image this rebuild replaced (same content key)
         return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
 
     def status(self, name: str) -> tuple[str, str | None]:

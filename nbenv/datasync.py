@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -9,6 +11,7 @@ from pathlib import Path
 
 from nbenv.adapters.dvc import Dvc, TargetStatus
 from nbenv.errors import DataError
+from nbenv.fs import atomic_write
 from nbenv.spec.models import Environment
 
 Say = Callable[[str], None]
@@ -65,6 +68,44 @@ def pull(root: Path, targets: Sequence[str], *, jobs: int | None, remote: str | 
         count, size = _tree(root, target)
         files, bytes_ = files + count, bytes_ + size
     return PullSummary(tuple(targets), fetched, files, bytes_, time.monotonic() - started)
+
+
+def pull_unless_unchanged(root: Path, targets: Sequence[str], *, stamp_dir: Path, say: Say) -> PullSummary | None:
+    """`pull`, skipped (None) when neither the DVC pointers nor the workspace files of `targets`
+    changed since the last pull that succeeded here: what `up` does on every start."""
+    if not targets:
+        return None
+    stamp = stamp_path(stamp_dir, targets)
+    before = _signature(root, targets)
+    try:
+        if json.loads(stamp.read_text(encoding="utf-8")) == before:
+            return None
+    except (OSError, ValueError):
+        pass
+    summary = pull(root, targets, jobs=None, remote=None, say=say)
+    atomic_write(stamp, json.dumps(_signature(root, targets), sort_keys=True))
+    return summary
+
+
+def stamp_path(stamp_dir: Path, targets: Sequence[str]) -> Path:
+    return stamp_dir / f"pulled-{hashlib.sha256(json.dumps(sorted(targets)).encode()).hexdigest()[:16]}.json"
+
+
+def _signature(root: Path, targets: Sequence[str]) -> dict[str, str]:
+    """A hash of the pointers DVC checks out from (dvc.lock, TARGET.dvc) and of every target file's
+    path, size and modification time: any change to either means a real pull."""
+    signature: dict[str, str] = {}
+    for pointer in ["dvc.lock", *(f"{t}.dvc" for t in targets)]:
+        path = root / pointer
+        signature[pointer] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "-"
+    for target in targets:
+        path = root / target
+        digest = hashlib.sha256()
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+            info = file.stat()
+            digest.update(f"{file.relative_to(root).as_posix()}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        signature[target] = digest.hexdigest() if path.exists() else "-"
+    return signature
 
 
 def push(root: Path, targets: Sequence[str], *, jobs: int | None, remote: str | None) -> int:

@@ -29,27 +29,34 @@ def _outs_of(document: Any, *, stages: bool) -> list[str]:
     return paths
 
 
-def _load_yaml(path: Path) -> Any:
+def _load_yaml(path: Path, broken: dict[str, str], declared: str) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        broken[declared] = f"{declared}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"
+    except (OSError, UnicodeDecodeError) as exc:
+        broken[declared] = f"{declared}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+    return None
 
 
-def tracked_outputs(root: Path) -> dict[str, str]:
+def tracked_outputs(root: Path, broken: dict[str, str] | None = None) -> dict[str, str]:
     """Map each DVC-tracked output (repo-relative, posix) to the file that declares it.
 
     Walks the repository top-down and does not descend into directories that are themselves
     DVC outputs (they can hold millions of data files) or into hidden/tool directories.
+    DVC files that cannot be read are reported in `broken` (file -> one-line problem).
     """
     found: dict[str, str] = {}
+    broken = {} if broken is None else broken
     for current, dirnames, filenames in os.walk(root):
         rel_dir = Path(current).relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
         for filename in sorted(filenames):
             if filename.endswith(".dvc") or filename in {"dvc.yaml", "dvc.yml"}:
                 declared = posixpath.join(rel_dir, filename)
-                document = _load_yaml(Path(current) / filename)
+                document = _load_yaml(Path(current) / filename, broken, declared)
                 for out in _outs_of(document, stages=not filename.endswith(".dvc")):
                     found.setdefault(posixpath.normpath(posixpath.join(rel_dir, out)), declared)
         dirnames[:] = sorted(

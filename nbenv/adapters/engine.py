@@ -102,6 +102,12 @@ class Engine:
     def pull(self, ref: str) -> bool:
         return run([self.docker, "pull", "--quiet", ref], timeout=600).returncode == 0
 
+    def remove_if_untagged(self, image_id: str) -> None:
+        """Remove an image no tag names any more; keep it if it is tagged or a container uses it."""
+        info = self.inspect(image_id)
+        if info is not None and not info.repo_tags:
+            run([self.docker, "image", "rm", image_id])  # refuses (harmlessly) an image a container uses
+
     def tag(self, source: str, target: str) -> None:
         run([self.docker, "tag", source, target], check=True)
 

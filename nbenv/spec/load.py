@@ -87,6 +87,7 @@ class Loader:
         self._files: dict[str, LoadedFile] = {}
         self._resolved: dict[str, Environment] = {}
         self._outputs: dict[str, str] | None = None
+        self._broken_dvc_files: dict[str, str] = {}
 
     def file(self, name: str) -> LoadedFile:
         if name not in self._files:
@@ -148,6 +149,9 @@ class Loader:
         self._check_targets(loaded, env)
         for index, data in enumerate(spec.data or []):
             out = covering_output(data.path, self.outputs())
+            if out is None and self._broken_dvc_files:
+                declared, problem = next(iter(sorted(self._broken_dvc_files.items())))
+                raise SpecError(problem, f"fix {declared}: {spec.name}'s data {data.path!r} may be declared there")
             if out is None:
                 raise doc.error(
                     ("data", index, "path"),
@@ -175,7 +179,7 @@ class Loader:
 
     def outputs(self) -> dict[str, str]:
         if self._outputs is None:
-            self._outputs = tracked_outputs(self.ws.root)
+            self._outputs = tracked_outputs(self.ws.root, self._broken_dvc_files)
         return self._outputs
 
 

@@ -538,6 +538,12 @@ HOSTILE_CASES = [
         code=4,
     ),
     Case(
+        "dvc-yaml-malformed",
+        write("dvc.yaml", "stages:\n  compact: [unclosed\n"),
+        r"^dvc\.yaml:\d+: invalid YAML: ",
+        args=("show", "traffic-analysis"),
+    ),
+    Case(
         "cli-name-path-traversal",
         lambda root: None,
         r"^environments/\.\./pyproject\.toml: no environment '\.\./pyproject'$",
