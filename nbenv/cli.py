@@ -263,7 +263,7 @@ def image_base(
 def up(
     name: Annotated[str, typer.Argument(help="Environment name.")],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Host port (default: the spec's).")] = None,
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for Jupyter.")] = 180.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for Jupyter.")] = 180.0,
     no_pull: Annotated[bool, typer.Option("--no-pull", help="Do not pull the declared data first.")] = False,
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="Start even if declared data is not in the workspace.")

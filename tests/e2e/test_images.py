@@ -11,6 +11,7 @@ import re
 import tomllib
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,29 @@ def test_build_all_goes_parents_first_and_reuses_what_is_up_to_date(demo_up: Up)
 
 
 # --- pushing --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_session_images(demo_up: Up) -> Iterator[None]:
+    """Pushes after new commits rebuild `base` with fresh labels; put the session's original
+    images back afterwards, so the tests that follow find them up to date, as they left them."""
+    names = ("base", "traffic-analysis")
+    original = {name: image_id(f"{PREFIX}/{name}:latest") for name in names}
+    tags = {
+        name: json.loads(docker("image", "inspect", "--format", "{{json .RepoTags}}", image).stdout)
+        for name, image in original.items()
+    }
+    keep = {name: f"{PREFIX}/keep-{name}:images-tests" for name in names}  # nothing removes them meanwhile
+    for name in names:
+        docker("tag", original[name], keep[name])
+    yield
+    for name in names:
+        current = image_id(f"{PREFIX}/{name}:latest")
+        for tag in tags[name]:
+            docker("tag", original[name], tag, check=False)
+        docker("rmi", keep[name], check=False)
+        if current != original[name]:
+            docker("rmi", current, check=False)
 
 
 def test_push_tags_and_verifies_and_a_repush_is_a_no_op(demo_up: Up, registry: str) -> None:

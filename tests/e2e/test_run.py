@@ -213,6 +213,55 @@ def test_two_runs_give_identical_outputs(
     assert "up to date" in again.stderr, "the image was not rebuilt"
 
 
+def _image_id(ref: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+
+def test_two_fresh_builds_of_the_same_commit_give_identical_outputs(
+    demo_run: subprocess.CompletedProcess[str], run_ready_workspace: Path, scratch: Path
+) -> None:
+    """The session's images are rebuilt from scratch (`--no-cache`: every layer again, same commit),
+    the notebook runs in the new image, and the executed notebook equals the first one except for
+    nbclient's per-cell timestamps. The session's original images are put back afterwards, so the
+    tests that follow see what they saw before."""
+    assert demo_run.returncode == 0
+    names = ("base", "traffic-analysis")
+    original = {name: _image_id(f"{PREFIX}/{name}:latest") for name in names}
+    tags = {
+        name: json.loads(docker("image", "inspect", "--format", "{{json .RepoTags}}", image).stdout)
+        for name, image in original.items()
+    }
+    keep = {name: f"{PREFIX}/keep-{name}:original" for name in names}  # so the rebuild removes nothing
+    for name in names:
+        docker("tag", original[name], keep[name])
+    try:
+        fresh = nbenv("image", "build", "traffic-analysis", "--no-cache", cwd=run_ready_workspace, timeout=1800)
+        assert fresh.returncode == 0, fresh.stderr[-4000:]
+        rebuilt = {name: _image_id(f"{PREFIX}/{name}:latest") for name in names}
+        assert all(rebuilt[name] != original[name] for name in names), "both images were built again"
+        again = nbenv(
+            "run",
+            "traffic-analysis",
+            "notebooks/traffic.ipynb",
+            "-o",
+            str(scratch / "fresh.ipynb"),
+            "--no-pull",
+            "--no-build",
+            cwd=run_ready_workspace,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stderr[-4000:]
+        assert normalized(scratch / "fresh.ipynb") == normalized(run_ready_workspace / "notebooks/traffic.out.ipynb")
+    finally:
+        current = {name: _image_id(f"{PREFIX}/{name}:latest") for name in names}
+        for name in names:
+            for tag in tags[name]:
+                docker("tag", original[name], tag, check=False)
+            docker("rmi", keep[name], check=False)
+            if current[name] and current[name] != original[name]:
+                docker("rmi", current[name], check=False)
+
+
 def test_parameters_override_the_defaults(run_ready_workspace: Path, scratch: Path) -> None:
     output = scratch / "district-4.ipynb"
     result = nbenv(
