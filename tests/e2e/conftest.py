@@ -84,10 +84,41 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def build_cache_records() -> dict[str, bool]:
+    """The engine's BuildKit cache records: id -> in use."""
+    import docker as docker_py
+
+    client = docker_py.from_env()
+    try:
+        return {r["ID"]: bool(r.get("InUse")) for r in client.df().get("BuildCache") or []}
+    finally:
+        client.close()
+
+
+def remove_build_cache_since(before: set[str]) -> None:
+    """Remove the cache records this session's builds added (each session builds FROM its own base
+    image, so no later session could reuse them: left alone they fill a reused machine's disk)."""
+    import docker as docker_py
+
+    client = docker_py.from_env()
+    try:
+        for _ in range(5):  # a record another one still uses goes in a later round
+            new = [rid for rid, in_use in build_cache_records().items() if rid not in before and not in_use]
+            for rid in new:
+                client.api.prune_builds(filters={"id": rid})  # one id per call: the engine allows no more
+            if not new:
+                return
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
-def engine() -> None:
+def engine() -> Iterator[None]:
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.fail("no Docker engine answers: the README's test command (scripts/test) starts one")
+    before = set(build_cache_records())
+    yield
+    remove_build_cache_since(before)
 
 
 @pytest.fixture(scope="session")
