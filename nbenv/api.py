@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -226,9 +225,7 @@ def _new_spec_text(name: str, groups: Sequence[str], extends: str | None, descri
 
 
 def _engine() -> Engine:
-    engine = Engine(docker=os.environ.get("NBENV_DOCKER", "docker"))
-    engine.check()
-    return engine
+    return Engine.from_env()
 
 
 def image_build(

@@ -351,8 +351,10 @@ def run_notebook(
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
     env = plan.env
-    engine = engine or Engine(docker=os.environ.get("NBENV_DOCKER", "docker"))
-    engine.check()
+    if engine is None:
+        engine = Engine.from_env()
+    else:
+        engine.check()
     targets = datasync.data_targets([env])
     if pull and targets:
         say(f"data: {datasync.pull(ws.root, targets, jobs=None, remote=None, say=say).line()}")

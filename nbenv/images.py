@@ -125,7 +125,8 @@ def push(
     repository = f"{registry}/{image_repository(ws.config, name)}"
     remote = Registry(registry, docker=engine.docker)
     tags = push_tags(git)
-    decisions = plan_push(built.image_id, {tag: remote.remote_image(f"{repository}:{tag}") for tag in tags})
+    found = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}
+    decisions = plan_push(built.image_id, {tag: held.image if held else None for tag, held in found.items()})
     if conflicts := [d for d in decisions if d.action == "conflict"]:
         first = conflicts[0]
         raise RegistryError(
@@ -143,14 +144,15 @@ def push(
         say(f"{target}: pushing")
         digest = remote.push(target)
         _verify(remote, target, built.image_id, digest)
-    if digest is None and tags:
-        digest = remote.manifest_digest(f"{repository}:{tags[0]}")
+    if digest is None and tags and (held := found[tags[0]]):
+        digest = held.manifest  # nothing new was pushed: the digest the registry already had
     return PushResult(repository, built.image_id, tuple(decisions), digest)
 
 
 def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) -> None:
     """After a push, the registry must serve exactly the local image under the tag."""
-    found, digest = remote.remote_image(target), remote.manifest_digest(target)
+    held = remote.lookup(target)
+    found, digest = (held.image, held.manifest) if held else (None, None)
     if found != image_id or digest != pushed_digest:
         raise RegistryError(
             f"{target}: the registry serves {digest} (image {found}), not the pushed {pushed_digest} ({image_id})",

@@ -72,6 +72,13 @@ class Engine:
     def __init__(self, *, docker: str = "docker") -> None:
         self.docker = docker
 
+    @classmethod
+    def from_env(cls) -> Engine:
+        """The engine behind `docker` (or $NBENV_DOCKER), checked to answer (EngineUnavailable if not)."""
+        engine = cls(docker=os.environ.get("NBENV_DOCKER", "docker"))
+        engine.check()
+        return engine
+
     def check(self) -> str:
         """The server version; EngineUnavailable when no engine answers."""
         if shutil.which(self.docker) is None:

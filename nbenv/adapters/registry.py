@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from dataclasses import dataclass
 
 from nbenv.adapters.process import run
 from nbenv.errors import RegistryError
@@ -34,12 +35,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class RemoteTag:
+    image: str  # the config digest (= the local image id of the same image)
+    manifest: str | None  # the manifest digest, as `docker push` reports it
+
+
 class Registry:
     def __init__(self, host: str, *, docker: str = "docker") -> None:
         self.host, self.docker = host, docker
 
-    def remote_image(self, ref: str) -> str | None:
-        """The image (config digest) the registry holds under `ref`, or None when the tag does not exist."""
+    def lookup(self, ref: str) -> RemoteTag | None:
+        """What the registry holds under `ref` (one `docker manifest inspect`), or None: no such tag."""
         insecure = ["--insecure"] if is_loopback(self.host.split("/")[0]) else []
         result = run([self.docker, "manifest", "inspect", *insecure, "--verbose", ref], timeout=120)
         if result.returncode != 0:
@@ -50,17 +57,11 @@ class Registry:
             raise RegistryError(f"cannot look up {ref}: {_last_line(error)}", "check the registry setting")
         data = json.loads(result.stdout)
         if isinstance(data, list):  # a multi-platform index: never an image nbenv pushed
-            return "index:" + str(data[0].get("Descriptor", {}).get("digest", "")) if data else "index:"
+            digest = str(data[0].get("Descriptor", {}).get("digest", "")) if data else ""
+            return RemoteTag(image=f"index:{digest}", manifest=None)
         manifest = data.get("SchemaV2Manifest") or data.get("OCIManifest") or {}
-        return str(manifest.get("config", {}).get("digest") or data.get("Descriptor", {}).get("digest", ""))
-
-    def manifest_digest(self, ref: str) -> str | None:
-        insecure = ["--insecure"] if is_loopback(self.host.split("/")[0]) else []
-        result = run([self.docker, "manifest", "inspect", *insecure, "--verbose", ref], timeout=120)
-        if result.returncode != 0:
-            return None
-        data = json.loads(result.stdout)
-        return None if isinstance(data, list) else data.get("Descriptor", {}).get("digest")
+        descriptor = data.get("Descriptor", {}).get("digest")
+        return RemoteTag(image=str(manifest.get("config", {}).get("digest") or descriptor or ""), manifest=descriptor)
 
     def push(self, ref: str) -> str:
         """Push one tag; return the manifest digest the registry reported."""
