@@ -1,10 +1,50 @@
-"""Fault injection for real servers: a TCP proxy on 127.0.0.1 that can be cut and restored."""
+"""Real servers for the data tests: moto's S3 on 127.0.0.1, and a TCP proxy in front of it that
+can be cut and restored (fault injection)."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
-from contextlib import suppress
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+
+@contextmanager
+def moto_s3(bucket: str) -> Iterator[int]:
+    """moto's S3 server on a free 127.0.0.1 port (exact PID kept and stopped), with `bucket` made."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.2)
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 class CuttableProxy:

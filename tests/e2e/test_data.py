@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e.conftest import docker, nbenv
-from tests.e2e.faults import CuttableProxy
+from tests.e2e.faults import CuttableProxy, moto_s3
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -53,34 +51,10 @@ def wipe(root: Path) -> None:
 @pytest.fixture(scope="module")
 def s3() -> Iterator[CuttableProxy]:
     """moto's S3 server on 127.0.0.1 (exact PID kept), reached through a cuttable proxy."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/"], capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.2)
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).create_bucket(Bucket=BUCKET)
+    with moto_s3(BUCKET) as port:
         proxy = CuttableProxy(port)
         yield proxy
         proxy.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 
 from tests.conftest import snapshot
 from tests.e2e.conftest import BASE_TAG, PREFIX, docker, free_port, nbenv, nbenv_bin
-from tests.e2e.faults import CuttableProxy
+from tests.e2e.faults import CuttableProxy, moto_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 BIN = Path(sys.executable).parent
@@ -256,64 +255,39 @@ class SlowProxy(CuttableProxy):
 @pytest.fixture
 def s3_workspace(tmp_path: Path) -> Iterator[tuple[Path, SlowProxy]]:
     """A DVC repo whose environment's data (4 MB) lives on moto's S3 server, reached through SlowProxy."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    proxy: SlowProxy | None = None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.2)
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).create_bucket(Bucket="faults")
+    with moto_s3("faults") as port:
         proxy = SlowProxy(port)
-        root = tmp_path / "repo"
-        root.mkdir()
-        from tests.conftest import REPO
+        try:
+            root = tmp_path / "repo"
+            root.mkdir()
+            from tests.conftest import REPO
 
-        for name in ("pyproject.toml", "poetry.lock"):
-            shutil.copy2(REPO / name, root / name)
-        (root / "environments").mkdir()
-        (root / "environments/pull.toml").write_text(
-            'spec_version = 1\nname = "pull"\ngroups = ["notebook"]\n\n[[data]]\npath = "data/pull"\n'
-        )
-        for index in range(8):
-            part = root / "data/pull" / f"part-{index}.bin"
-            part.parent.mkdir(parents=True, exist_ok=True)
-            part.write_bytes(os.urandom(500_000))
-        dvc = str(BIN / "dvc")
-        for command in (
-            ["git", "init", "-q"],
-            [dvc, "init", "-q"],
-            [dvc, "add", "-q", "data/pull"],
-            [dvc, "remote", "add", "-d", "s3", "s3://faults/data"],
-            [dvc, "remote", "modify", "s3", "endpointurl", f"http://127.0.0.1:{proxy.port}"],
-            [dvc, "remote", "modify", "s3", "region", "us-east-1"],
-            [dvc, "remote", "modify", "--local", "s3", "access_key_id", "testing"],
-            [dvc, "remote", "modify", "--local", "s3", "secret_access_key", "testing"],
-        ):
-            done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
-            assert done.returncode == 0, f"{command}: {done.stderr}"
-        yield root, proxy
-    finally:
-        if proxy is not None:
+            for name in ("pyproject.toml", "poetry.lock"):
+                shutil.copy2(REPO / name, root / name)
+            (root / "environments").mkdir()
+            (root / "environments/pull.toml").write_text(
+                'spec_version = 1\nname = "pull"\ngroups = ["notebook"]\n\n[[data]]\npath = "data/pull"\n'
+            )
+            for index in range(8):
+                part = root / "data/pull" / f"part-{index}.bin"
+                part.parent.mkdir(parents=True, exist_ok=True)
+                part.write_bytes(os.urandom(500_000))
+            dvc = str(BIN / "dvc")
+            for command in (
+                ["git", "init", "-q"],
+                [dvc, "init", "-q"],
+                [dvc, "add", "-q", "data/pull"],
+                [dvc, "remote", "add", "-d", "s3", "s3://faults/data"],
+                [dvc, "remote", "modify", "s3", "endpointurl", f"http://127.0.0.1:{proxy.port}"],
+                [dvc, "remote", "modify", "s3", "region", "us-east-1"],
+                [dvc, "remote", "modify", "--local", "s3", "access_key_id", "testing"],
+                [dvc, "remote", "modify", "--local", "s3", "secret_access_key", "testing"],
+            ):
+                done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+                assert done.returncode == 0, f"{command}: {done.stderr}"
+            yield root, proxy
+        finally:
             proxy.close()
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_ctrl_c_during_data_pull_leaves_nothing_half_written_and_a_rerun_completes(
