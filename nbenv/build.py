@@ -138,7 +138,9 @@ class ImageBuilder:
             nbenv_version=__version__,
         )
         labels = build_labels(record, history=history, source=self.git.source, parent_digest=from_id)
-        build_args = {arg: from_ref, "NBENV_BUILD_RECORD": record_line(record)}
+        if plan.env.extends:  # a child's tools stage is FROM the chain's base image, like its root's
+            self._ensure_base(plan.env.base_image, env_file=plan.env.file)
+        build_args = {arg: from_ref, "BASE_IMAGE": plan.env.base_image, "NBENV_BUILD_RECORD": record_line(record)}
         if url := index_url(self.ws):
             build_args["NBENV_INDEX_URL"] = url
         self._check_from(from_ref, from_id)

@@ -92,6 +92,32 @@ def test_the_kernel_imports_selected_groups_only(demo_up: Up) -> None:
     assert rows and int(rows.group(1)) > 1000, "the mounted Parquet data reads in the kernel"
 
 
+def test_packages_have_bytecode_and_no_test_suites_in_both_layers(demo_up: Up) -> None:
+    """Bytecode is compiled at build time (the venv is read-only at run time), after test suites are dropped."""
+    script = (
+        "import importlib.util as u, pathlib, sys\n"
+        "for name in ('pandas', 'IPython', 'sklearn'):\n"
+        "    spec = u.find_spec(name); init = pathlib.Path(spec.origin)\n"
+        "    cached = pathlib.Path(u.cache_from_source(str(init)))\n"
+        "    tests = [p for p in init.parent.rglob('tests') if p.is_dir()]\n"
+        "    print(name, init.parent.parent, cached.is_file(), len(tests))\n"
+    )
+    lines = demo_up.exec("python", "-c", script).stdout.split("\n")
+    found = {line.split()[0]: line.split()[1:] for line in lines if line.strip()}
+    assert found["pandas"] == ["/opt/venv/lib/python3.11/site-packages", "True", "0"], found
+    assert found["IPython"][1:] == ["True", "0"], found
+    assert found["sklearn"] == ["/opt/nbenv/layers/traffic-analysis", "True", "0"], found  # the child's layer
+
+
+def test_a_child_build_reuses_its_parents_tools_stage(demo_up: Up) -> None:
+    """traffic-analysis's Dockerfile opens with base's tools stage (venv, uv): a cache hit, not a second fetch."""
+    child_build = demo_up.stderr.split("traffic-analysis: building", 1)[1]
+    assert "pip install --no-cache-dir --no-deps --require-hashes" in demo_up.stderr.split("base: built")[0]
+    uv_step = re.search(r"#(\d+) \[tools \d+/\d+\] RUN echo", child_build)
+    assert uv_step, child_build[:3000]
+    assert f"#{uv_step.group(1)} CACHED" in child_build
+
+
 @pytest.mark.security
 def test_the_container_runs_as_uid_1000_with_no_capabilities(demo_up: Up) -> None:
     assert demo_up.exec("id", "-u").stdout.strip() == "1000"

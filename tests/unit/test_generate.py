@@ -129,7 +129,7 @@ def test_dockerfile_is_multistage_lean_non_root_and_cache_ordered(workspace: Pat
     generate(workspace)
     text = (workspace / "docker/base/Dockerfile").read_text()
     froms = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", text, re.M)
-    assert froms == [("${BASE_IMAGE}", "builder"), ("${BASE_IMAGE}", "")], "builder and final share the base"
+    assert froms == [("${BASE_IMAGE}", "tools"), ("tools", "builder"), ("${BASE_IMAGE}", "")], "one base for all"
     final = text.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
     assert "COPY --from=builder /opt/venv /opt/venv" in final
     assert not re.search(r"poetry (install|export|lock)|install[^\n]* poetry", text, re.I), "no Poetry in any stage"
@@ -153,6 +153,22 @@ def test_child_builds_from_its_parent_and_installs_only_its_own_groups(workspace
     assert "--target /opt/nbenv/layers/traffic-analysis" in text
     assert "COPY requirements/models.txt" in text and "notebook.txt" not in text
     assert '"/opt/nbenv/layers/traffic-analysis", "/home/jovyan/work"' in text, ".pth: layer + mounted source"
+
+
+def test_every_dockerfile_of_a_chain_opens_with_the_same_tools_stage(workspace: Path) -> None:
+    """So a child's build reuses its parent's tools stage (venv and uv) from the build cache."""
+    generate(workspace)
+
+    def tools(name: str) -> str:
+        text = (workspace / "docker" / name / "Dockerfile").read_text()
+        instructions = [line for line in text.split(" AS tools\n", 1)[1].split("\nFROM ")[0].splitlines()]
+        return "\n".join(line for line in instructions if not line.startswith("#"))
+
+    assert (
+        "ARG BASE_IMAGE=nbenv/debian-python:bookworm\n"
+        in (workspace / "docker/traffic-analysis/Dockerfile").read_text()
+    )
+    assert tools("base") == tools("traffic-analysis") and "uv==" in tools("base")
 
 
 @pytest.mark.security
