@@ -88,7 +88,7 @@ def _tools() -> list[str]:
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore",
         f"COPY build/ {BUILD_DIR}/",
         "# pip's own CA bundle, plus the extra CA nbenv puts in the build context when one is configured.",
-        f"RUN python3 -m venv {VENV} && cp \"$({VENV}/bin/python -c {PIP_CA!r})\" {BUILD_DIR}/ca-bundle.pem \\",
+        f'RUN python3 -m venv {VENV} && cp "$({VENV}/bin/python -c {PIP_CA!r})" {BUILD_DIR}/ca-bundle.pem \\',
         f"    && if [ -s {BUILD_DIR}/extra-ca.pem ]; then cat {BUILD_DIR}/extra-ca.pem >> {BUILD_DIR}/ca-bundle.pem; "
         "fi",
         f"ENV PIP_CERT={BUILD_DIR}/ca-bundle.pem SSL_CERT_FILE={BUILD_DIR}/ca-bundle.pem",
