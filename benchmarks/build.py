@@ -142,11 +142,12 @@ class Bench:
         return run([*command, str(self.seed)], env={"DOCKER_BUILDKIT": "1"}, retry=True)
 
     def fresh_base(self, nonce: str, *, for_seed: bool = True) -> str:
-        """A copy of the base image with a label of its own: a new image id, so no build step of either
-        side can be a cache hit from an earlier build (an empty build cache for this base image), while
-        steps within one cold build can still share, as in a user's first build."""
+        """The base image plus a 40-byte file of its own. BuildKit keys a step by the layers below it
+        (a label alone changes nothing), so no step of either side can be a cache hit from an earlier
+        build: an empty build cache for this base image. Steps within one cold build can still share,
+        as in a user's first build."""
         tag = f"{self.prefix}/base:{nonce}"
-        dockerfile = f"FROM {BASE_IMAGE}\nLABEL nbenv.bench.nonce={nonce}\n"
+        dockerfile = f"FROM {BASE_IMAGE}\nRUN echo {nonce} > /etc/nbenv-bench-nonce\n"
         subprocess.run(
             [DOCKER, "build", "-q", "--label", f"nbenv.bench={self.id}", "--tag", tag, "-"],
             input=dockerfile,

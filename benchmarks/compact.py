@@ -6,10 +6,11 @@ read once before timing, so every run reads from the page cache. Figures are mea
 stored; ratios are against the baseline measured in the same run.
 
     .venv/bin/python benchmarks/compact.py [--size BYTES|1GiB|2GiB] [--repeat 3] [--workdir DIR]
-                                           [--no-extra] [--clean]
+                                           [--no-extra] [--clean] [--cpus N]
 
 nbenv and pandas alternate `--repeat` times (the machine's other load hits both alike); the table
-shows medians, and each run's seconds.
+shows medians, and each run's seconds. `--cpus N` pins every run to the first N CPUs
+(sched_setaffinity): `--cpus 1` compares the work per byte alone, with no parallelism.
 
 Runs:
   nbenv               compact(SRC, OUT, columns=PEMS_COLUMNS): the seed's column pruning
@@ -42,6 +43,7 @@ from nbenv.data.synthetic import generate, parse_size  # noqa: E402
 SIZE_TARGET = 37.0  # the seed: 35.2 GB of CSV -> 951 MB of Parquet
 SPEED_TARGET = 3.0  # x the baseline's MB/s
 RSS_TARGET_MIB = 512  # for a 2 GiB input
+CPUS = 0  # --cpus: pin each measured run to this many CPUs (0: all)
 
 
 def cpu_seconds() -> float:
@@ -86,7 +88,10 @@ def measure(kind: str, source: Path, output: Path) -> dict[str, float]:
     """Run one kind in a fresh process; add its peak RSS (MiB) from wait4."""
     shutil.rmtree(output, ignore_errors=True)
     command = [sys.executable, __file__, "--child", kind, str(source), str(output)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    cpus = sorted(os.sched_getaffinity(0))[:CPUS] if CPUS else None
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    )
     assert process.stdout is not None
     text = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -165,11 +170,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of nbenv and of pandas, alternating")
     parser.add_argument("--no-extra", action="store_true", help="skip the partitioned and every-column runs")
     parser.add_argument("--clean", action="store_true", help="delete the workdir at the end")
+    parser.add_argument("--cpus", type=int, default=0, help="pin every run to the first N CPUs (default: all)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return 0
+    global CPUS
+    CPUS = args.cpus
     size = parse_size(args.size)
     if not isinstance(size, int):
         parser.error("--size: a number of bytes, e.g. 2GiB")
@@ -185,7 +193,9 @@ def main() -> int:
         print("nbenv partitioned by district, then with every column ...", file=sys.stderr)
         runs["nbenv, partitioned by district"] = [measure("nbenv-part", source, args.workdir / "out")]
         runs["nbenv, every column"] = [measure("nbenv-all", source, args.workdir / "out")]
-    print(f"{len(list(source.iterdir()))} CSV files, {input_bytes / 2**30:.2f} GiB; machine: {os.cpu_count()} cores")
+    pinned = f", each run pinned to {args.cpus} of them" if args.cpus else ""
+    files = len(list(source.iterdir()))
+    print(f"{files} CSV files, {input_bytes / 2**30:.2f} GiB; machine: {os.cpu_count()} cores{pinned}")
     print()
     report(input_bytes, runs)
     if args.clean:

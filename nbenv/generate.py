@@ -68,6 +68,7 @@ def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
         out / "Dockerfile": render_dockerfile(plan),
         out / "compose.yaml": render_compose(run, plan),
         out / "build" / "register.py": resources.files("nbenv.render").joinpath("register.py").read_text("utf-8"),
+        out / "build" / "fetch_uv.py": resources.files("nbenv.render").joinpath("fetch_uv.py").read_text("utf-8"),
     }
     files.update({out / layer.filename: layer.text for layer in plan.layers})
     return files

@@ -93,7 +93,14 @@ ROW_GROUP_BYTES = 64 << 20  # Arrow bytes buffered per output file before a row 
 PARTITION_BUFFER_BYTES = 96 << 20  # all partitions together; the largest is flushed beyond this
 MAX_PARTITIONS = 256  # open Parquet writers (file handles) when partitioning
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-_WORKERS = max(1, min(4, os.cpu_count() or 1))  # files in flight; each uses about one core
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (taskset, cpusets), not all the machine has."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_WORKERS = max(1, min(4, _usable_cpus()))  # files in flight; each uses about one core
 DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB: a block and its parse stay in the CPU cache (4 MiB: 10-20% slower)
 _QUEUE_BYTES = 16 << 20  # in-order mode: CSV bytes cut ahead of the writer (being parsed or waiting)
 _INFER_BYTES = 4 << 20  # the first block of this size decides the column types (pyarrow's own: 1 MiB)

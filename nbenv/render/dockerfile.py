@@ -8,7 +8,6 @@ from a user is JSON-quoted (exec form) or escaped, so no value can add an instru
 from __future__ import annotations
 
 import json
-import posixpath
 
 from nbenv.plan import CONTAINER_PORT, GID, TOKEN_SECRET, UID, VENV, BuildPlan
 from nbenv.provenance import HISTORY_PATH
@@ -67,19 +66,18 @@ UV_HASHES = (
 UV_DIR = f"{BUILD_DIR}/uv"
 UV_CACHE = "/root/.cache/uv"
 UV_CACHE_ID = "nbenv-uv"
-PIP_CA = "import pip._vendor.certifi as c; print(c.where())"  # pip's own CA bundle
 INDEX_OPTION = '${NBENV_INDEX_URL:+--index-url "$NBENV_INDEX_URL"}'
 
 
 def _tools() -> list[str]:
-    """The venv's interpreter and uv, with the CA bundle: the same stage in every Dockerfile of a chain."""
+    """uv, the CA bundle and the root environment's venv: the same stage in every Dockerfile of a chain."""
     uv_requirement = " \\\n".join(
         f"        '{part}'" for part in (f"uv=={UV_VERSION}", *(f"--hash={h}" for h in UV_HASHES))
     )
     return [
-        "# Tools: a venv (the root environment's own) and uv. The same instructions FROM the same base image",
-        "# open every Dockerfile of an environment chain, so a child's build reuses its parent's tools stage.",
-        "# Build tools, caches, the index URL and any extra CA stay in the build stages.",
+        "# Tools: uv, the CA bundle and the root environment's venv. The same instructions FROM the same",
+        "# base image open every Dockerfile of an environment chain, so a child's build reuses its parent's",
+        "# tools stage. Build tools, caches, the index URL and any extra CA stay in the build stages.",
         "FROM ${BASE_IMAGE} AS tools",
         "# Root writes /opt here; this stage never runs as a container (only its output is copied).",
         "# hadolint ignore=DL3002",
@@ -87,15 +85,15 @@ def _tools() -> list[str]:
         'ARG NBENV_INDEX_URL=""',
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore",
         f"COPY build/ {BUILD_DIR}/",
-        "# pip's own CA bundle, plus the extra CA nbenv puts in the build context when one is configured.",
-        f'RUN python3 -m venv {VENV} && cp "$({VENV}/bin/python -c {PIP_CA!r})" {BUILD_DIR}/ca-bundle.pem \\',
-        f"    && if [ -s {BUILD_DIR}/extra-ca.pem ]; then cat {BUILD_DIR}/extra-ca.pem >> {BUILD_DIR}/ca-bundle.pem; "
-        "fi",
-        f"ENV PIP_CERT={BUILD_DIR}/ca-bundle.pem SSL_CERT_FILE={BUILD_DIR}/ca-bundle.pem",
-        f"# uv, pinned by version and hash, installed by pip with hash checking; it stays in {BUILD_DIR}.",
+        f"# uv, pinned by version and hash, into {UV_DIR}: pip runs from ensurepip's own wheel in hash-checking",
+        "# mode (no pip is bootstrapped or kept). The CA bundle is pip's plus the extra CA nbenv puts in the",
+        "# build context when one is configured. The venv has no pip: it is read-only at run time (packages",
+        "# come from Poetry groups), so pip could install nothing there.",
         f"RUN echo \\\n{uv_requirement} > {BUILD_DIR}/uv.txt \\",
-        f"    && {VENV}/bin/python -m pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: \\",
-        f"        --target {UV_DIR} {INDEX_OPTION} -r {BUILD_DIR}/uv.txt",
+        f"    && python3 {BUILD_DIR}/fetch_uv.py {BUILD_DIR}/uv.txt {UV_DIR} {BUILD_DIR}/ca-bundle.pem "
+        f"{BUILD_DIR}/extra-ca.pem \\",
+        f"    && python3 -m venv --without-pip {VENV}",
+        f"ENV SSL_CERT_FILE={BUILD_DIR}/ca-bundle.pem",
     ]
 
 
@@ -180,6 +178,10 @@ def _final(plan: BuildPlan) -> str:
         f"ENV JUPYTER_TOKEN_FILE=/run/secrets/{TOKEN_SECRET} NBENV_HISTORY={HISTORY_PATH}",
         f"COPY build/register.py {REGISTER}",
         "# The kernel is named after the environment; the .pth puts the mounted project source on sys.path.",
+        "# Then the build history: every image appends its record to $NBENV_HISTORY, so a child keeps its",
+        "# parent's lines. The record (commit, dirty flag, groups, lock hash, date) comes from",
+        "# `nbenv image build`; it holds no secret.",
+        'ARG NBENV_BUILD_RECORD="{}"',
         "RUN "
         + exec_form(
             f"{VENV}/bin/python",
@@ -189,10 +191,6 @@ def _final(plan: BuildPlan) -> str:
             *((plan.target_dir,) if plan.is_child else ()),
             *plan.python_path,
         ),
-        "# Build history: every image appends its record, so a child keeps its parent's lines. The record",
-        "# (commit, dirty flag, groups, lock hash, date) comes from `nbenv image build`; it holds no secret.",
-        'ARG NBENV_BUILD_RECORD="{}"',
-        f"RUN mkdir -p {posixpath.dirname(HISTORY_PATH)} && printf '%s\\n' \"$NBENV_BUILD_RECORD\" >> {HISTORY_PATH}",
         f"USER {UID}:{GID}",
         f"WORKDIR {HOME}",
         f"EXPOSE {CONTAINER_PORT}",

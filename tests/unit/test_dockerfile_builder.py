@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from nbenv.adapters.engine import Builder, BuildRequest, Engine
 from nbenv.errors import BuildError
-from nbenv.render import dockerfile
+from nbenv.render import dockerfile, fetch_uv
 from tests.conftest import REPO, run_cli
 
 
@@ -43,12 +44,39 @@ def test_uv_is_installed_with_hash_checking_into_the_build_dir_only(generated: d
         assert f"'uv=={dockerfile.UV_VERSION}'" in builder
         for digest in dockerfile.UV_HASHES:
             assert f"'--hash={digest}'" in builder
-        install = re.search(r"pip install ([^\n]*\\\n[^\n]*)-r /tmp/nbenv/uv.txt", builder)
-        assert install, builder
-        flags = ("--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir", "--target /tmp/nbenv/uv")
-        for flag in flags:
-            assert flag in install.group(1)
+        assert "python3 /tmp/nbenv/fetch_uv.py /tmp/nbenv/uv.txt /tmp/nbenv/uv /tmp/nbenv/ca-bundle.pem" in builder
         assert "uv" not in final.replace("/opt/venv", "")  # neither uv nor its cache reaches the final stage
+    arguments = fetch_uv.install_arguments("/tmp/nbenv/uv.txt", "/tmp/nbenv/uv", "")
+    for flag in ("--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir"):
+        assert flag in arguments
+    assert arguments[arguments.index("--target") + 1] == "/tmp/nbenv/uv" and "--index-url" not in arguments
+    with_index = fetch_uv.install_arguments("r.txt", "t", "https://mirror.example/simple")
+    assert with_index[with_index.index("--index-url") + 1] == "https://mirror.example/simple"
+
+
+def test_pip_runs_from_ensurepips_wheel_without_being_installed(tmp_path: Path) -> None:
+    """The tools stage's fast path, on this interpreter: pip straight from the wheel, and its CA bundle."""
+    with fetch_uv.ensurepip_wheel() as wheel:
+        if wheel is None:
+            pytest.skip("this interpreter's ensurepip carries no pip wheel (the fallback venv is used)")
+        pip, bundle = fetch_uv.pip_command(wheel, str(tmp_path))
+        version = subprocess.run([*pip, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("pip ") and wheel in version
+    assert b"-----BEGIN CERTIFICATE-----" in bundle
+    assert not (tmp_path / "pip").exists(), "no venv was made"
+
+
+def test_the_ca_bundle_is_pips_plus_the_extra_ca_if_any(tmp_path: Path) -> None:
+    extra = tmp_path / "extra-ca.pem"
+    out = tmp_path / "bundle.pem"
+    fetch_uv.write_ca_bundle(str(out), b"PIP-BUNDLE", str(extra))  # no extra CA file at all
+    assert out.read_bytes() == b"PIP-BUNDLE"
+    extra.write_bytes(b"")
+    fetch_uv.write_ca_bundle(str(out), b"PIP-BUNDLE", str(extra))  # an empty one
+    assert out.read_bytes() == b"PIP-BUNDLE"
+    extra.write_bytes(b"EXTRA-CA\n")
+    fetch_uv.write_ca_bundle(str(out), b"PIP-BUNDLE", str(extra))
+    assert out.read_bytes() == b"PIP-BUNDLE\nEXTRA-CA\n"
 
 
 def test_every_group_is_one_cached_uv_step_with_hashes(generated: dict[str, str]) -> None:

@@ -134,7 +134,7 @@ def test_dockerfile_is_multistage_lean_non_root_and_cache_ordered(workspace: Pat
     assert "COPY --from=builder /opt/venv /opt/venv" in final
     assert not re.search(r"poetry (install|export|lock)|install[^\n]* poetry", text, re.I), "no Poetry in any stage"
     assert "pip install" not in final and "ARG NBENV_INDEX_URL" not in final
-    assert "--require-hashes" in text and "--no-cache-dir" in text
+    assert "--require-hashes" in text and "fetch_uv.py" in text
     assert re.search(r"^USER 1000:100$", final, re.M)
     assert 'ENTRYPOINT ["tini", "-g", "--"]' in final
     assert "HEALTHCHECK" in final and "/api" in final
