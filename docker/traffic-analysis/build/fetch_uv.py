@@ -36,7 +36,7 @@ def ensurepip_wheel() -> Iterator[str | None]:
             yield str(path)
         return
     try:  # CPython 3.11 and 3.12, and Debian's patched ensurepip
-        package = ensurepip._get_packages()["pip"]
+        package = getattr(ensurepip, "_get_packages")()["pip"]  # noqa: B009 (private: not in typeshed)
         path = package.wheel_path or os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", package.wheel_name)
     except (AttributeError, KeyError, TypeError):
         path = None
