@@ -7,8 +7,9 @@ Everything runs in a copy of the workspace under /tmp with its own image prefix
 image. At the end the run removes its images, its uv cache mounts and the build cache records its
 steps added (new since the start, not in use, made by these Dockerfiles' steps). Scenarios:
 
-1. cold build: no layer cache (`--no-cache`) and a uv cache mount of its own, so nothing is reused
-   ("fully cold"); then nbenv again with cold layers but that warm uv cache;
+1. cold build: both sides FROM a fresh copy of the base image (one tiny layer added, so no step can
+   be a cache hit from an earlier build) and nbenv with a uv cache mount of its own ("fully cold");
+   then nbenv again on another fresh copy: cold layers, warm uv cache;
 2. rebuild after editing a notebook and a file of the project's source;
 3. rebuild after adding one package to the `models` group (pyproject.toml and poetry.lock updated,
    as `poetry add --group models NAME` would when the package is already locked for another group);
