@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -64,6 +65,20 @@ def test_pip_runs_from_ensurepips_wheel_without_being_installed(tmp_path: Path) 
     assert version.startswith("pip ") and wheel in version
     assert b"-----BEGIN CERTIFICATE-----" in bundle
     assert not (tmp_path / "pip").exists(), "no venv was made"
+
+
+def test_without_ensurepips_wheel_a_throwaway_venv_runs_pip(tmp_path: Path) -> None:
+    """The fallback for interpreters whose ensurepip layout is unknown: slower, same result."""
+    pip, bundle = fetch_uv.pip_command(None, str(tmp_path))
+    version = subprocess.run([*pip, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("pip ") and str(tmp_path / "pip") in version
+    assert b"-----BEGIN CERTIFICATE-----" in bundle
+
+
+def test_no_ensurepip_at_all_means_no_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ensurepip", None)  # what `import ensurepip` sees without it
+    with fetch_uv.ensurepip_wheel() as wheel:
+        assert wheel is None
 
 
 def test_the_ca_bundle_is_pips_plus_the_extra_ca_if_any(tmp_path: Path) -> None:
