@@ -43,7 +43,6 @@ from nbenv.data.synthetic import generate, parse_size  # noqa: E402
 SIZE_TARGET = 37.0  # the seed: 35.2 GB of CSV -> 951 MB of Parquet
 SPEED_TARGET = 3.0  # x the baseline's MB/s
 RSS_TARGET_MIB = 512  # for a 2 GiB input
-CPUS = 0  # --cpus: pin each measured run to this many CPUs (0: all)
 
 
 def cpu_seconds() -> float:
@@ -84,13 +83,16 @@ def child(kind: str, source: Path, output: Path) -> None:
     print(json.dumps(figures))
 
 
-def measure(kind: str, source: Path, output: Path) -> dict[str, float]:
-    """Run one kind in a fresh process; add its peak RSS (MiB) from wait4."""
+def measure(kind: str, source: Path, output: Path, cpus: int = 0) -> dict[str, float]:
+    """Run one kind in a fresh process (pinned to the first `cpus` CPUs if given); add its peak RSS (MiB)."""
     shutil.rmtree(output, ignore_errors=True)
     command = [sys.executable, __file__, "--child", kind, str(source), str(output)]
-    cpus = sorted(os.sched_getaffinity(0))[:CPUS] if CPUS else None
+    pinned = sorted(os.sched_getaffinity(0))[:cpus] if cpus else None
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None,
     )
     assert process.stdout is not None
     text = process.stdout.read()
@@ -176,8 +178,6 @@ def main() -> int:
     if args.child:
         child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return 0
-    global CPUS
-    CPUS = args.cpus
     size = parse_size(args.size)
     if not isinstance(size, int):
         parser.error("--size: a number of bytes, e.g. 2GiB")
@@ -188,11 +188,11 @@ def main() -> int:
     for repeat in range(args.repeat):
         for name in ("nbenv", "pandas"):
             print(f"run {repeat + 1}/{args.repeat}: {name} ...", file=sys.stderr)
-            runs[name].append(measure(name, source, args.workdir / "out"))
+            runs[name].append(measure(name, source, args.workdir / "out", args.cpus))
     if not args.no_extra:
         print("nbenv partitioned by district, then with every column ...", file=sys.stderr)
-        runs["nbenv, partitioned by district"] = [measure("nbenv-part", source, args.workdir / "out")]
-        runs["nbenv, every column"] = [measure("nbenv-all", source, args.workdir / "out")]
+        runs["nbenv, partitioned by district"] = [measure("nbenv-part", source, args.workdir / "out", args.cpus)]
+        runs["nbenv, every column"] = [measure("nbenv-all", source, args.workdir / "out", args.cpus)]
     pinned = f", each run pinned to {args.cpus} of them" if args.cpus else ""
     files = len(list(source.iterdir()))
     print(f"{files} CSV files, {input_bytes / 2**30:.2f} GiB; machine: {os.cpu_count()} cores{pinned}")

@@ -26,16 +26,11 @@ from nbenv.images import Inspection, PushResult
 from nbenv.run import Running
 from nbenv.spec.load import Loader, SpecErrors, environment_names, load_file
 from nbenv.spec.models import Environment
+from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 
 if TYPE_CHECKING:
     from nbenv.data.compact import CompactResult
-
-Say = Callable[[str], None]
-
-
-def _quiet(message: str) -> None:
-    """Default progress sink: say nothing."""
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -172,7 +167,7 @@ def image_build(
     no_cache: bool = False,
     cache_from: Sequence[str] = (),
     cache_to: Sequence[str] = (),
-    say: Say = _quiet,
+    say: Say = quiet,
     live: bool = False,
 ) -> list[BuiltImage]:
     """Build each environment's image (parents first); skip what is up to date. No names: all of them."""
@@ -188,7 +183,7 @@ def image_build(
 def image_status(*, repo: Path | None = None, names: Sequence[str] = ()) -> list[tuple[str, str]]:
     """Per environment: up to date, or stale and why (what `up` or `image build` would rebuild)."""
     ws = _workspace(repo)
-    builder = ImageBuilder(ws, Loader(ws), load_lock(ws), _engine(), say=_quiet, live=False)
+    builder = ImageBuilder(ws, Loader(ws), load_lock(ws), _engine(), say=quiet, live=False)
     return [(name, builder.status(name)[0]) for name in _names(ws, names)]
 
 
@@ -205,7 +200,7 @@ def image_push(
     name: str,
     registry: str | None = None,
     allow_dirty: bool = False,
-    say: Say = _quiet,
+    say: Say = quiet,
     live: bool = False,
 ) -> PushResult:
     """Push an environment's image under the tag rules; refuse a dirty tree and never move a fixed tag."""
@@ -217,7 +212,7 @@ def image_push(
     return images.push(builder, engine, ws, name, registry=target, allow_dirty=allow_dirty, say=say)
 
 
-def image_base(*, tag: str, suite: str = "bookworm", say: Say = _quiet) -> str:
+def image_base(*, tag: str, suite: str = "bookworm", say: Say = quiet) -> str:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry."""
     from nbenv.base_image import base_image_plan, build_base_image
 
@@ -233,7 +228,7 @@ def up(
     timeout: float = 180.0,
     pull: bool = True,
     allow_missing: bool = False,
-    say: Say = _quiet,
+    say: Say = quiet,
     live: bool = False,
 ) -> Running:
     """Pull the data, build what is stale, start the environment, wait until Jupyter answers; return its URL.
@@ -245,7 +240,7 @@ def up(
     return launch.up(ws, _engine(), name, options, say=say)
 
 
-def down(*, repo: Path | None = None, name: str, say: Say = _quiet) -> None:
+def down(*, repo: Path | None = None, name: str, say: Say = quiet) -> None:
     """Remove the environment's containers and network; keep images, data and the source."""
     ws = _workspace(repo)
     launch.down(ws, _engine(), name=name, say=say)
@@ -284,7 +279,7 @@ def data_pull(
     all_envs: bool = False,
     jobs: int | None = None,
     remote: str | None = None,
-    say: Say = _quiet,
+    say: Say = quiet,
 ) -> PullSummary:
     """Fetch and check out exactly the data the environments declare (hash-verified)."""
     ws = _workspace(repo)

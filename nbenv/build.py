@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -23,10 +23,10 @@ from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
 from nbenv.spec.load import Loader
+from nbenv.ui import Say
 from nbenv.workspace import Workspace
 
 NBENV_BASE_REPOSITORY = "nbenv/debian-python"
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)

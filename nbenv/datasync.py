@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,7 @@ from nbenv.adapters.dvc import Dvc, TargetStatus
 from nbenv.errors import DataError
 from nbenv.fs import atomic_write
 from nbenv.spec.models import Environment
-
-Say = Callable[[str], None]
+from nbenv.ui import Say
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
     return plan
 
 
+# Run inside the image at build time (standard library only), copied into the build context's build/.
+BUILD_SCRIPTS = ("register.py", "fetch_uv.py")
+
+
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
     """Every generated file of one environment, by absolute path."""
     out = ws.root / plan.out_dir
@@ -67,9 +71,9 @@ def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
     files = {
         out / "Dockerfile": render_dockerfile(plan),
         out / "compose.yaml": render_compose(run, plan),
-        out / "build" / "register.py": resources.files("nbenv.render").joinpath("register.py").read_text("utf-8"),
-        out / "build" / "fetch_uv.py": resources.files("nbenv.render").joinpath("fetch_uv.py").read_text("utf-8"),
     }
+    scripts = resources.files("nbenv.render")
+    files.update({out / "build" / name: scripts.joinpath(name).read_text("utf-8") for name in BUILD_SCRIPTS})
     files.update({out / layer.filename: layer.text for layer in plan.layers})
     return files
 

@@ -18,7 +18,7 @@ import posixpath
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,19 +33,15 @@ from nbenv.generate import load_lock, plan_for, token_file
 from nbenv.plan import GID, UID, Mount, compose_project, run_plan
 from nbenv.spec.load import Loader, container_path_of
 from nbenv.spec.models import Resources
+from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 
-Say = Callable[[str], None]
 Notebook = dict[str, Any]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 IO_DIR = "/run/nbenv"  # the temp directory inside the container (user mounts may not target /run)
 BACKSTOP_SECONDS = 90.0  # after --timeout, on top of kernel start-up and shutdown: then the container is killed
-
-
-def _quiet(message: str) -> None:
-    """Default progress sink: say nothing."""
 
 
 # --- pure: parameters -------------------------------------------------------------------------
@@ -338,7 +334,7 @@ def run_notebook(
     pull: bool = True,
     build: bool = True,
     engine: Engine | None = None,
-    say: Say = _quiet,
+    say: Say = quiet,
     live: bool = False,
 ) -> RunResult:
     """Execute `notebook` in `name`'s image; write the executed notebook to `output` (default

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +12,8 @@ from nbenv.build import BuildOptions, ImageBuilder
 from nbenv.errors import RegistryError, RunError
 from nbenv.plan import image_repository
 from nbenv.provenance import GitState, ImageProvenance, TagDecision, plan_push, push_tags
+from nbenv.ui import Say
 from nbenv.workspace import REGISTRY_HINT, Workspace, registry_problem
-
-Say = Callable[[str], None]
-
 
 # --- inspect --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nbenv import datasync
@@ -37,10 +37,8 @@ from nbenv.run import (
 )
 from nbenv.spec.load import Loader, environment_names
 from nbenv.spec.models import Environment
-from nbenv.ui import warn
+from nbenv.ui import Say, warn
 from nbenv.workspace import Workspace
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def _up_locked(
             say(f"  {line}")
         raise
     except KeyboardInterrupt:  # this `up` started it: leave no container behind
-        _remove_quietly(compose)
+        _removequietly(compose)
         raise
     return Running(name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, state.container, True)
 
@@ -112,18 +110,18 @@ def _compose_up(compose: Compose, *, name: str, port: int, bind: str) -> None:
     try:
         compose.up()
     except RunError as exc:
-        _remove_quietly(compose)
+        _removequietly(compose)
         if is_busy_port(exc.message):
             raise RunError(
                 f"port {port} on {bind} is already in use", f"choose another: `nbenv up {name} --port {port + 1}`"
             ) from None
         raise
     except KeyboardInterrupt:
-        _remove_quietly(compose)
+        _removequietly(compose)
         raise
 
 
-def _remove_quietly(compose: Compose) -> None:
+def _removequietly(compose: Compose) -> None:
     """`compose down`, shielded from a second Ctrl-C (the signal is ignored meanwhile, by compose too)."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None

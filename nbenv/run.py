@@ -11,7 +11,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +20,8 @@ from nbenv.errors import RunError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
 from nbenv.plan import UID, compose_project
+from nbenv.ui import Say
 from nbenv.workspace import Workspace
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 
 from nbenv.errors import NbenvError
+
+Say = Callable[[str], None]  # where a long operation reports progress, one line at a time
+
+
+def quiet(message: str) -> None:
+    """A Say that drops every line (library callers that want no progress output)."""
 
 
 def _color(stream: object) -> bool:

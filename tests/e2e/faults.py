@@ -1,8 +1,9 @@
-"""Real servers for the data tests: moto's S3 on 127.0.0.1, and a TCP proxy in front of it that
-can be cut and restored (fault injection)."""
+"""Fault injection: moto's S3 on 127.0.0.1, a TCP proxy in front of it that can be cut and
+restored, and Ctrl-C sent to a running nbenv command."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -123,3 +124,13 @@ class CuttableProxy:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+def interrupt(process: subprocess.Popen[str], *, timeout: float) -> tuple[str, str]:
+    """Ctrl-C (SIGINT) to a running nbenv: it must exit 130 with the one line "interrupted" last.
+    Returns (stdout, stderr). The caller kills the process if this fails."""
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 130, err
+    assert err.rstrip().splitlines()[-1] == "interrupted"
+    return out, err

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import snapshot
 from tests.e2e.conftest import BASE_TAG, PREFIX, docker, free_port, nbenv, nbenv_bin
-from tests.e2e.faults import CuttableProxy, moto_s3
+from tests.e2e.faults import CuttableProxy, interrupt, moto_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 BIN = Path(sys.executable).parent
@@ -160,13 +160,10 @@ def test_ctrl_c_during_up_leaves_no_container_and_no_half_written_file(e2e_works
         try:
             wait_for_line(process, "waiting for Jupyter", timeout=900)  # compose started the container
             assert project_containers("base"), "the container exists before the interrupt"
-            process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=120)
+            interrupt(process, timeout=120)
         finally:
             if process.poll() is None:
                 process.kill()
-        assert process.returncode == 130, err
-        assert err.rstrip().splitlines()[-1] == "interrupted"
         assert project_containers("base") == [], "the container this `up` started is gone"
         run_dir = e2e_workspace / ".nbenv/run/base"
         assert temp_files(run_dir) == []
