@@ -24,7 +24,7 @@ def token_file(name: str) -> str:
 
 
 def load_lock(ws: Workspace) -> Lock:
-    return read_lock(ws.root / "poetry.lock", ws.pyproject.data, cache_dir=ws.state_dir / "cache")
+    return read_lock(ws.root / "poetry.lock", ws.pyproject.data, cache_root=ws.root)
 
 
 def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Sequence[str] | None = None) -> BuildPlan:

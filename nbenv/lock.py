@@ -2,6 +2,12 @@
 
 Stdlib only, so the project's own bootstrap can use it before anything is installed:
 `python -m nbenv.lock --groups main,dev` prints a pip requirements file with hashes.
+
+A cloned repository's lock is untrusted: every field nbenv reads is checked against its grammar
+(names per PEP 508/503, versions per PEP 440, markers parsed per PEP 508, hashes `algo:hex`, group
+names as names) before it can reach a requirements file, so no value can add a line (an option such
+as `--extra-index-url` or `-r FILE`) to one. The grammars are small stdlib regexes and a marker
+parser, not `packaging`, because of the bootstrap.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,9 +27,180 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nbenv.errors import LockError
+from nbenv.safepath import MiB, owned_dir, read_regular
 
 ANY = "*"
 _INDEX_SOURCES = {None, "legacy"}
+LOCK_LIMIT = 32 * MiB
+CACHE_REL = ".nbenv/cache"
+
+# The grammars. `fullmatch` and re.ASCII throughout: `$` would accept a trailing newline, and
+# re.IGNORECASE without ASCII lets `[a-z]` match the Kelvin sign and a dotless i.
+_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.I | re.A)
+_NAME_MAX = 200
+# PEP 440, Appendix B (packaging's VERSION_PATTERN): any version pip accepts, local part included.
+_VERSION = re.compile(
+    r"""
+    v?
+    (?:[0-9]+!)?
+    [0-9]+(?:\.[0-9]+)*
+    (?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?
+    (?:-[0-9]+|[-_.]?(?:post|rev|r)[-_.]?[0-9]*)?
+    (?:[-_.]?dev[-_.]?[0-9]*)?
+    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?
+    """,
+    re.I | re.A | re.X,
+)
+_VERSION_MAX = 128
+HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HASH = re.compile(r"(sha256|sha384|sha512):([0-9a-f]+)", re.A)
+# PEP 508 environment markers. Strings hold no quote of their own kind, no control character, and
+# none of `#` (a comment in a requirements file), `$` (pip expands `${VAR}`) or a backslash.
+MARKER_VARIABLES = frozenset(
+    {
+        "python_version",
+        "python_full_version",
+        "os_name",
+        "sys_platform",
+        "platform_release",
+        "platform_system",
+        "platform_version",
+        "platform_machine",
+        "platform_python_implementation",
+        "implementation_name",
+        "implementation_version",
+        "extra",
+    }
+)
+_MARKER_TOKEN = re.compile(
+    r"""[ \t]*(?:
+      (?P<string>"[ !%-\[\]-~]*"|'[ !"%&(-\[\]-~]*')
+    | (?P<op>===|==|!=|<=|>=|~=|<|>|\(|\))
+    | (?P<word>[a-z_]+)
+    )[ \t]*""",
+    re.A | re.X,
+)
+_MARKER_MAX = 4096
+_MARKER_DEPTH = 32
+# What a rendered requirement may hold at all (the defensive check of Pin.requirement).
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!:-]*", re.A)
+_MARKER_TEXT = re.compile(r"[ -\"%-\[\]-~]+", re.A)
+_COMPARE = {"===", "==", "!=", "<=", ">=", "~=", "<", ">", "in", "not in"}
+
+
+def _shown(value: object) -> str:
+    """A hostile value, quoted and escaped (never a line break), clipped to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def name_problem(value: object) -> str | None:
+    """Why `value` is not a PEP 508 project name (or PEP 735 group name), or None."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if len(value) > _NAME_MAX or not _NAME.fullmatch(value):
+        return f"{_shown(value)} is not a valid name (letters, digits and . _ -, starting and ending with one)"
+    return None
+
+
+def version_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if len(value) > _VERSION_MAX or not _VERSION.fullmatch(value):
+        return f"{_shown(value)} is not a PEP 440 version"
+    return None
+
+
+def hash_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    match = _HASH.fullmatch(value)
+    if match is None:
+        return f"{_shown(value)} is not ALGORITHM:HEX with ALGORITHM one of {', '.join(HASH_LENGTHS)} (lowercase hex)"
+    if len(match.group(2)) != HASH_LENGTHS[match.group(1)]:
+        return f"{_shown(value)}: a {match.group(1)} digest has {HASH_LENGTHS[match.group(1)]} hex digits"
+    return None
+
+
+def _marker_tokens(value: str) -> list[tuple[str, str]] | None:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(value):
+        match = _MARKER_TOKEN.match(value, position)
+        if match is None or match.end() == position:
+            return None
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+def marker_problem(value: object) -> str | None:
+    """Why `value` is not a PEP 508 environment marker, or None (a parser, not a regex: and/or,
+    parentheses, comparisons of a known variable with a quoted string)."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    tokens = _marker_tokens(value) if len(value) <= _MARKER_MAX else None
+    if not tokens or not _MarkerParser(tokens).complete():
+        return f"{_shown(value)} is not a PEP 508 environment marker"
+    return None
+
+
+class _MarkerParser:
+    """marker := and ('or' and)*; and := atom ('and' atom)*; atom := '(' marker ')' | value OP value."""
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.at = 0
+
+    def complete(self) -> bool:
+        return self._marker(0) and self.at == len(self.tokens)
+
+    def _peek(self, offset: int = 0) -> tuple[str, str]:
+        index = self.at + offset
+        return self.tokens[index] if index < len(self.tokens) else ("", "")
+
+    def _marker(self, depth: int) -> bool:
+        if depth > _MARKER_DEPTH or not self._and(depth):
+            return False
+        while self._peek() == ("word", "or"):
+            self.at += 1
+            if not self._and(depth):
+                return False
+        return True
+
+    def _and(self, depth: int) -> bool:
+        if not self._atom(depth):
+            return False
+        while self._peek() == ("word", "and"):
+            self.at += 1
+            if not self._atom(depth):
+                return False
+        return True
+
+    def _atom(self, depth: int) -> bool:
+        if self._peek() == ("op", "("):
+            self.at += 1
+            if not self._marker(depth + 1) or self._peek() != ("op", ")"):
+                return False
+            self.at += 1
+            return True
+        if not self._value():
+            return False
+        if self._peek() == ("word", "not") and self._peek(1) == ("word", "in"):
+            self.at += 2
+        elif self._peek()[0] in {"op", "word"} and self._peek()[1] in _COMPARE:
+            self.at += 1
+        else:
+            return False
+        return self._value()
+
+    def _value(self) -> bool:
+        kind, text = self._peek()
+        if kind == "string" or (kind == "word" and text in MARKER_VARIABLES):
+            self.at += 1
+            return True
+        return False
 
 
 def canonical(name: str) -> str:
@@ -58,6 +236,11 @@ class Pin:
     layer: str
 
     def requirement(self) -> str:
+        """`name==version ; marker` and its hashes, one logical line. The lock's fields were checked on
+        reading; this refuses, once more, anything that could end the line or start an option."""
+        words = (self.name, self.version, *self.hashes)
+        if any(not _WORD.fullmatch(w) for w in words) or (self.marker and not _MARKER_TEXT.fullmatch(self.marker)):
+            raise LockError(f"poetry.lock: package {_shown(self.name)}: a field would break the requirements file")
         head = f"{self.name}=={self.version}" + (f" ; {self.marker}" if self.marker else "")
         return " \\\n    ".join([head, *(f"--hash={h}" for h in self.hashes)])
 
@@ -120,54 +303,153 @@ def content_hash(pyproject: dict[str, Any], *, with_dependency_groups: bool = Tr
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+    return tuple(int(x) for x in re.findall(r"[0-9]{1,9}", text)[:3])
+
+
+def _lines(text: str) -> list[str]:
+    return text.split("\n")  # not splitlines(): TOML breaks lines only at \n, not at U+2028 or U+0085
 
 
 def _line_of(text: str, needle: str) -> str:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if line.startswith(needle):
             return f":{number}"
     return ""
 
 
-def _cache_file(text: str, cache_dir: Path | None) -> Path | None:
-    """tomllib takes ~0.2 s on a large lock; a JSON copy keyed by the lock's hash loads in ~10 ms."""
-    return cache_dir / f"poetry-lock-{hashlib.sha256(text.encode()).hexdigest()[:32]}.json" if cache_dir else None
+def _package_line(text: str, index: int, field: str, item: int | None = None) -> str:
+    """`:LINE` of `field` in the `index`-th `[[package]]` table (of its header if not found), or ""."""
+    lines = _lines(text)
+    headers = [n for n, line in enumerate(lines) if line.strip() == "[[package]]"]
+    if index >= len(headers):
+        return ""
+    start = headers[index]
+    stop = headers[index + 1] if index + 1 < len(headers) else len(lines)
+    for n in range(start + 1, stop):
+        line = lines[n]
+        if field and (re.match(rf"{re.escape(field)}\s*=", line) or line.strip() == f"[package.{field}]"):
+            if item is not None and line.rstrip().endswith("[") and n + 1 + item < stop:
+                return f":{n + 2 + item}"  # one array item per line, as Poetry writes `files`
+            return f":{n + 1}"
+    return f":{start + 1}"
 
 
-def _parse(text: str, display: str, cached: Path | None) -> tuple[dict[str, Any], bool]:
-    """The lock's data, and whether it came from the cache."""
-    if cached is not None:
-        with contextlib.suppress(OSError, ValueError):
-            return json.loads(cached.read_text(encoding="utf-8")), True
+def _read_text(lock_path: Path, display: str) -> str:
+    if not os.path.lexists(lock_path):
+        raise LockError(f"{display}: not found", "run `poetry lock` (Poetry 2.x) to pin the dependencies")
+    raw = read_regular(lock_path, display=display, limit=LOCK_LIMIT, error=LockError)
     try:
-        return tomllib.loads(text), False
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LockError(f"{display}: not UTF-8 text (byte {exc.start})", "run `poetry lock --regenerate`") from None
+
+
+def _parse_toml(text: str, display: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise LockError(f"{display}: invalid TOML: {exc}", "run `poetry lock --regenerate`") from None
+        message = str(exc)
+        match = re.search(r"\(at line ([0-9]+), column [0-9]+\)$", message)
+        message = re.sub(r"\s*\(at (?:line [0-9]+, column [0-9]+|end of document)\)$", "", message)
+        where = f"{display}:{match.group(1)}" if match else display
+        what = message[:1].lower() + message[1:]
+        raise LockError(f"{where}: invalid TOML: {what}", "run `poetry lock --regenerate`") from None
+    except (RecursionError, MemoryError):
+        raise LockError(f"{display}: invalid TOML: nested too deeply", "run `poetry lock --regenerate`") from None
 
 
-def _remember(cached: Path, data: dict[str, Any]) -> None:
-    """Keep one cached copy, written atomically; a failure only costs speed."""
+# The parse cache: tomllib takes ~0.1 s on a large lock; a JSON copy loads in a few ms. It lives in
+# the repository (.nbenv/cache, ignored), so it is as untrusted as the lock: it records the sha256 of
+# the lock text it was parsed from, every hash it pins must occur in that text, and its data goes
+# through exactly the checks fresh data does.
+def _cache_name(digest: str) -> str:
+    return f"poetry-lock-{digest[:32]}.json"
+
+
+def _cache_dir(root: Path, *, create: bool) -> Path | None:
+    try:
+        return owned_dir(root, CACHE_REL, what="parse cache", create=create, error=LockError)
+    except LockError:
+        return None  # a symlink or a file on the way: no cache (it only saves time)
+
+
+def _cached(root: Path, digest: str) -> dict[str, Any] | None:
+    directory = _cache_dir(root, create=False)
+    if directory is None:
+        return None
+    try:
+        raw = read_regular(directory / _cache_name(digest), display="cache", limit=4 * LOCK_LIMIT, error=LockError)
+        stored = json.loads(raw.decode("utf-8"))
+    except (LockError, ValueError, RecursionError, MemoryError):
+        return None
+    if not isinstance(stored, dict) or stored.get("sha256") != digest or not isinstance(stored.get("data"), dict):
+        return None
+    data: dict[str, Any] = stored["data"]
+    return data
+
+
+def _remember(root: Path, digest: str, data: dict[str, Any]) -> None:
+    """Keep one cached copy, written atomically under a unique temp name that is removed on any failure
+    (a full disk leaves nothing behind); a failure only costs speed."""
+    directory = _cache_dir(root, create=True)
+    if directory is None:
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".poetry-lock-", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"sha256": digest, "data": data}, handle)
+        os.replace(tmp, directory / _cache_name(digest))
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
+        return
     with contextlib.suppress(OSError):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        for stale in cached.parent.glob("poetry-lock-*.json"):
-            stale.unlink(missing_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, cached)
+        for stale in [*directory.glob("poetry-lock-*.json"), *directory.glob("poetry-lock-*.tmp")]:
+            if stale.name != _cache_name(digest):
+                stale.unlink(missing_ok=True)
+
+
+def _hashes_in(text: str) -> set[str]:
+    return set(re.findall(r"sha(?:256|384|512):[0-9a-f]+", text))
 
 
 def read_lock(
-    lock_path: Path, pyproject: dict[str, Any], *, display: str = "poetry.lock", cache_dir: Path | None = None
+    lock_path: Path, pyproject: dict[str, Any], *, display: str = "poetry.lock", cache_root: Path | None = None
 ) -> Lock:
-    """Parse and check poetry.lock against pyproject.toml; every problem is one LockError line."""
-    if not lock_path.is_file():
-        raise LockError(f"{display}: not found", "run `poetry lock` (Poetry 2.x) to pin the dependencies")
-    text = lock_path.read_text(encoding="utf-8")
-    cached = _cache_file(text, cache_dir)
-    data, from_cache = _parse(text, display, cached)
+    """Parse and check poetry.lock against pyproject.toml; every problem is one LockError line.
+
+    With `cache_root` (the repository root), a parsed copy is kept in `.nbenv/cache/`."""
+    text = _read_text(lock_path, display)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    cached = _cached(cache_root, digest) if cache_root is not None else None
+    if cached is not None:
+        with contextlib.suppress(LockError):  # not what the lock says: the lock itself reports its problem
+            lock = _check(cached, text, display, pyproject)
+            if {h for package in lock.packages for h in package.hashes} <= _hashes_in(text):
+                return lock
+    data = _parse_toml(text, display)
+    lock = _check(data, text, display, pyproject)
+    if cache_root is not None:
+        _remember(cache_root, digest, data)  # only a lock that passed every check
+    return lock
+
+
+def _check(data: dict[str, Any], text: str, display: str, pyproject: dict[str, Any]) -> Lock:
+    """The lock's data, every field checked against its grammar: the same for fresh and cached data."""
     metadata = data.get("metadata", {})
-    version = str(metadata.get("lock-version", "1.0"))
+    if not isinstance(metadata, dict):
+        raise LockError(f"{display}{_line_of(text, 'metadata')}: metadata: must be a table", "run `poetry lock`")
+    version = metadata.get("lock-version", "1.0")
+    if not isinstance(version, str) or not re.fullmatch(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}", version):
+        raise LockError(
+            f"{display}{_line_of(text, 'lock-version')}: metadata.lock-version: {_shown(version)} is not a version",
+            "run `poetry lock --regenerate` with Poetry 2.x",
+        )
     if _version_tuple(version) < (2, 1):
         raise LockError(
             f"{display}{_line_of(text, 'lock-version')}: metadata.lock-version: {version} records no dependency "
@@ -188,37 +470,90 @@ def read_lock(
             "(the lock is older than the last dependency change)",
             "run `poetry lock` to update it (pinned versions are kept where possible)",
         )
-    lock = Lock(display, version, str(found), tuple(_package(p, display, text) for p in data.get("package", [])))
-    if cached is not None and not from_cache:
-        _remember(cached, data)  # only a lock that passed every check
-    return lock
+    entries = data.get("package", [])
+    if not isinstance(entries, list):
+        raise LockError(f"{display}{_line_of(text, 'package')}: package: must be an array of tables", REGENERATE)
+    packages = tuple(_package(entry, index, display, text) for index, entry in enumerate(entries))
+    return Lock(display, version, str(found), packages)
 
 
-def _package(entry: dict[str, Any], display: str, text: str) -> LockedPackage:
-    name = str(entry.get("name", "?"))
-    if "groups" not in entry or entry.get("source", {}).get("type") not in _INDEX_SOURCES or not entry.get("files"):
-        return _bad_package(entry, name, f"{display}{_line_of(text, f'name = {json.dumps(name)}')}")
-    raw_markers = entry.get("markers", ANY)
-    groups = frozenset(entry["groups"])
-    markers = {g: raw_markers for g in groups} if isinstance(raw_markers, str) else dict(raw_markers)
-    hashes = tuple(sorted(f["hash"] for f in entry["files"] if "hash" in f))
-    return LockedPackage(name, str(entry["version"]), groups, markers, hashes, bool(entry.get("optional", False)))
+REGENERATE = "run `poetry lock --regenerate`"
 
 
-def _bad_package(entry: dict[str, Any], name: str, where: str) -> NoReturn:
-    """Raise the one-line error for a package nbenv cannot pin (the slow path: finds the line)."""
+def _type(value: object) -> str:
+    return {str: "a string", list: "an array", dict: "a table", bool: "a boolean", int: "an integer"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _package(entry: object, index: int, display: str, text: str) -> LockedPackage:
+    """One `[[package]]` table, each field nbenv reads checked before it is used."""
+
+    def fail(field: str, what: str, hint: str = REGENERATE, item: int | None = None) -> NoReturn:
+        where = f"{display}{_package_line(text, index, field.split('[')[0].split('.')[0], item)}"
+        raise LockError(f"{where}: package.{field}: {what}" if field else f"{where}: package: {what}", hint)
+
+    if not isinstance(entry, dict):
+        fail("", f"entry {index + 1} must be a table, not {_type(entry)}")
+    if "name" not in entry:
+        fail("name", f"entry {index + 1} has no name")
+    if problem := name_problem(entry["name"]):
+        fail("name", problem)
+    name: str = entry["name"]
+    if "version" not in entry:
+        fail("version", f"{name} has no version")
+    if problem := version_problem(entry["version"]):
+        fail("version", f"{name}: {problem}")
     if "groups" not in entry:
-        raise LockError(
-            f"{where}: package.groups: {name} has no groups (a lock written by Poetry < 2.0?)",
-            "run `poetry lock --regenerate` with Poetry 2.x",
-        )
-    source = entry.get("source", {}).get("type")
-    if source not in _INDEX_SOURCES:
-        raise LockError(
-            f"{where}: package.source: {name} comes from a {source} source, which nbenv cannot pin by hash",
+        fail("groups", f"{name} has no groups (a lock written by Poetry < 2.0?)", f"{REGENERATE} with Poetry 2.x")
+    raw_groups = entry["groups"]
+    if not isinstance(raw_groups, list):
+        fail("groups", f"{name}: must be an array of group names, not {_type(raw_groups)}")
+    for group in raw_groups:
+        if problem := name_problem(group):
+            fail("groups", f"{name}: {problem}")
+    groups = frozenset(raw_groups)
+    source = entry.get("source", {})
+    if not isinstance(source, dict):
+        fail("source", f"{name}: must be a table, not {_type(source)}")
+    kind = source.get("type")
+    if kind not in _INDEX_SOURCES:
+        shown = kind if isinstance(kind, str) and re.fullmatch(r"[a-z]{1,20}", kind) else _shown(kind)
+        fail(
+            "source",
+            f"{name} comes from a {shown} source, which nbenv cannot pin by hash",
             "publish it to a package index (or a local one) and depend on it by version",
         )
-    raise LockError(f"{where}: package.files: {name} has no file hashes", "run `poetry lock --regenerate`")
+    files = entry.get("files")
+    if files is None or files == []:
+        fail("files", f"{name} has no file hashes")
+    if not isinstance(files, list):
+        fail("files", f"{name}: must be an array of tables, not {_type(files)}")
+    hashes: list[str] = []
+    for number, file in enumerate(files):
+        if not isinstance(file, dict):
+            fail(f"files[{number}]", f"{name}: must be a table, not {_type(file)}", item=number)
+        if "hash" not in file:
+            fail(f"files[{number}]", f"{name}: has no hash", item=number)
+        if problem := hash_problem(file["hash"]):
+            fail(f"files[{number}].hash", f"{name}: {problem}", item=number)
+        hashes.append(file["hash"])
+    raw_markers = entry.get("markers", ANY)
+    if isinstance(raw_markers, str):
+        markers = {g: raw_markers for g in groups}
+    elif isinstance(raw_markers, dict):
+        markers = dict(raw_markers)
+    else:
+        fail("markers", f"{name}: must be a string or a table of group = marker, not {_type(raw_markers)}")
+    for group, marker in markers.items():
+        if problem := name_problem(group):
+            fail("markers", f"{name}: {problem}")
+        if marker != ANY and (problem := marker_problem(marker)):
+            fail("markers", f"{name}: {problem}")
+    optional = entry.get("optional", False)
+    if not isinstance(optional, bool):
+        fail("optional", f"{name}: must be true or false, not {_type(optional)}")
+    return LockedPackage(name, entry["version"], groups, markers, tuple(sorted(hashes)), optional)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -520,7 +520,7 @@ HOSTILE_CASES = [
     Case(
         "lock-malformed",
         append("poetry.lock", "\n[[package]\n"),
-        r"^poetry\.lock: invalid TOML: ",
+        r"^poetry\.lock:\d+: invalid TOML: expected '\]\]' at the end of an array declaration$",
         code=4,
     ),
     Case(
