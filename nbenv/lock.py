@@ -30,7 +30,6 @@ from nbenv.errors import LockError
 from nbenv.safepath import MiB, owned_dir, read_regular
 
 ANY = "*"
-_INDEX_SOURCES = {None, "legacy"}
 LOCK_LIMIT = 32 * MiB
 CACHE_REL = ".nbenv/cache"
 
@@ -517,7 +516,7 @@ def _package(entry: object, index: int, display: str, text: str) -> LockedPackag
     if not isinstance(source, dict):
         fail("source", f"{name}: must be a table, not {_type(source)}")
     kind = source.get("type")
-    if kind not in _INDEX_SOURCES:
+    if not (kind is None or kind == "legacy"):
         shown = kind if isinstance(kind, str) and re.fullmatch(r"[a-z]{1,20}", kind) else _shown(kind)
         fail(
             "source",

