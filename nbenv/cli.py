@@ -14,6 +14,7 @@ from typer.exceptions import TyperException
 
 from nbenv import __version__
 from nbenv.errors import NbenvError, UsageError
+from nbenv.lock import name_problem
 from nbenv.ui import print_error, print_internal_error, warn
 
 app = typer.Typer(
@@ -51,6 +52,10 @@ def _split(value: str | None, *, option: str = "--groups") -> list[str] | None:
     items = [item.strip() for item in value.split(",")]
     if not all(items):
         raise NbenvError(f"{option}: {value!r} has an empty name", f"use a comma-separated list, e.g. {option} a,b")
+    if option == "--groups":
+        for item in items:
+            if problem := name_problem(item, "group name"):
+                raise UsageError(f"--groups: {problem}", "name Poetry groups of pyproject.toml, e.g. --groups a,b")
     return items
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from nbenv.errors import SpecError
+from nbenv.errors import SpecError, UsageError
 from nbenv.fs import write_files
-from nbenv.lock import Lock, read_lock
+from nbenv.lock import Lock, name_problem, read_lock
 from nbenv.plan import BuildPlan, build_plan, compose_project, jupyter_problem, missing_parent_groups, run_plan
 from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
@@ -35,6 +35,8 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
     if groups is not None:
         known = set(env.groups) | set(poetry_groups(ws))
         for group in groups:
+            if problem := name_problem(group, "group name"):
+                raise UsageError(f"--groups: {problem}")
             if group not in known:
                 raise SpecError(
                     f"--groups: unknown Poetry group {group!r}",

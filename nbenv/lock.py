@@ -93,12 +93,15 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
-def name_problem(value: object) -> str | None:
-    """Why `value` is not a PEP 508 project name (or PEP 735 group name), or None."""
+def name_problem(value: object, what: str = "name") -> str | None:
+    """Why `value` is not a PEP 508 project name (or, `what="group name"`, a PEP 735 group name), or None."""
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
     if len(value) > _NAME_MAX or not _NAME.fullmatch(value):
-        return f"{_shown(value)} is not a valid name (letters, digits and . _ -, starting and ending with one)"
+        return (
+            f"{_shown(value)} is not a valid {what} "
+            "(ASCII letters, digits and . _ -, starting and ending with a letter or digit)"
+        )
     return None
 
 
@@ -277,11 +280,16 @@ def requirements_text(pins: Iterable[Pin], *, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    return value if isinstance(value, dict) else {}  # pyproject.toml's own checks report the wrong type
+
+
 def content_hash(pyproject: dict[str, Any], *, with_dependency_groups: bool = True) -> str:
     """Poetry 2.x's content hash of pyproject.toml (mirrors poetry.packages.locker.Locker)."""
-    project = pyproject.get("project", {})
-    groups = pyproject.get("dependency-groups", {}) if with_dependency_groups else {}
-    poetry = pyproject.get("tool", {}).get("poetry", {})
+    project = _table(pyproject, "project")
+    groups = _table(pyproject, "dependency-groups") if with_dependency_groups else {}
+    poetry = _table(_table(pyproject, "tool"), "poetry")
     relevant_project = {
         k: project[k] for k in ("requires-python", "dependencies", "optional-dependencies") if k in project
     }
@@ -509,7 +517,7 @@ def _package(entry: object, index: int, display: str, text: str) -> LockedPackag
     if not isinstance(raw_groups, list):
         fail("groups", f"{name}: must be an array of group names, not {_type(raw_groups)}")
     for group in raw_groups:
-        if problem := name_problem(group):
+        if problem := name_problem(group, "group name"):
             fail("groups", f"{name}: {problem}")
     groups = frozenset(raw_groups)
     source = entry.get("source", {})
@@ -545,7 +553,7 @@ def _package(entry: object, index: int, display: str, text: str) -> LockedPackag
     else:
         fail("markers", f"{name}: must be a string or a table of group = marker, not {_type(raw_markers)}")
     for group, marker in markers.items():
-        if problem := name_problem(group):
+        if problem := name_problem(group, "group name"):
             fail("markers", f"{name}: {problem}")
         if marker != ANY and (problem := marker_problem(marker)):
             fail("markers", f"{name}: {problem}")

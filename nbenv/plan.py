@@ -8,11 +8,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nbenv.lock import Lock, Pin, requirements_text
+from nbenv.errors import SpecError
+from nbenv.lock import Lock, Pin, name_problem, requirements_text
 from nbenv.spec.load import container_path_of, data_targets
 from nbenv.spec.models import CONTAINER_HOME, Environment, RepoConfig
 
 VENV = "/opt/venv"
+VARIANTS = ".nbenv/variants"
 LAYERS_ROOT = "/opt/nbenv/layers"
 TOKEN_SECRET = "jupyter_token"
 CONTAINER_PORT = 8888
@@ -125,11 +127,7 @@ def build_plan(
     layers = tuple(layer for layer in layers if layer.text.count("==") > 0)
     digest = hashlib.sha256("".join(layer.text for layer in layers).encode()).hexdigest()
     is_variant = groups is not None and tuple(chosen) != env.groups
-    out_dir = (
-        posixpath.join(".nbenv", "variants", env.name, "-".join(sorted(chosen)))
-        if is_variant
-        else posixpath.join(config.generated_dir, env.name)
-    )
+    out_dir = _variant_dir(env.name, chosen) if is_variant else posixpath.join(config.generated_dir, env.name)
     parent_repo = image_repository(config, parent.name) if parent else None
     own_packages = tuple(p for p in env.system_packages if parent is None or p not in parent.system_packages)
     return BuildPlan(
@@ -147,6 +145,18 @@ def build_plan(
         out_dir=out_dir,
         is_variant=is_variant,
     )
+
+
+def _variant_dir(name: str, groups: Sequence[str]) -> str:
+    """`.nbenv/variants/NAME/GROUPS`: the names were checked on reading; checked again here, because this
+    directory is written and cleaned, so it must stay under `.nbenv/variants/` whatever a name holds."""
+    for part in (name, *groups):
+        if problem := name_problem(part, "group name" if part in groups else "name"):
+            raise SpecError(f"--groups: {problem}")
+    out_dir = posixpath.join(VARIANTS, name, "-".join(sorted(groups)))
+    if posixpath.normpath(out_dir) != out_dir or not out_dir.startswith(VARIANTS + "/") or out_dir.count("/") != 3:
+        raise SpecError(f"--groups: the variant directory {out_dir!r} would leave {VARIANTS}/")
+    return out_dir
 
 
 def _layer(group: str, pins: list[Pin]) -> Layer:

