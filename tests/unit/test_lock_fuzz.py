@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from nbenv.errors import LockError
 from nbenv.lock import content_hash, main, read_lock, requirements_text
+from tests.conftest import run_cli
 
 FUZZ = settings(
     max_examples=400,
@@ -320,3 +322,38 @@ def test_the_bootstrap_cli_prints_one_lock_error_and_exits_4(tmp_path: Path) -> 
     assert out.getvalue() == ""
     lines = err.getvalue().splitlines()
     assert len(lines) == 2 and lines[0].startswith("error: poetry.lock:") and lines[1].startswith("  hint: ")
+
+
+CLI_FUZZ = settings(FUZZ, max_examples=60)
+NOTEBOOK_STACK = [
+    {**GOOD_ENTRY, "name": name, "groups": ["notebook"], "files": [{"file": f"{name}.whl", "hash": SHA}]}
+    for name in ("ipykernel", "jupyterlab")
+]
+
+
+@pytest.mark.badinput
+@pytest.mark.security
+@CLI_FUZZ
+@given(entry=package_entries())
+def test_through_the_cli_a_hostile_entry_is_exit_4_with_one_line_or_clean_generated_requirements(
+    workspace: Path, entry: dict[str, Any]
+) -> None:
+    """`nbenv generate base` on a lock holding the hostile entry (in base's group `notebook`)."""
+    if isinstance(entry.get("groups"), list) and entry["groups"] == ["main", "dev"]:
+        entry["groups"] = ["notebook"]
+    pyproject = tomllib.loads((workspace / "pyproject.toml").read_text())
+    text = lock_text(*NOTEBOOK_STACK, entry).replace(content_hash(PYPROJECT), content_hash(pyproject))
+    (workspace / "poetry.lock").write_text(text)
+    shutil.rmtree(workspace / "docker", ignore_errors=True)
+    result = run_cli("generate", "base", cwd=workspace)
+    if result.code == 0:
+        generated = sorted((workspace / "docker" / "base" / "requirements").glob("*.txt"))
+        assert generated, result.out
+        for path in generated:
+            assert_clean_requirements(path.read_text(encoding="utf-8"))
+        return
+    assert result.code == 4, result.err
+    lines = result.err_lines
+    assert 1 <= len(lines) <= 2 and lines[0].startswith("poetry.lock:"), result.err
+    assert len(lines) == 1 or lines[1].startswith("  hint: ")
+    assert not (workspace / "docker").exists(), "a refused lock writes nothing"
