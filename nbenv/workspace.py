@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from nbenv.errors import SpecError
+from nbenv.safepath import read_regular
 from nbenv.spec.models import RepoConfig, image_prefix_problem
 from nbenv.tomlio import TomlDocument, read_toml, validation_errors
 
@@ -27,7 +28,7 @@ REGISTRY_HINT = "for example 127.0.0.1:5000 or ghcr.io/my-team (no scheme, no cr
 
 
 def registry_problem(value: str) -> str | None:
-    if _REGISTRY.match(value):
+    if _REGISTRY.fullmatch(value):
         return None
     return f"{value!r} is not a registry host[:port][/path]"
 
@@ -53,8 +54,8 @@ def find_root(start: Path) -> Path:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_regular(path, display=str(path), limit=PYPROJECT_LIMIT).decode("utf-8")
+    except (SpecError, UnicodeDecodeError):
         return ""
 
 

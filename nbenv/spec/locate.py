@@ -64,7 +64,7 @@ def format_loc(loc: Sequence[str | int]) -> str:
     is shown quoted and escaped, so an error stays one line however a key is spelled."""
     out = ""
     for part in loc:
-        if not isinstance(part, int) and not _PLAIN_KEY.match(str(part)):
+        if not isinstance(part, int) and not _PLAIN_KEY.fullmatch(str(part)):
             part = json.dumps(str(part))
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out

@@ -38,6 +38,7 @@ SIZE_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmg]?$")
 SECRET_NAME_RE = re.compile(
     r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY)(?:$|_)", re.I
 )
+# Every *_RE above is applied with fullmatch: `$` would accept a trailing newline.
 # C0 and C1 controls (U+0085 NEL included), the unicode line and paragraph separators (Python's
 # splitlines() and YAML break lines there), and lone surrogates (undecodable bytes from argv).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -53,7 +54,7 @@ def _no_control(value: str) -> str:
 def _env_name(value: str) -> str:
     if len(value) > ENV_NAME_MAX:
         raise ValueError(f"must be at most {ENV_NAME_MAX} characters, got {len(value)}")
-    if not ENV_NAME_RE.match(value):
+    if not ENV_NAME_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid environment name: use lowercase letters and digits "
             "separated by single '-' or '_' (it becomes an image, compose project and kernel name)"
@@ -62,13 +63,13 @@ def _env_name(value: str) -> str:
 
 
 def _group(value: str) -> str:
-    if not GROUP_RE.match(value):
+    if not GROUP_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid Poetry group name")
     return value
 
 
 def _image_ref(value: str) -> str:
-    if len(value) > 255 or not IMAGE_REF_RE.match(value):
+    if len(value) > 255 or not IMAGE_REF_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid image reference (expected e.g. 'debian:bookworm' or "
             "'registry.example:5000/team/base:1.0', lowercase)"
@@ -100,13 +101,13 @@ def _container_path(value: str) -> str:
 
 
 def _apt_package(value: str) -> str:
-    if not APT_PACKAGE_RE.match(value):
+    if not APT_PACKAGE_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid Debian package name (e.g. 'graphviz' or 'libpq5=15.8-0+deb12u1')")
     return value
 
 
 def _size(value: str) -> str:
-    if not SIZE_RE.match(value.lower()):
+    if not SIZE_RE.fullmatch(value.lower()):
         raise ValueError(f"{value!r} is not a size: use a number with an optional unit b, k, m or g (e.g. '4g')")
     return value.lower()
 
@@ -232,25 +233,25 @@ NOTEBOOK_RE = re.compile(r"^[A-Za-z0-9._/+ -]+\.ipynb$")
 
 
 def _branch(value: str) -> str:
-    if len(value) > 255 or not BRANCH_RE.match(value) or ".." in value or "//" in value or value.endswith(".lock"):
+    if len(value) > 255 or not BRANCH_RE.fullmatch(value) or ".." in value or "//" in value or value.endswith(".lock"):
         raise ValueError(f"{value!r} is not a branch name nbenv writes into a workflow (e.g. 'main' or 'release/2')")
     return value
 
 
 def _python_version(value: str) -> str:
-    if not PYTHON_VERSION_RE.match(value):
+    if not PYTHON_VERSION_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a Python version (e.g. '3.11')")
     return value
 
 
 def _runner_label(value: str) -> str:
-    if not RUNNER_LABEL_RE.match(value):
+    if not RUNNER_LABEL_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a runner label (e.g. 'ubuntu-latest'; letters, digits, '.', '_', '-')")
     return value
 
 
 def _secret_name(value: str) -> str:
-    if not SECRET_RE.match(value):
+    if not SECRET_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a GitHub secret name (letters, digits and '_', not starting with a digit)")
     if value.upper().startswith("GITHUB_") and value != "GITHUB_TOKEN":
         raise ValueError(f"{value!r}: secret names starting with GITHUB_ are reserved (GITHUB_TOKEN is allowed)")
@@ -259,7 +260,7 @@ def _secret_name(value: str) -> str:
 
 def _notebook(value: str) -> str:
     normalized = _repo_path(value)
-    if not NOTEBOOK_RE.match(normalized):
+    if not NOTEBOOK_RE.fullmatch(normalized):
         raise ValueError(
             f"{value!r} must be a repo-relative .ipynb path of letters, digits, space and . _ - + / "
             "(it is written into the CI workflow)"
@@ -317,7 +318,7 @@ def text_problem(value: str) -> str | None:
 
 def env_var_problem(name: str) -> str | None:
     """Why an `env` key is unacceptable, or None."""
-    if not ENV_VAR_RE.match(name):
+    if not ENV_VAR_RE.fullmatch(name):
         return f"{name!r} is not a valid environment variable name"
     if SECRET_NAME_RE.search(name):
         return (
@@ -328,6 +329,6 @@ def env_var_problem(name: str) -> str | None:
 
 
 def image_prefix_problem(value: str) -> str | None:
-    if not IMAGE_PREFIX_RE.match(value):
+    if not IMAGE_PREFIX_RE.fullmatch(value):
         return f"{value!r} is not a valid image repository prefix (e.g. 'nbenv' or 'localhost:5000/team')"
     return None

@@ -900,6 +900,27 @@ PYPROJECT_AND_SPEC_CASES = [
         extends_chain(1200),
         r"^environments/e\d+\.toml:3: extends: e\d+ extends a chain of more than 32 environments$",
     ),
+    # `re.match` with `$` accepts a trailing newline: every grammar is applied with fullmatch.
+    Case(
+        "system-package-trailing-newline",
+        edit(BASE, "importable = false", 'importable = false\nsystem_packages = ["curl\\n"]'),
+        rf"^{BASE}:7: system_packages\[0\]: 'curl\\n' is not a valid Debian package name",
+    ),
+    Case(
+        "env-key-trailing-newline",
+        edit(TA, 'TZ = "UTC"', '"TZ\\n" = "UTC"'),
+        rf"^{TA}:\d+: env\.\"TZ\\n\": 'TZ\\n' is not a valid environment variable name$",
+    ),
+    Case(
+        "base-image-trailing-newline",
+        edit(BASE, 'groups = ["notebook"]', 'groups = ["notebook"]\nbase_image = "debian:bookworm\\n"'),
+        rf"^{BASE}:6: base_image: 'debian:bookworm\\n' is not a valid image reference",
+    ),
+    Case(
+        "group-trailing-newline",
+        edit(TA, '"models"', '"models\\n"'),
+        rf"^{TA}:7: groups\[0\]: 'models\\n' is not a valid Poetry group name$",
+    ),
     Case(
         "stray-dot-toml",
         write("environments/.toml", 'spec_version = 1\nname = "x"\n'),

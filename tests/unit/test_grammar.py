@@ -11,6 +11,7 @@ from nbenv.errors import LockError, SpecError
 from nbenv.lock import Lock, LockedPackage, Pin, hash_problem, marker_problem, name_problem, version_problem
 from nbenv.plan import build_plan
 from nbenv.spec.load import MAX_EXTENDS_DEPTH, Loader
+from nbenv.spec.locate import format_loc
 from nbenv.ui import one_line
 from nbenv.workspace import Workspace
 
@@ -204,3 +205,8 @@ def test_extends_chains_up_to_the_limit_resolve_and_longer_ones_are_one_error(wo
 def test_an_error_line_escapes_what_would_break_it(text: str, shown: str) -> None:
     assert one_line(text) == shown
     assert len(one_line(text).splitlines()) == 1
+
+
+def test_a_key_with_a_trailing_newline_is_shown_quoted() -> None:
+    assert format_loc(("env", "TZ\n")) == 'env."TZ\\n"'
+    assert format_loc(("env", "TZ")) == "env.TZ"
