@@ -6,8 +6,10 @@ import errno
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +224,29 @@ def test_an_interrupted_cache_write_leaves_no_temp_file(tmp_path: Path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         read_lock(lock_path, pyproject, cache_root=tmp_path)
     assert _cache_files(tmp_path) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs; needs root, skipped otherwise): room for the lock, not its cache."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.fault
+def test_a_really_full_disk_leaves_no_temp_file_of_the_cache(small_disk: Path) -> None:
+    """Issue 13, item 19, on a real file system that runs out of space while the cache is written."""
+    pyproject, lock_path = _repo_lock(small_disk)
+    lock = read_lock(lock_path, pyproject, cache_root=small_disk)
+    assert lock.packages
+    assert _cache_files(small_disk) == [], "nothing half-written, no .tmp left behind"
+    assert read_lock(lock_path, pyproject, cache_root=small_disk) == lock
