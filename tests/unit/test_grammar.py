@@ -46,6 +46,7 @@ def test_valid_names(value: str) -> None:
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.parametrize("value", [*INVALID_NAMES, 5, None, ["a"]])
 def test_invalid_names(value: object) -> None:
     problem = name_problem(value, "group name")
@@ -63,6 +64,7 @@ def test_valid_versions(value: str) -> None:
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.parametrize("value", [*INVALID_VERSIONS, 1.0, None])
 def test_invalid_versions(value: object) -> None:
     assert version_problem(value) is not None
@@ -109,6 +111,7 @@ def test_valid_markers(value: str) -> None:
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.parametrize("value", [*INVALID_MARKERS, ["os_name"], None])
 def test_invalid_markers(value: object) -> None:
     problem = marker_problem(value)
@@ -121,6 +124,7 @@ def test_valid_hashes(value: str) -> None:
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.parametrize(
     "value",
     [
@@ -141,6 +145,7 @@ def test_invalid_hashes(value: object) -> None:
 
 
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock fields")
 @pytest.mark.parametrize(
     "pin",
     [
@@ -162,6 +167,7 @@ def test_a_pin_that_would_break_the_requirements_file_is_refused_when_rendered(p
 
 
 @pytest.mark.security
+@pytest.mark.hostile("group names (pyproject, --groups)")
 @pytest.mark.parametrize("groups", [["notebook", "../../../../../victim"], ["notebook", "x\nRUN id"], ["a/b"]])
 def test_a_variant_directory_stays_under_nbenv_variants(workspace: Path, groups: list[str]) -> None:
     """Item 15: build_plan's own check, whatever group names reach it."""
@@ -181,6 +187,7 @@ def test_a_variant_directory_of_valid_groups(workspace: Path) -> None:
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("malformed, deep or special files (lock, specs)")
 def test_extends_chains_up_to_the_limit_resolve_and_longer_ones_are_one_error(workspace: Path) -> None:
     for index in range(MAX_EXTENDS_DEPTH + 2):
         parent = f'extends = "e{index - 1}"' if index else 'groups = ["notebook"]'

@@ -139,6 +139,7 @@ FORGERIES = {
 
 
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock parse cache")
 @pytest.mark.parametrize("forge", FORGERIES.values(), ids=list(FORGERIES))
 def test_a_forged_cache_never_changes_the_result(tmp_path: Path, forge: Callable[[dict[str, Any]], None]) -> None:
     """A cache entry keyed by the real lock's hash but holding other data: validated exactly like the lock,
@@ -159,6 +160,7 @@ def test_a_forged_cache_never_changes_the_result(tmp_path: Path, forge: Callable
 
 
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock parse cache")
 @pytest.mark.parametrize(
     "stored",
     [{"sha256": "0" * 64, "data": {}}, ["x"], {"data": {"package": "x"}}, "[" * 100_000],
@@ -173,6 +175,7 @@ def test_a_cache_of_another_lock_or_garbage_is_ignored(tmp_path: Path, stored: o
 
 
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock parse cache")
 @pytest.mark.parametrize("link", ["cache", "nbenv"])
 def test_a_symlinked_cache_dir_is_neither_read_nor_written(tmp_path: Path, link: str) -> None:
     """`.nbenv/cache -> elsewhere` (or `.nbenv -> elsewhere`): nbenv neither writes there nor deletes the

@@ -206,6 +206,7 @@ def check(tmp_path: Path, text: str) -> None:
 
 @pytest.mark.badinput
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock fields (fuzzer)")
 @FUZZ
 @given(entry=package_entries())
 def test_a_hostile_package_entry_is_one_lock_error_or_clean_requirements(tmp_path: Path, entry: dict[str, Any]) -> None:
@@ -213,6 +214,7 @@ def test_a_hostile_package_entry_is_one_lock_error_or_clean_requirements(tmp_pat
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("poetry.lock fields (fuzzer)")
 @FUZZ
 @given(
     metadata=st.one_of(
@@ -272,6 +274,7 @@ ITEM_6_AND_17 = {
 
 @pytest.mark.badinput
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock fields")
 @pytest.mark.parametrize("change,field", ITEM_6_AND_17.values(), ids=list(ITEM_6_AND_17))
 def test_item_6_and_17_reproductions_are_one_lock_error(tmp_path: Path, change: dict[str, Any], field: str) -> None:
     entry = {**GOOD_ENTRY, **change}
@@ -284,6 +287,7 @@ def test_item_6_and_17_reproductions_are_one_lock_error(tmp_path: Path, change: 
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("poetry.lock fields")
 def test_metadata_as_a_string_is_one_lock_error(tmp_path: Path) -> None:
     (tmp_path / "poetry.lock").write_text('metadata = "2.1"\n')
     with pytest.raises(LockError, match=r"^poetry\.lock:1: metadata: must be a table$"):
@@ -291,6 +295,7 @@ def test_metadata_as_a_string_is_one_lock_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("malformed, deep or special files (lock, specs)")
 @pytest.mark.parametrize(
     "raw,expect",
     [
@@ -310,6 +315,7 @@ def test_an_unreadable_lock_is_one_lock_error(tmp_path: Path, raw: bytes, expect
 
 
 @pytest.mark.badinput
+@pytest.mark.hostile("poetry.lock fields")
 def test_the_bootstrap_cli_prints_one_lock_error_and_exits_4(tmp_path: Path) -> None:
     """`python -m nbenv.lock` (scripts/bootstrap) on item 6's lock: exit 4, one line + hint, no output."""
     (tmp_path / "pyproject.toml").write_text('[tool.poetry.dependencies]\npython = "^3.11"\n')
@@ -333,6 +339,7 @@ NOTEBOOK_STACK = [
 
 @pytest.mark.badinput
 @pytest.mark.security
+@pytest.mark.hostile("poetry.lock fields through the CLI (fuzzer)")
 @CLI_FUZZ
 @given(entry=package_entries())
 def test_through_the_cli_a_hostile_entry_is_exit_4_with_one_line_or_clean_generated_requirements(
