@@ -87,6 +87,10 @@ _MARKER_TEXT = re.compile(r"[ -\"%-\[\]-~]+", re.A)
 _COMPARE = {"===", "==", "!=", "<=", ">=", "~=", "<", ">", "in", "not in"}
 
 
+def _printable(text: str) -> str:
+    return "".join(char if " " <= char <= "~" else ascii(char)[1:-1] for char in text)
+
+
 def _shown(value: object) -> str:
     """A hostile value, quoted and escaped (never a line break), clipped to a readable length."""
     text = repr(value)
@@ -275,7 +279,8 @@ class Lock:
 
 
 def requirements_text(pins: Iterable[Pin], *, header: str) -> str:
-    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    """A requirements file: `header` as comment lines (printable ASCII, anything else escaped), then the pins."""
+    lines = [f"# {_printable(line)}".rstrip() for line in header.splitlines()]
     lines += [pin.requirement() for pin in pins]
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from nbenv.errors import LockError, SpecError
-from nbenv.lock import Lock, LockedPackage, Pin, hash_problem, marker_problem, name_problem, version_problem
+from nbenv.lock import (
+    Lock,
+    LockedPackage,
+    Pin,
+    hash_problem,
+    marker_problem,
+    name_problem,
+    requirements_text,
+    version_problem,
+)
 from nbenv.plan import build_plan
 from nbenv.spec.load import MAX_EXTENDS_DEPTH, Loader
 from nbenv.spec.locate import format_loc
@@ -217,3 +226,9 @@ def test_an_error_line_escapes_what_would_break_it(text: str, shown: str) -> Non
 def test_a_key_with_a_trailing_newline_is_shown_quoted() -> None:
     assert format_loc(("env", "TZ\n")) == 'env."TZ\\n"'
     assert format_loc(("env", "TZ")) == "env.TZ"
+
+
+@pytest.mark.security
+def test_a_requirements_header_is_printable_ascii_comment_lines() -> None:
+    text = requirements_text([], header="group 'a'\nRUN id\u2028-r /etc/shadow\x85\x1b[2J\u00e4")
+    assert text == "# group 'a'\n# RUN id\n# -r /etc/shadow\n# \\x1b[2J\\xe4\n"
