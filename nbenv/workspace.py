@@ -112,7 +112,10 @@ class Workspace:
 
     def _config_source(self) -> tuple[TomlDocument, tuple[str, ...]]:
         if (self.root / CONFIG_FILE).is_file():
-            if "nbenv" in self.pyproject.data.get("tool", {}):
+            tool = self.pyproject.data.get("tool", {})
+            if not isinstance(tool, dict):
+                raise self.pyproject.error(("tool",), "must be a table")
+            if "nbenv" in tool:
                 raise self.pyproject.error(
                     ("tool", "nbenv"), f"repo-wide settings are also in {CONFIG_FILE}", "keep them in one place"
                 )

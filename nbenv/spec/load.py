@@ -49,7 +49,7 @@ def pyproject_table(ws: Workspace, loc: tuple[str, ...]) -> dict[str, Any]:
     for end, key in enumerate(loc, start=1):
         current = current.get(key, {})
         if not isinstance(current, dict):
-            raise ws.pyproject.error(loc[:end], f"must be a table, not {type(current).__name__}")
+            raise ws.pyproject.error(loc[:end], f"must be a table, not {_type(current)}")
     return cast(dict[str, Any], current)
 
 

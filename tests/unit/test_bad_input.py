@@ -821,7 +821,7 @@ PYPROJECT_AND_SPEC_CASES = [
     Case(
         "dependency-groups-not-a-table",
         relocked(edit("pyproject.toml", "[project]\n", '"dependency-groups" = 5\n[project]\n')),
-        r"^pyproject\.toml:1: dependency-groups: must be a table, not int$",
+        r"^pyproject\.toml:1: dependency-groups: must be a table, not an integer$",
         hostile="group names (pyproject, --groups)",
     ),
     Case(
@@ -838,6 +838,23 @@ PYPROJECT_AND_SPEC_CASES = [
         r"^--groups: 'notebook\\nRUN id' is not a valid group name",
         args=("generate", "base", "--groups", "notebook\nRUN id"),
         code=2,
+        hostile="group names (pyproject, --groups)",
+    ),
+    Case(
+        "pyproject-tool-not-a-table",
+        relocked(
+            lambda root: (
+                (root / "pyproject.toml").write_text('tool = 5\n[project]\nname = "x"\n'),
+                (root / "nbenv.toml").write_text('image_prefix = "nbenv"\n'),
+            )
+        ),
+        r"^pyproject\.toml:1: tool: must be a table$",
+        hostile="malformed, deep or special files (lock, specs)",
+    ),
+    Case(
+        "pyproject-poetry-group-not-a-table",
+        relocked(write("pyproject.toml", '[project]\nname = "x"\n\n[tool.poetry]\ngroup = "notebook"\n')),
+        r"^pyproject\.toml:5: tool\.poetry\.group: must be a table, not a string$",
         hostile="group names (pyproject, --groups)",
     ),
     Case(
