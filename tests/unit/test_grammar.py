@@ -4,8 +4,12 @@ versions, `algo:hex` hashes, group names; the variant directory; the extends dep
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomlkit
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbenv.errors import LockError, SpecError
 from nbenv.lock import (
@@ -19,7 +23,7 @@ from nbenv.lock import (
     version_problem,
 )
 from nbenv.plan import build_plan
-from nbenv.spec.load import MAX_EXTENDS_DEPTH, Loader
+from nbenv.spec.load import MAX_EXTENDS_DEPTH, Loader, poetry_groups, project_source_dirs
 from nbenv.spec.locate import format_loc
 from nbenv.ui import one_line
 from nbenv.workspace import Workspace
@@ -232,3 +236,60 @@ def test_a_key_with_a_trailing_newline_is_shown_quoted() -> None:
 def test_a_requirements_header_is_printable_ascii_comment_lines() -> None:
     text = requirements_text([], header="group 'a'\nRUN id\u2028-r /etc/shadow\x85\x1b[2J\u00e4")
     assert text == "# group 'a'\n# RUN id\n# -r /etc/shadow\n# \\x1b[2J\\xe4\n"
+
+
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(["../../../../../victim", "x\nRUN id", "a\u2028b", "/etc", "a/../..", "", "a\x85", "src\n"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=20),
+)
+GOOD_TEXT = st.sampled_from(["notebook", "dev", "models", "src", "lib", "pkg", "a.b_c-d"])
+WRONG_TYPE = st.one_of(st.integers(), st.booleans(), st.lists(HOSTILE_TEXT, max_size=2))
+
+
+def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`good` nine times in ten (st.one_of would pick each flattened branch equally often)."""
+    return st.integers(0, 9).flatmap(lambda n: bad if n == 0 else good)
+
+
+PYPROJECT_TEXT = mostly(GOOD_TEXT, HOSTILE_TEXT)
+PYPROJECT_VALUE = mostly(PYPROJECT_TEXT, WRONG_TYPE)
+
+
+@pytest.mark.badinput
+@pytest.mark.hostile("group names (pyproject, --groups)")
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    poetry_groups_table=mostly(st.dictionaries(PYPROJECT_TEXT, st.just({}), max_size=3), WRONG_TYPE),
+    dependency_groups=mostly(st.dictionaries(PYPROJECT_TEXT, st.just([]), max_size=2), WRONG_TYPE),
+    packages=mostly(
+        st.lists(
+            mostly(
+                st.dictionaries(st.sampled_from(["include", "from", "format"]), PYPROJECT_VALUE, max_size=3), WRONG_TYPE
+            ),
+            max_size=2,
+        ),
+        WRONG_TYPE,
+    ),
+)
+def test_pyproject_group_names_and_package_dirs_are_valid_or_one_spec_error(
+    tmp_path_factory: pytest.TempPathFactory, poetry_groups_table: Any, dependency_groups: Any, packages: Any
+) -> None:
+    """Whatever pyproject.toml holds in [tool.poetry.group], [dependency-groups] and [tool.poetry]
+    packages: the group names nbenv uses are valid names and the source dirs relative paths inside the
+    repository without control characters, or reading them is one SpecError line."""
+    root = tmp_path_factory.mktemp("repo")
+    doc = {
+        "tool": {"poetry": {"group": poetry_groups_table, "packages": packages}},
+        "dependency-groups": dependency_groups,
+    }
+    (root / "pyproject.toml").write_text(tomlkit.dumps(doc))
+    ws = Workspace(root)
+    try:
+        groups = poetry_groups(ws)
+        dirs = project_source_dirs(ws)
+    except SpecError as exc:
+        assert one_line(exc.message) == exc.message and exc.message.startswith("pyproject.toml"), exc.message
+        return
+    assert all(name_problem(g) is None for g in groups)
+    for directory in dirs:
+        assert one_line(directory) == directory and not directory.startswith(("/", "..")), directory
