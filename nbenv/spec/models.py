@@ -38,7 +38,8 @@ SIZE_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmg]?$")
 SECRET_NAME_RE = re.compile(
     r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY)(?:$|_)", re.I
 )
-# Every *_RE above is applied with fullmatch: `$` would accept a trailing newline.
+# Each grammar (*_RE) is applied with fullmatch, as `$` alone accepts a trailing newline (SECRET_NAME_RE
+# is searched).
 # C0 and C1 controls (U+0085 NEL included), the unicode line and paragraph separators (Python's
 # splitlines() and YAML break lines there), and lone surrogates (undecodable bytes from argv).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")

@@ -974,6 +974,20 @@ PYPROJECT_AND_SPEC_CASES = [
         hostile="line breaks in values (trailing newline, NEL, U+2028)",
     ),
     Case(
+        "cli-new-name-trailing-newline",
+        lambda root: None,
+        r"^'a\\n' is not a valid environment name",
+        args=("new", "a\n", "--groups", "notebook"),
+        code=2,
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
+    ),
+    Case(
+        "memory-trailing-newline",
+        edit(TA, 'memory = "4g"', 'memory = "4g\\n"'),
+        rf"^{TA}:\d+: resources.memory: '4g\\n' is not a size",
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
+    ),
+    Case(
         "group-trailing-newline",
         edit(TA, '"models"', '"models\\n"'),
         rf"^{TA}:7: groups\[0\]: 'models\\n' is not a valid Poetry group name$",
