@@ -14,11 +14,11 @@ from pathlib import Path, PurePosixPath
 
 from nbenv.errors import NbenvError, SpecError
 from nbenv.fs import write_files
-from nbenv.safepath import owned_dir, read_regular
 from nbenv.lock import Lock, read_lock
 from nbenv.plan import BuildPlan, build_plan, compose_project, jupyter_problem, missing_parent_groups, run_plan
 from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
+from nbenv.safepath import owned_dir, read_regular
 from nbenv.spec.load import Loader, poetry_groups, project_mount_target
 from nbenv.workspace import Workspace, overlaps
 
@@ -80,7 +80,7 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
 
 
 # Run inside the image at build time (standard library only), copied into the build context's build/.
-BUILD_SCRIPTS = ("register.py", "fetch_uv.py")
+BUILD_SCRIPTS = ("register.py", "fetch_uv.py", "with-ca.sh")
 
 
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
@@ -245,7 +245,8 @@ def _stale(ws: Workspace, out: Path, files: Mapping[Path, str]) -> tuple[list[Pa
     if previous is None:
         # No manifest yet: nothing here is provably nbenv's. Files that look generated are reported, not removed.
         return [], [p for p in _legacy_generated(out) if p not in files]
-    gone, left = [], []
+    gone: list[Path] = []
+    left: list[Path] = []
     for rel, digest in sorted(previous.items()):
         path = out / rel
         if path in files:

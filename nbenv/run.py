@@ -69,7 +69,9 @@ def environment_lock(ws: Workspace, name: str, *, say: Say) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
     except OSError as exc:
-        raise RunError(f"{ws.rel(path)}: cannot open the lock file: {exc.strerror}", "remove it and run again") from None
+        raise RunError(
+            f"{ws.rel(path)}: cannot open the lock file: {exc.strerror}", "remove it and run again"
+        ) from None
     with os.fdopen(fd, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from nbenv.certs import REPO_HINT, repo_ca_bundle
 from nbenv.errors import SpecError
 from nbenv.spec.models import RepoConfig, image_prefix_problem
 from nbenv.tomlio import TomlDocument, read_toml, validation_errors
@@ -116,8 +117,15 @@ class Workspace:
             raise doc.error((*loc, "registry"), problem, REGISTRY_HINT)
         if problem := generated_dir_problem(config.generated_dir, config.environments_dir):
             raise doc.error(
-                (*loc, "generated_dir"), problem, "use a directory of its own, e.g. the default generated_dir = \"docker\""
+                (*loc, "generated_dir"),
+                problem,
+                'use a directory of its own, e.g. the default generated_dir = "docker"',
             )
+        if config.ca_bundle:
+            try:
+                repo_ca_bundle(self.root, config.ca_bundle)
+            except SpecError as exc:
+                raise doc.error((*loc, "ca_bundle"), exc.message, exc.hint or REPO_HINT) from None
         if config.index_url and (urlsplit(config.index_url).username or urlsplit(config.index_url).password):
             raise doc.error(
                 (*loc, "index_url"),
