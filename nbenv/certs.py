@@ -18,7 +18,7 @@ import os
 import re
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nbenv.errors import BuildError, NbenvError, SpecError
 from nbenv.safepath import MiB, confine, read_regular
@@ -81,6 +81,8 @@ def repo_ca_bundle(root: Path, value: str) -> ExtraCA:
     a file too large or one without a certificate."""
     if os.path.isabs(value) or value.startswith("~"):
         raise SpecError(f"{value!r} must be a path inside the repository", REPO_HINT)
+    if ".." in PurePosixPath(value.replace("\\", "/")).parts:
+        raise SpecError(f"{value!r} points outside the repository ('..')", REPO_HINT)
     real = confine(root, value, what="the CA bundle")
     data = read_regular(real, display=value, limit=CA_LIMIT)
     text, count = _extract(data, display=value, error=SpecError)

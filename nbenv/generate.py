@@ -20,7 +20,7 @@ from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
 from nbenv.safepath import owned_dir, read_regular
 from nbenv.spec.load import Loader, poetry_groups, project_mount_target
-from nbenv.workspace import Workspace, overlaps
+from nbenv.workspace import STATE_DIR, Workspace, overlaps
 
 
 def token_file(name: str) -> str:
@@ -29,7 +29,9 @@ def token_file(name: str) -> str:
 
 
 def load_lock(ws: Workspace) -> Lock:
-    return read_lock(ws.root / "poetry.lock", ws.pyproject.data, cache_dir=ws.state_dir / "cache")
+    # The parse cache lives in .nbenv/cache: owned by nbenv, so a symlinked .nbenv is refused, not followed.
+    cache_dir = owned_dir(ws.root, posixpath.join(STATE_DIR, "cache"), what="parse cache", create=False)
+    return read_lock(ws.root / "poetry.lock", ws.pyproject.data, cache_dir=cache_dir)
 
 
 def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Sequence[str] | None = None) -> BuildPlan:
