@@ -251,7 +251,7 @@ def test_up_state_in_a_real_directory_still_works(workspace: Path) -> None:
 
 
 @badinput
-@pytest.mark.parametrize("value", ["abc", "99999999", "-1", "", "８８８８", "0"])
+@pytest.mark.parametrize("value", ["abc", "99999999", "-1", "", "\uff18\uff18\uff18\uff18", "0"])
 def test_a_garbled_compose_env_port_is_ignored(workspace: Path, value: str) -> None:
     run = workspace / ".nbenv/run/base"
     run.mkdir(parents=True)
