@@ -180,7 +180,7 @@ class Engine:
 
 MASK = "****"
 MIN_LOOSE_SECRET = 4  # shorter secrets are masked where they sit in a URL, not everywhere in a line
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@\"']+@")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@\"]+@")
 
 
 def url_secrets(value: str) -> tuple[list[str], list[str]]:
@@ -216,7 +216,7 @@ def _redactor(values: Iterable[str]) -> Callable[[str], str]:
         keys.update(query_keys)
     loose = sorted((s for s in secrets if len(s) >= MIN_LOOSE_SECRET), key=len, reverse=True)
     query_value = (
-        re.compile(r"([?&](?:" + "|".join(map(re.escape, sorted(keys, key=len, reverse=True))) + r")=)[^&#\s\"']*")
+        re.compile(r"([?&](?:" + "|".join(map(re.escape, sorted(keys, key=len, reverse=True))) + r")=)[^&#\s\"]*")
         if keys
         else None
     )
