@@ -5,7 +5,7 @@
 # passed one as the BuildKit secret nbenv-extra-ca (mounted only into this RUN step). The combined file
 # lives in a temporary directory that is removed before the step ends: the extra CA never reaches a layer.
 set -eu
-extra=/run/secrets/nbenv-extra-ca
+extra=${NBENV_EXTRA_CA:-/run/secrets/nbenv-extra-ca}
 if [ ! -s "$extra" ]; then
     exec "$@"
 fi
