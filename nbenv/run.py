@@ -66,6 +66,7 @@ def environment_lock(ws: Workspace, name: str, *, say: Say) -> Iterator[None]:
     """One `up` of an environment at a time (per workspace): a second one waits for the first, then finds
     it running. The lock is an flock on `.nbenv/run/NAME/lock`, released by the kernel if nbenv dies."""
     path = run_dir(ws, name, create=True) / "lock"
+    read_state_file(path, f"{STATE_DIR}/run/{name}/lock")  # refuses a symlink or a special file, one line
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
     except OSError as exc:

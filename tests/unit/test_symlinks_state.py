@@ -273,6 +273,22 @@ def test_a_special_token_file_is_refused_without_hanging(workspace: Path, specia
     assert "jupyter_token" in raised.value.message
 
 
+@security
+@pytest.mark.parametrize("kind", ["absolute", "relative", "chained", "inside"])
+def test_write_files_never_writes_through_a_symlinked_file(workspace: Path, outside: Path, kind: str) -> None:
+    from nbenv.fs import write_files
+
+    (workspace / "docker").mkdir()
+    inside = _link(workspace, "docker/x.txt", kind, outside / "NOTES.md")
+    before, before_inside = tree(outside), inside.read_bytes() if inside else None
+    with pytest.raises(NbenvError) as raised:
+        write_files({workspace / "docker/ok.txt": "ok\n", workspace / "docker/x.txt": "overwritten\n"})
+    assert "symlink" in raised.value.message and "\n" not in raised.value.message
+    assert not (workspace / "docker/ok.txt").exists(), "all or nothing: refused before anything is staged"
+    assert (workspace / "docker/x.txt").is_symlink() and tree(outside) == before
+    assert inside is None or inside.read_bytes() == before_inside
+
+
 # --- generate removes only what it wrote -------------------------------------------------------
 
 
