@@ -16,13 +16,14 @@ from pathlib import Path
 from nbenv import __version__
 from nbenv.adapters.engine import BuildRequest, Engine
 from nbenv.adapters.git import git_state
-from nbenv.certs import SECRET_ID, ExtraCA, host_ca_bundle, repo_ca_bundle
+from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
 from nbenv.generate import generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
+from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
 from nbenv.spec.load import Loader
 from nbenv.ui import Say
 from nbenv.workspace import Workspace
@@ -138,8 +139,6 @@ class ImageBuilder:
         if plan.env.extends:  # a child's tools stage is FROM the chain's base image, like its root's
             self._ensure_base(plan.env.base_image, env_file=plan.env.file)
         build_args = {arg: from_ref, "BASE_IMAGE": plan.env.base_image, "NBENV_BUILD_RECORD": record_line(record)}
-        if url := index_url(self.ws):
-            build_args["NBENV_INDEX_URL"] = url
         self._check_from(from_ref, from_id)
         ca = extra_ca_bundle(self.ws)
         with (
@@ -148,9 +147,13 @@ class ImageBuilder:
         ):
             context = self._context(plan, files, Path(tmp))
             secrets: dict[str, Path] = {}
+            url = index_url(self.ws)
+            if url:  # a secret, not an ARG: BuildKit records ARG values in the build stages' image history
+                secrets[INDEX_SECRET] = Path(secret_dir) / "index-url"
+                atomic_write(secrets[INDEX_SECRET], url, mode=0o600)
             if ca:
-                secrets[SECRET_ID] = Path(secret_dir) / "extra-ca.pem"
-                atomic_write(secrets[SECRET_ID], ca.pem, mode=0o600)
+                secrets[CA_SECRET] = Path(secret_dir) / "extra-ca.pem"
+                atomic_write(secrets[CA_SECRET], ca.pem, mode=0o600)
                 self.say(
                     f"extra CA: {ca.count} certificate(s) from {ca.path} ({ca.source}), "
                     "a build secret: never in a layer or the build cache"
@@ -164,6 +167,7 @@ class ImageBuilder:
                 cache_from=options.cache_from,
                 cache_to=options.cache_to,
                 secrets=secrets,
+                masked=(url,) if url else (),
             )
             image_id = self.engine.build(
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live

@@ -24,7 +24,6 @@ from nbenv.errors import BuildError, NbenvError, SpecError
 from nbenv.safepath import MiB, confine, read_regular
 
 CA_LIMIT = 8 * MiB  # a whole system bundle is about 200 KiB
-SECRET_ID = "nbenv-extra-ca"  # the BuildKit secret's id (also in the generated Dockerfiles)
 _BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
 
 

@@ -82,7 +82,7 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
 
 
 # Run inside the image at build time (standard library only), copied into the build context's build/.
-BUILD_SCRIPTS = ("register.py", "fetch_uv.py", "with-ca.sh")
+BUILD_SCRIPTS = ("register.py", "fetch_uv.py", "with-secrets.sh")
 
 
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:

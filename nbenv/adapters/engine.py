@@ -58,6 +58,7 @@ class BuildRequest:
     # BuildKit secrets by id: files mounted only into the RUN steps that ask for them (`--mount=type=secret`),
     # never into a layer or the build cache (the extra CA bundle)
     secrets: Mapping[str, Path] = field(default_factory=dict)
+    masked: tuple[str, ...] = ()  # values (URLs) whose credentials are masked in the output, like build_args'
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ class Engine:
                 str(request.context),
             )
             env["DOCKER_BUILDKIT"] = "1"
-            redact = _redactor(request.build_args.values())  # BuildKit prints RUN lines with ARGs expanded
+            # BuildKit prints RUN lines with ARGs expanded; pip and uv print the index they look in
+            redact = _redactor([*request.build_args.values(), *request.masked])
             code = (
                 _run_attached(command, env)
                 if live

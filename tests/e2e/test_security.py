@@ -159,25 +159,28 @@ def test_build_credentials_never_reach_the_image(
         stages = {target: f"{prefix}/base-{target}:canary" for target in ("tools", "builder")}
         secret = tmp_path / "only-certs.pem"
         secret.write_text(host_ca_bundle("NBENV_CA_BUNDLE", str(bundle)).pem)  # what nbenv passed
+        index_secret = tmp_path / "index-url"
+        index_secret.write_text(index_url)
         for target, ref in stages.items():
             staged = subprocess.run(
                 [
                     *(["/usr/bin/docker"] if Path("/usr/bin/docker").exists() else ["docker"]),
                     *("build", "--progress=plain", "--target", target, "--tag", ref),
                     *("--secret", f"id=nbenv-extra-ca,src={secret}"),
-                    *("--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "NBENV_INDEX_URL"),
+                    *("--secret", f"id=nbenv-index-url,src={index_secret}"),
+                    *("--build-arg", f"BASE_IMAGE={base_image}"),
                     str(root / "docker/base"),
                 ],
                 capture_output=True,
                 text=True,
-                env={**os.environ, "DOCKER_BUILDKIT": "1", "NBENV_INDEX_URL": index_url},
+                env={**os.environ, "DOCKER_BUILDKIT": "1"},
                 check=False,
                 timeout=900,
             )
             assert staged.returncode == 0, staged.stderr[-3000:]
         needles = {"comment": canary_comment.encode(), "certificate": cert_line.encode()}
         credentials = {"user": canary_user.encode(), "password": canary_password.encode()}
-        for ref, wanted in ((image, {**needles, **credentials}), *((ref, needles) for ref in stages.values())):
+        for ref, wanted in ((ref, {**needles, **credentials}) for ref in (image, *stages.values())):
             history = docker("history", "--no-trunc", ref).stdout
             inspect = docker("image", "inspect", ref).stdout
             assert history and inspect

@@ -201,7 +201,7 @@ def test_the_generated_dockerfiles_use_the_ca_only_as_a_secret_mount(workspace: 
             "--mount=type=secret,id=nbenv-extra-ca,target=/run/secrets/nbenv-extra-ca" in block for block in downloading
         )
         final = text.split("\nFROM ")[-1]
-        assert "nbenv-extra-ca" not in final and "with-ca.sh" not in final
+        assert "nbenv-extra-ca" not in final and "with-secrets.sh" not in final and "nbenv-index-url" not in final
         assert not re.search(r"^# syntax=", text, re.M), "Debian's dockerd 20.10 pulls no frontend image"
 
 
@@ -242,11 +242,16 @@ def test_the_build_passes_the_ca_as_a_secret_not_in_the_context(
 @security
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 def test_with_ca_combines_the_bundles_only_for_the_command_and_removes_them(tmp_path: Path, cert: str) -> None:
-    script = REPO / "nbenv/render/with-ca.sh"
+    script = REPO / "nbenv/render/with-secrets.sh"
     base = tmp_path / "base.pem"
     base.write_text("PIP-BUNDLE\n")
     extra = tmp_path / "secret"
-    env = {"PATH": os.environ["PATH"], "SSL_CERT_FILE": str(base), "TMPDIR": str(tmp_path / "tmp")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "SSL_CERT_FILE": str(base),
+        "TMPDIR": str(tmp_path / "tmp"),
+        "NBENV_INDEX_SECRET": str(tmp_path / "no-index"),
+    }
     (tmp_path / "tmp").mkdir()
     show = ["sh", "-c", 'echo "$SSL_CERT_FILE"; cat "$SSL_CERT_FILE"']
     without = subprocess.run(
@@ -263,6 +268,19 @@ def test_with_ca_combines_the_bundles_only_for_the_command_and_removes_them(tmp_
     assert not Path(path).exists() and not any((tmp_path / "tmp").iterdir()), "removed before the step ends"
     failing = subprocess.run(["sh", str(script), "sh", "-c", "exit 7"], env={**env, "NBENV_EXTRA_CA": str(extra)})
     assert failing.returncode == 7 and not any((tmp_path / "tmp").iterdir())
+
+
+@security
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_with_secrets_hands_the_index_url_to_pip_and_uv_from_the_secret_file(tmp_path: Path) -> None:
+    script = REPO / "nbenv/render/with-secrets.sh"
+    index = tmp_path / "index-url"
+    show = ["sh", "-c", 'echo "${NBENV_INDEX_URL:-none} ${UV_INDEX_URL:-none}"']
+    env = {"PATH": os.environ["PATH"], "NBENV_INDEX_SECRET": str(index), "NBENV_EXTRA_CA": str(tmp_path / "no-ca")}
+    assert subprocess.run(["sh", str(script), *show], env=env, capture_output=True, text=True).stdout == "none none\n"
+    index.write_text("https://u:p@host/simple?token=t")
+    out = subprocess.run(["sh", str(script), *show], env=env, capture_output=True, text=True).stdout
+    assert out == "https://u:p@host/simple?token=t https://u:p@host/simple?token=t\n"
 
 
 # --- masking --------------------------------------------------------------------------------------
@@ -297,7 +315,7 @@ def index_urls(draw: st.DrawFn) -> tuple[str, list[str]]:
 
 
 LINE_SHAPES = [
-    '#9 0.412 RUN sh /tmp/nbenv/with-ca.sh uv pip install --index-url "{url}" -r r.txt',
+    '#9 0.412 RUN sh /tmp/nbenv/with-secrets.sh uv pip install --index-url "{url}" -r r.txt',
     "#7 [builder 3/4] RUN --mount=type=cache {url}",
     "Looking in indexes: {url}",
     "error: Failed to fetch: `{url}pandas/`",

@@ -7,7 +7,8 @@ pip runs straight from the wheel that the interpreter's ensurepip carries, in ha
 pip is bootstrapped (that takes about 4 s of a cold build) and none is left anywhere. If the wheel
 cannot be found (ensurepip's layout is private and changes between Python versions), a throwaway venv
 with pip does the same, only slower. CA_BUNDLE gets pip's own bundle (certifi, public): uv uses it
-through SSL_CERT_FILE. The optional EXTRA_CA is a BuildKit secret mount: pip uses pip's bundle plus it
+through SSL_CERT_FILE. The index URL comes as NBENV_INDEX_URL from with-secrets.sh (a BuildKit secret).
+The optional EXTRA_CA is a BuildKit secret mount: pip uses pip's bundle plus it
 from a scratch directory removed before this step ends, so the extra CA never reaches a layer.
 """
 
