@@ -218,7 +218,8 @@ def test_index_tokens_in_the_user_or_the_query_are_masked_in_the_build_log(
     host = rest.split("/", 1)[0]
     url = f"{scheme}://{canary_token}@{host}/nbenv-canary-no-such-index/?token={canary_query}"
     try:
-        built = nbenv("image", "build", "base", cwd=root, env={"NBENV_INDEX_URL": url}, timeout=600)
+        # --no-cache: the index URL is a secret, so by itself it invalidates no cached step
+        built = nbenv("image", "build", "base", "--no-cache", cwd=root, env={"NBENV_INDEX_URL": url}, timeout=600)
         output = built.stdout + built.stderr
         assert built.returncode != 0, "the index does not exist"
         assert "token=****" in output or "****@" in output, f"the URL was printed (masked):\n{output[-3000:]}"
