@@ -377,11 +377,13 @@ def test_the_issues_url_shapes_are_masked(url: str, line: str, expected: str) ->
     assert _redactor([url])(line) == expected
 
 
+@security
 def test_url_secrets_of_a_plain_value_is_empty() -> None:
     assert url_secrets("nbenv/base:latest") == ([], [])
     assert url_secrets('{"source": "git@host:x"}') == ([], [])
 
 
+@security
 def test_repo_ca_bundle_refuses_dotdot_before_touching_anything(workspace: Path) -> None:
     with pytest.raises(SpecError, match="outside the repository"):
         repo_ca_bundle(workspace, "certs/../../x.pem")
