@@ -75,7 +75,7 @@ def test_only_well_formed_certificates_leave_the_file(cert: str) -> None:
 
 
 @security
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.binary(max_size=4096), st.lists(st.sampled_from(["cert", "junk", "begin", "end"]), max_size=6))
 def test_whatever_the_file_holds_only_canonical_certificate_blocks_come_out(noise: bytes, parts: list[str]) -> None:
     cert = _CERT
@@ -325,7 +325,7 @@ LINE_SHAPES = [
 
 
 @security
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(index_urls(), st.sampled_from(LINE_SHAPES))
 def test_index_credentials_are_masked_in_every_line_shape(case: tuple[str, list[str]], shape: str) -> None:
     url, secrets = case
@@ -333,23 +333,23 @@ def test_index_credentials_are_masked_in_every_line_shape(case: tuple[str, list[
     line = redact(shape.format(url=url))
     netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
     if "@" in netloc:
-        assert f"://{MASK}@" in line and netloc.rpartition("@")[0] not in line.split("://", 1)[1].split("@")[0]
+        assert f"://{MASK}@{netloc.rpartition('@')[2]}" in line, line
     for key_value in url.partition("?")[2].split("&") if "?" in url else []:
         key = key_value.partition("=")[0]
         assert f"{key}={MASK}" in line
     for secret in secrets:
-        if len(secret) >= MIN_LOOSE_SECRET:
+        if len(secret) >= MIN_LOOSE_SECRET and secret.strip("*"):  # a secret of stars looks like the mask
             assert secret not in line, (secret, line)
 
 
 @security
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(index_urls())
 def test_a_long_secret_is_masked_wherever_it_appears(case: tuple[str, list[str]]) -> None:
     url, secrets = case
     redact = _redactor([url])
     for secret in secrets:
-        if len(secret) >= MIN_LOOSE_SECRET:
+        if len(secret) >= MIN_LOOSE_SECRET and secret.strip("*"):
             assert secret not in redact(f"401 for user {secret} (decoded {secret})")
 
 
