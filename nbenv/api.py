@@ -7,6 +7,8 @@ environment: up, down, ps, logs, shell), datasync and data.compact (the data).
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,11 @@ from nbenv.adapters.git import git_state
 from nbenv.build import BuildOptions, BuiltImage, ImageBuilder
 from nbenv.datasync import PullSummary, data_targets
 from nbenv.errors import DriftError, SpecError, UsageError
-from nbenv.generate import GenerateResult, load_lock, plan_for
+from nbenv.generate import MANIFEST, GenerateResult, load_lock, plan_for
 from nbenv.generate import generate as write_generated
 from nbenv.images import Inspection, PushResult
 from nbenv.run import Running
+from nbenv.safepath import owned_dir
 from nbenv.spec.load import Loader, SpecErrors, environment_names, load_file
 from nbenv.spec.models import Environment
 from nbenv.ui import Say, quiet
@@ -127,15 +130,31 @@ def generate(
 
 
 def _orphans(ws: Workspace, names: Sequence[str]) -> list[str]:
-    """Generated directories whose environment no longer exists."""
-    if names or not ws.generated_dir.is_dir():
+    """Generated directories whose environment no longer exists (symlinks are not followed: never ours)."""
+    if names:
+        return []
+    try:
+        generated = owned_dir(ws.root, ws.config.generated_dir, what="generated files", create=False)
+    except SpecError:
+        return []  # generate() has refused it already
+    if not generated.is_dir():
         return []
     known = set(environment_names(ws))
     return sorted(
         ws.rel(d) + "/"
-        for d in ws.generated_dir.iterdir()
-        if d.is_dir() and (d / "Dockerfile").exists() and d.name not in known
+        for d in generated.iterdir()
+        if not d.is_symlink()
+        and d.is_dir()
+        and any(_is_regular(d / name) for name in ("Dockerfile", MANIFEST))
+        and d.name not in known
     )
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def new(

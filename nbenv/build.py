@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -17,11 +16,14 @@ from pathlib import Path
 from nbenv import __version__
 from nbenv.adapters.engine import BuildRequest, Engine
 from nbenv.adapters.git import git_state
+from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
+from nbenv.fs import atomic_write
 from nbenv.generate import generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
+from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
 from nbenv.spec.load import Loader
 from nbenv.ui import Say
 from nbenv.workspace import Workspace
@@ -50,18 +52,14 @@ def content_key(*, from_image_id: str, files: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def extra_ca_bundle(ws: Workspace) -> tuple[Path, str] | None:
-    """The extra CA for builds: repo setting, else NBENV_CA_BUNDLE, else the host pip's PIP_CERT."""
-    for source, value in (
-        ("ca_bundle in the repo-wide settings", ws.config.ca_bundle),
-        ("NBENV_CA_BUNDLE", os.environ.get("NBENV_CA_BUNDLE")),
-        ("PIP_CERT", os.environ.get("PIP_CERT")),
-    ):
-        if value:
-            path = (ws.root / value) if not os.path.isabs(value) else Path(value)
-            if not path.is_file():
-                raise BuildError(f"{source}: CA bundle {value} does not exist", "fix the path or unset it")
-            return path, source
+def extra_ca_bundle(ws: Workspace) -> ExtraCA | None:
+    """The extra CA for builds (certificates only): the repo setting (a file inside the repository),
+    else NBENV_CA_BUNDLE, else the host pip's PIP_CERT (the user's own environment: any host file)."""
+    if ws.config.ca_bundle:
+        return repo_ca_bundle(ws.root, ws.config.ca_bundle)
+    for variable in ("NBENV_CA_BUNDLE", "PIP_CERT"):
+        if value := os.environ.get(variable):
+            return host_ca_bundle(variable, value)
     return None
 
 
@@ -141,11 +139,25 @@ class ImageBuilder:
         if plan.env.extends:  # a child's tools stage is FROM the chain's base image, like its root's
             self._ensure_base(plan.env.base_image, env_file=plan.env.file)
         build_args = {arg: from_ref, "BASE_IMAGE": plan.env.base_image, "NBENV_BUILD_RECORD": record_line(record)}
-        if url := index_url(self.ws):
-            build_args["NBENV_INDEX_URL"] = url
         self._check_from(from_ref, from_id)
-        with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
+        ca = extra_ca_bundle(self.ws)
+        with (
+            tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp,
+            tempfile.TemporaryDirectory(prefix="nbenv-secret-") as secret_dir,
+        ):
             context = self._context(plan, files, Path(tmp))
+            secrets: dict[str, Path] = {}
+            url = index_url(self.ws)
+            if url:  # a secret, not an ARG: BuildKit records ARG values in the build stages' image history
+                secrets[INDEX_SECRET] = Path(secret_dir) / "index-url"
+                atomic_write(secrets[INDEX_SECRET], url, mode=0o600)
+            if ca:
+                secrets[CA_SECRET] = Path(secret_dir) / "extra-ca.pem"
+                atomic_write(secrets[CA_SECRET], ca.pem, mode=0o600)
+                self.say(
+                    f"extra CA: {ca.count} certificate(s) from {ca.path} ({ca.source}), "
+                    "a build secret: never in a layer or the build cache"
+                )
             request = BuildRequest(
                 context,
                 tags,
@@ -154,6 +166,8 @@ class ImageBuilder:
                 no_cache=options.no_cache,
                 cache_from=options.cache_from,
                 cache_to=options.cache_to,
+                secrets=secrets,
+                masked=(url,) if url else (),
             )
             image_id = self.engine.build(
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
@@ -206,15 +220,12 @@ class ImageBuilder:
         return result.rendered
 
     def _context(self, plan: BuildPlan, files: dict[Path, str], tmp: Path) -> Path:
-        """The build context: the generated files plus the optional extra CA (never committed)."""
+        """The build context: the generated files only (the extra CA is a build secret, not in it)."""
         out = self.ws.root / plan.out_dir
         for path, text in files.items():
             target = tmp / path.relative_to(out)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        if ca := extra_ca_bundle(self.ws):
-            shutil.copyfile(ca[0], tmp / "build" / "extra-ca.pem")
-            self.say(f"extra CA for the builder stage only: {ca[0]} (from {ca[1]})")
         return tmp
 
     def _ensure_base(self, ref: str, *, env_file: str) -> str:

@@ -162,6 +162,8 @@ def generate(
         typer.echo(f"wrote   {path}")
     for path in result.stale:
         typer.echo(f"removed {path}")
+    for path in result.kept:
+        warn(f"{path}: no longer generated, left in place (edited, or written before nbenv kept a manifest)")
     if not result.changed and not result.stale:
         typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
     if groups is not None and result.changed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,8 +30,12 @@ def _stage(path: Path, text: str, mode: int) -> Path:
 def write_files(files: Mapping[Path, str], *, mode: int = 0o644) -> None:
     """Write all files or none: every temp file is staged before the first rename.
 
-    An OSError becomes one clear line naming the file; staged temp files are removed.
+    An OSError becomes one clear line naming the file; staged temp files are removed. A destination
+    that is a symlink is refused before anything is staged: nbenv never writes through a link (and does
+    not silently replace one a repository committed either).
     """
+    for path in files:
+        _refuse_symlink(path)
     staged: list[tuple[Path, Path]] = []
     try:
         for path, text in files.items():
@@ -50,6 +55,17 @@ def write_files(files: Mapping[Path, str], *, mode: int = 0o644) -> None:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _refuse_symlink(path: Path) -> None:
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise NbenvError(
+                f"{path}: is a symlink (to {os.readlink(path)}); nbenv does not write through links",
+                "remove the link and run the command again",
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        pass
 
 
 def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -29,6 +29,7 @@ from nbenv.run import (
     is_busy_port,
     jupyter_url,
     port_problem,
+    read_state_file,
     read_token,
     run_dir,
     wait_ready,
@@ -147,10 +148,11 @@ def _warn_unwritable_mounts(ws: Workspace, env: Environment) -> None:
 
 def _current_port(ws: Workspace, name: str) -> int:
     """The port the running container was started on (its compose.env), for an `up` without --port."""
-    path = run_dir(ws, name) / "compose.env"
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        if line.startswith("NBENV_PORT="):
-            return int(line.split("=", 1)[1])
+    text = read_state_file(run_dir(ws, name) / "compose.env", f".nbenv/run/{name}/compose.env") or ""
+    for line in text.splitlines():
+        value = line.removeprefix("NBENV_PORT=")
+        if value != line and value.isascii() and value.isdigit() and 0 < int(value) < 65536:
+            return int(value)
     return 8888
 
 

@@ -6,8 +6,10 @@ import contextlib
 import errno
 import fcntl
 import os
+import posixpath
 import secrets
 import socket
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -16,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbenv.adapters.compose import Compose, ServiceState
-from nbenv.errors import RunError
+from nbenv.errors import RunError, SpecError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
 from nbenv.plan import UID, compose_project
+from nbenv.safepath import owned_dir, read_regular
 from nbenv.ui import Say
-from nbenv.workspace import Workspace
+from nbenv.workspace import STATE_DIR, Workspace
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,44 @@ class Running:
     started: bool  # False: it was already running
 
 
-def run_dir(ws: Workspace, name: str) -> Path:
-    return ws.state_dir / "run" / name
+STATE_FILE_LIMIT = 64 * 1024  # a token or compose.env is a few dozen bytes
+
+
+def run_dir(ws: Workspace, name: str, *, create: bool = False) -> Path:
+    """`.nbenv/run/NAME`, owned by nbenv: no symlink on its path (a committed `.nbenv/run/NAME -> ~/.ssh`
+    gets one clear line, and nothing is chmod-ed, written or locked outside the repository)."""
+    return owned_dir(
+        ws.root, posixpath.join(STATE_DIR, "run", name), what="run state (token, compose.env, lock)", create=create
+    )
+
+
+def read_state_file(path: Path, display: str) -> str | None:
+    """A state file's text (None if absent), read only as a regular file, never through a symlink."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(mode):
+        raise SpecError(
+            f"{display}: is a symlink (to {os.readlink(path)}); nbenv reads its state only from files it wrote",
+            f"remove it (`rm {display}`) and run the command again",
+        )
+    return read_regular(path, display=display, limit=STATE_FILE_LIMIT).decode("utf-8", errors="replace")
 
 
 @contextlib.contextmanager
 def environment_lock(ws: Workspace, name: str, *, say: Say) -> Iterator[None]:
     """One `up` of an environment at a time (per workspace): a second one waits for the first, then finds
     it running. The lock is an flock on `.nbenv/run/NAME/lock`, released by the kernel if nbenv dies."""
-    path = run_dir(ws, name) / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    path = run_dir(ws, name, create=True) / "lock"
+    read_state_file(path, f"{STATE_DIR}/run/{name}/lock")  # refuses a symlink or a special file, one line
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise RunError(
+            f"{ws.rel(path)}: cannot open the lock file: {exc.strerror}", "remove it and run again"
+        ) from None
+    with os.fdopen(fd, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,19 +92,19 @@ def is_busy_port(message: str) -> bool:
 
 def compose_for(ws: Workspace, name: str, *, compose_file: Path, docker: str) -> Compose:
     env_file = run_dir(ws, name) / "compose.env"
+    present = read_state_file(env_file, f"{STATE_DIR}/run/{name}/compose.env") is not None
     return Compose(
         docker=docker,
         project=compose_project(ws.config, name),
         compose_file=compose_file,
-        env_file=env_file if env_file.is_file() else None,
+        env_file=env_file if present else None,
     )
 
 
 def write_token(ws: Workspace, name: str) -> str:
     """A fresh random token (32 bytes) in a file only the owner can reach; UID 1000 reads it in the container."""
-    path = ws.root / token_file(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)  # the directory guards the file on the host
+    path = run_dir(ws, name, create=True) / posixpath.basename(token_file(name))
+    os.chmod(path.parent, 0o700)  # the directory (owned: no symlink on its path) guards the file on the host
     token = secrets.token_urlsafe(32)
     # The container reads the file through its bind mount as UID 1000, which needs read access;
     # the 0700 directory keeps other host users out.
@@ -85,15 +115,13 @@ def write_token(ws: Workspace, name: str) -> str:
 
 
 def read_token(ws: Workspace, name: str) -> str | None:
-    try:
-        return (ws.root / token_file(name)).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
+    text = read_state_file(run_dir(ws, name) / posixpath.basename(token_file(name)), token_file(name))
+    return (text or "").strip() or None
 
 
 def write_compose_env(ws: Workspace, name: str, *, image: str, port: int) -> None:
     """Non-secret values compose interpolates into the generated file (image tag, host port)."""
-    atomic_write(run_dir(ws, name) / "compose.env", f"NBENV_IMAGE={image}\nNBENV_PORT={port}\n")
+    atomic_write(run_dir(ws, name, create=True) / "compose.env", f"NBENV_IMAGE={image}\nNBENV_PORT={port}\n")
 
 
 def port_problem(bind: str, port: int) -> str | None:

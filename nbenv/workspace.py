@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from nbenv.certs import REPO_HINT, repo_ca_bundle
 from nbenv.errors import SpecError
 from nbenv.safepath import read_regular
 from nbenv.spec.models import RepoConfig, image_prefix_problem
@@ -59,6 +60,28 @@ def _read(path: Path) -> str:
         return ""
 
 
+# Directories of the repository that are never nbenv's to generate into (or to contain what it generates).
+RESERVED_DIRS = (".git", ".dvc", STATE_DIR)
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether two normalised repo-relative paths are the same, or one lies inside the other."""
+    if a == "." or b == ".":
+        return True
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def generated_dir_problem(generated_dir: str, environments_dir: str) -> str | None:
+    """Why `generated_dir` (normalised, repo-relative) may not hold generated files, or None: it must
+    be a directory of its own, apart from the specs and nbenv's or git's or DVC's own state."""
+    if generated_dir == ".":
+        return "'.' is the repository root: nbenv generates into a directory of its own"
+    for other, what in ((environments_dir, "environments_dir (the specs)"), *((d, d) for d in RESERVED_DIRS)):
+        if overlaps(generated_dir, other):
+            return f"{generated_dir!r} overlaps {what}"
+    return None
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -97,6 +120,17 @@ class Workspace:
             raise doc.error((*loc, "image_prefix"), problem)
         if config.registry and (problem := registry_problem(config.registry)):
             raise doc.error((*loc, "registry"), problem, REGISTRY_HINT)
+        if problem := generated_dir_problem(config.generated_dir, config.environments_dir):
+            raise doc.error(
+                (*loc, "generated_dir"),
+                problem,
+                'use a directory of its own, e.g. the default generated_dir = "docker"',
+            )
+        if config.ca_bundle:
+            try:
+                repo_ca_bundle(self.root, config.ca_bundle)
+            except SpecError as exc:
+                raise doc.error((*loc, "ca_bundle"), exc.message, exc.hint or REPO_HINT) from None
         if config.index_url and (urlsplit(config.index_url).username or urlsplit(config.index_url).password):
             raise doc.error(
                 (*loc, "index_url"),

@@ -20,11 +20,11 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 from nbenv.adapters.process import argv, run, stream
 from nbenv.errors import BuildError, EngineUnavailable
@@ -55,6 +55,10 @@ class BuildRequest:
     no_cache: bool = False
     cache_from: tuple[str, ...] = ()  # buildx cache sources, e.g. "type=gha,scope=NAME"
     cache_to: tuple[str, ...] = ()
+    # BuildKit secrets by id: files mounted only into the RUN steps that ask for them (`--mount=type=secret`),
+    # never into a layer or the build cache (the extra CA bundle)
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    masked: tuple[str, ...] = ()  # values (URLs) whose credentials are masked in the output, like build_args'
 
 
 @dataclass(frozen=True)
@@ -156,11 +160,13 @@ class Engine:
                 [part for cache in request.cache_to for part in ("--cache-to", cache)],
                 [part for tag in request.tags for part in ("--tag", tag)],
                 [part for name in sorted(request.build_args) for part in ("--build-arg", name)],
+                [part for sid, src in sorted(request.secrets.items()) for part in ("--secret", f"id={sid},src={src}")],
                 [part for key, value in sorted(request.labels.items()) for part in ("--label", f"{key}={value}")],
                 str(request.context),
             )
             env["DOCKER_BUILDKIT"] = "1"
-            redact = _redactor(request.build_args.values())  # BuildKit prints RUN lines with ARGs expanded
+            # BuildKit prints RUN lines with ARGs expanded; pip and uv print the index they look in
+            redact = _redactor([*request.build_args.values(), *request.masked])
             code = (
                 _run_attached(command, env)
                 if live
@@ -174,13 +180,62 @@ class Engine:
             return iidfile.read_text().strip()
 
 
+MASK = "****"
+MIN_LOOSE_SECRET = 4  # shorter secrets are masked where they sit in a URL, not everywhere in a line
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@\"]+@")
+
+
+def url_secrets(value: str) -> tuple[list[str], list[str]]:
+    """(secret strings, query keys) of a URL among the build-arg values: its user, password, the whole
+    user:password, and every query value, each raw (as printed) and percent-decoded."""
+    if "://" not in value:
+        return [], []
+    rest = value.split("://", 1)[1]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    found: list[str] = []
+    if "@" in netloc:
+        userinfo = netloc.rpartition("@")[0]
+        found += [userinfo, *userinfo.split(":", 1)]
+    keys: list[str] = []
+    query = rest.partition("?")[2].partition("#")[0] if "?" in rest else ""
+    for pair in query.split("&") if query else []:
+        key, _, secret = pair.partition("=")
+        keys.append(key)
+        found.append(secret if secret else key)  # `?TOKEN` alone is the secret itself
+    found += [unquote(part) for part in found]
+    return sorted({f for f in found if f}, key=len, reverse=True), sorted({k for k in keys if k})
+
+
 def _redactor(values: Iterable[str]) -> Callable[[str], str]:
-    """Hide the password of any URL among the build-arg values (an index URL with credentials) in output lines."""
-    secrets = sorted({password for value in values if (password := urlsplit(value).password)}, key=len, reverse=True)
+    """Hide index credentials in output lines (BuildKit prints RUN lines with build args expanded): the
+    user and password of any URL, and of the build-arg URLs also every query value (`?token=...`), both
+    where they sit in a URL (any length) and anywhere else in a line (4 characters or more)."""
+    secrets: set[str] = set()
+    keys: set[str] = set()
+    for value in values:
+        found, query_keys = url_secrets(value)
+        secrets.update(found)
+        keys.update(query_keys)
+    loose = sorted((s for s in secrets if len(s) >= MIN_LOOSE_SECRET), key=len, reverse=True)
+    query_value = (
+        re.compile(r"([?&](?:" + "|".join(map(re.escape, sorted(keys, key=len, reverse=True))) + r")=)[^&#\s\"]*")
+        if keys
+        else None
+    )
+    bare_query = (
+        re.compile(r"\?(" + "|".join(map(re.escape, sorted(secrets, key=len, reverse=True))) + r")(?=[&#\s\"']|$)")
+        if secrets
+        else None
+    )
 
     def redact(line: str) -> str:
-        for secret in secrets:
-            line = line.replace(secret, "****")
+        line = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", line)
+        if query_value is not None:
+            line = query_value.sub(lambda m: f"{m.group(1)}{MASK}", line)
+        if bare_query is not None:
+            line = bare_query.sub(f"?{MASK}", line)
+        for secret in loose:
+            line = line.replace(secret, MASK)
         return line
 
     return redact

@@ -102,14 +102,37 @@ def _pypi_simple_url() -> str:
     return str(PyPI.simple_url)
 
 
+def _scan(command: list[str], needles: dict[str, bytes]) -> tuple[set[str], int]:
+    """Which needles appear in a command's (large) output, streamed; and how many bytes it wrote."""
+    found: set[str] = set()
+    tail, size = b"", 0
+    longest = max(len(n) for n in needles.values())
+    with subprocess.Popen(command, stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        while chunk := process.stdout.read(1 << 20):
+            window = tail + chunk
+            found |= {name for name, needle in needles.items() if needle in window}
+            tail, size = window[-longest:], size + len(chunk)
+    assert process.returncode == 0, command
+    return found, size
+
+
 @e2e
 def test_build_credentials_never_reach_the_image(
     e2e_workspace: Path, base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A canary password in NBENV_INDEX_URL and a canary line in the extra CA bundle are used by the
-    builder stage, and absent from `docker history --no-trunc`, `docker image inspect` and `docker save`."""
+    """Canaries in NBENV_INDEX_URL (user and password) and in the extra CA bundle (a comment line and a
+    whole canary certificate) are used by the build, and absent from `docker history --no-trunc`,
+    `docker image inspect` and `docker save` of the final image; the CA's are absent from the tools and
+    builder stages too (it is only ever a BuildKit secret mount, so no layer or cache record holds it)."""
+    from nbenv.certs import host_ca_bundle
+    from tests.unit.test_extra_ca_and_masking import make_cert
+
+    canary_user = f"canary-user-{uuid.uuid4().hex}"
     canary_password = f"canary-pw-{uuid.uuid4().hex}"
-    canary_ca = f"canary-ca-{uuid.uuid4().hex}"
+    canary_comment = f"canary-ca-{uuid.uuid4().hex}"
+    canary_cert = make_cert(f"nbenv canary {uuid.uuid4().hex}")
+    cert_line = canary_cert.splitlines()[3]  # 64 base64 characters from the middle of the certificate
     root = tmp_path / "repo"
     root.mkdir()
     prefix = f"{PREFIX}-canary"
@@ -121,32 +144,86 @@ def test_build_credentials_never_reach_the_image(
     pyproject.write_text(pyproject.read_text().replace(f'image_prefix = "{PREFIX}"', f'image_prefix = "{prefix}"'))
     bundle = tmp_path / "ca.pem"
     host_ca = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
-    bundle.write_text(f"# {canary_ca}\n{host_ca.read_text()}")
+    bundle.write_text(f"# {canary_comment}\n{canary_cert}{host_ca.read_text()}")
     scheme, rest = _pypi_simple_url().split("://", 1)
-    env = {"NBENV_INDEX_URL": f"{scheme}://nbenv-canary:{canary_password}@{rest}", "NBENV_CA_BUNDLE": str(bundle)}
+    index_url = f"{scheme}://{canary_user}:{canary_password}@{rest}"
+    env = {"NBENV_INDEX_URL": index_url, "NBENV_CA_BUNDLE": str(bundle)}
     try:
         built = nbenv("image", "build", "base", cwd=root, env=env, timeout=900)
         assert built.returncode == 0, built.stderr[-4000:]
-        assert "extra CA for the builder stage only" in built.stderr
-        assert canary_password not in built.stdout + built.stderr, "the index URL is never printed"
+        assert re.search(r"extra CA: \d+ certificate\(s\) from .*a build secret", built.stderr), built.stderr[-2000:]
+        for canary in (canary_user, canary_password, canary_comment):
+            assert canary not in built.stdout + built.stderr, "the index URL and the CA file are never printed"
         image = f"{prefix}/base:latest"
-        history = docker("history", "--no-trunc", image).stdout
-        inspect = docker("image", "inspect", image).stdout
-        assert history and inspect
-        for canary in (canary_password, canary_ca):
-            assert canary not in history, "docker history"
-            assert canary not in inspect, "docker image inspect"
-        found: set[bytes] = set()
-        tail, size = b"", 0
-        needles = (canary_password.encode(), canary_ca.encode())
-        with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
-            assert save.stdout is not None
-            while chunk := save.stdout.read(1 << 20):
-                window = tail + chunk
-                found |= {n for n in needles if n in window}
-                tail, size = window[-128:], size + len(chunk)
-        assert save.returncode == 0 and size > 10_000_000, "docker save wrote the image"
-        assert found == set(), "a canary is in the saved image"
+        # The same build, stopped at the tools and builder stages (all cached), with the same secret and args.
+        stages = {target: f"{prefix}/base-{target}:canary" for target in ("tools", "builder")}
+        secret = tmp_path / "only-certs.pem"
+        secret.write_text(host_ca_bundle("NBENV_CA_BUNDLE", str(bundle)).pem)  # what nbenv passed
+        index_secret = tmp_path / "index-url"
+        index_secret.write_text(index_url)
+        for target, ref in stages.items():
+            staged = subprocess.run(
+                [
+                    *(["/usr/bin/docker"] if Path("/usr/bin/docker").exists() else ["docker"]),
+                    *("build", "--progress=plain", "--target", target, "--tag", ref),
+                    *("--secret", f"id=nbenv-extra-ca,src={secret}"),
+                    *("--secret", f"id=nbenv-index-url,src={index_secret}"),
+                    *("--build-arg", f"BASE_IMAGE={base_image}"),
+                    str(root / "docker/base"),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "DOCKER_BUILDKIT": "1"},
+                check=False,
+                timeout=900,
+            )
+            assert staged.returncode == 0, staged.stderr[-3000:]
+        needles = {"comment": canary_comment.encode(), "certificate": cert_line.encode()}
+        credentials = {"user": canary_user.encode(), "password": canary_password.encode()}
+        for ref, wanted in ((ref, {**needles, **credentials}) for ref in (image, *stages.values())):
+            history = docker("history", "--no-trunc", ref).stdout
+            inspect = docker("image", "inspect", ref).stdout
+            assert history and inspect
+            for name, needle in wanted.items():
+                assert needle.decode() not in history, f"{name} in docker history of {ref}"
+                assert needle.decode() not in inspect, f"{name} in docker image inspect of {ref}"
+            found, size = _scan(["docker", "save", ref], wanted)
+            assert size > 1_000_000, f"docker save wrote {ref}"
+            assert found == set(), f"{found} in the saved {ref}"
+    finally:
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        mine = [i for i in images if i.startswith(f"{prefix}/")]
+        if mine:
+            docker("rmi", "--force", *mine, check=False)
+
+
+@e2e
+def test_index_tokens_in_the_user_or_the_query_are_masked_in_the_build_log(
+    e2e_workspace: Path, base_image: str, tmp_path: Path
+) -> None:
+    """Issue 13 item 13: `https://TOKEN@host/...?token=TOKEN2` is printed by the build (pip names the index
+    it looks in); neither token reaches nbenv's output. The index path does not exist: the build fails fast."""
+    canary_token = f"canary-tok-{uuid.uuid4().hex}"
+    canary_query = f"canary-q-{uuid.uuid4().hex}"
+    root = tmp_path / "repo"
+    root.mkdir()
+    prefix = f"{PREFIX}-mask"
+    for name in ("pyproject.toml", "poetry.lock", "environments"):
+        source = e2e_workspace / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)  # type: ignore[operator]
+    (root / "environments/traffic-analysis.toml").unlink()
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'image_prefix = "{PREFIX}"', f'image_prefix = "{prefix}"'))
+    scheme, rest = _pypi_simple_url().split("://", 1)
+    host = rest.split("/", 1)[0]
+    url = f"{scheme}://{canary_token}@{host}/nbenv-canary-no-such-index/?token={canary_query}"
+    try:
+        # --no-cache: the index URL is a secret, so by itself it invalidates no cached step
+        built = nbenv("image", "build", "base", "--no-cache", cwd=root, env={"NBENV_INDEX_URL": url}, timeout=600)
+        output = built.stdout + built.stderr
+        assert built.returncode != 0, "the index does not exist"
+        assert "token=****" in output or "****@" in output, f"the URL was printed (masked):\n{output[-3000:]}"
+        assert canary_token not in output and canary_query not in output, output[-3000:]
     finally:
         images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
         mine = [i for i in images if i.startswith(f"{prefix}/")]

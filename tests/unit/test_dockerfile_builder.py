@@ -98,11 +98,20 @@ def test_every_group_is_one_cached_uv_step_with_hashes(generated: dict[str, str]
     expected = {"base": ["notebook"], "traffic-analysis": ["models"]}
     for name, text in generated.items():
         builder, _ = _stages(text)
-        steps = re.findall(r"(?m)^RUN --mount=type=cache,id=nbenv-uv,target=/root/.cache/uv \\\n(.*\\\n.*)$", builder)
+        steps = re.findall(
+            r"(?m)^RUN --mount=type=cache,id=nbenv-uv,target=/root/.cache/uv \\\n"
+            r"    --mount=type=secret,id=nbenv-index-url,target=/run/secrets/nbenv-index-url \\\n"
+            r"    --mount=type=secret,id=nbenv-extra-ca,target=/run/secrets/nbenv-extra-ca \\\n(.*\\\n.*)$",
+            builder,
+        )
         assert [re.search(r"requirements/(\w+)\.txt", s).group(1) for s in steps] == expected[name]  # type: ignore[union-attr]
         for step in steps:
-            assert "/tmp/nbenv/uv/bin/uv pip install --python /opt/venv/bin/python --no-deps --require-hashes" in step
-            assert '${NBENV_INDEX_URL:+--index-url "$NBENV_INDEX_URL"}' in step
+            assert (
+                "sh /tmp/nbenv/with-secrets.sh /tmp/nbenv/uv/bin/uv pip install --python /opt/venv/bin/python "
+                "--no-deps --require-hashes" in step
+            )
+            assert "NBENV_INDEX_URL" not in step, "the index URL is a secret file, never an ARG"
+        assert "ARG NBENV_INDEX_URL" not in text
         assert ("--target /opt/nbenv/layers/traffic-analysis" in builder) == (name == "traffic-analysis")
         assert "pip install --no-cache-dir --no-deps --require-hashes -r /tmp/nbenv/requirements" not in builder
 
