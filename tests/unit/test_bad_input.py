@@ -441,7 +441,7 @@ HOSTILE_CASES = [
     Case(
         "cpus-negative",
         edit(TA, 'memory = "4g"', 'memory = "4g"\ncpus = -1'),
-        rf"^{TA}:\d+: resources.cpus: input should be greater than 0, got -1$",
+        rf"^{TA}:\d+: resources.cpus: input should be greater than or equal to 0.01, got -1$",
     ),
     Case(
         "memory-shell-metachar",
