@@ -12,16 +12,18 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.adapters.engine import Engine
+from nbenv.adapters.process import run
 from nbenv.build import ImageBuilder
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.generate import load_lock, plan_for
 from nbenv.lock import Lock
-from nbenv.plan import GID, SERVICE, UID, BuildPlan
+from nbenv.plan import GID, SERVICE, UID, BuildPlan, legacy_compose_project
 from nbenv.provenance import banner
 from nbenv.run import (
     Running,
@@ -75,6 +77,7 @@ def _up_locked(
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
+    _remove_legacy(ws, engine, name, compose.compose_file, say=say)
     states = compose.ps() if compose.env_file else []
     running = next((s for s in states if s.state == "running"), None)
     token = read_token(ws, name)
@@ -216,6 +219,7 @@ def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Sa
 
 def down(ws: Workspace, engine: Engine, *, name: str, say: Say) -> None:
     compose = _compose_of(ws, name, engine)
+    _remove_legacy(ws, engine, name, compose.compose_file, say=say)
     compose.down()
     say(f"{name}: stopped and removed its containers (images and data kept)")
 
@@ -236,7 +240,30 @@ def ps(ws: Workspace, engine: Engine) -> list[tuple[str, ServiceState]]:
             rows += [
                 (name, state) for state in compose_for(ws, name, compose_file=compose_file, docker=engine.docker).ps()
             ]
+            rows += [(name, state) for state in _legacy_containers(ws, engine, name, compose_file)]
     return rows
+
+
+def _legacy_containers(ws: Workspace, engine: Engine, name: str, compose_file: Path) -> list[ServiceState]:
+    """Containers an older nbenv started under the old project name `PREFIX-NAME`, which distinct prefixes
+    could share: only those started from this workspace's compose file, so another's are never touched."""
+    legacy = legacy_compose_project(ws.config, name)
+    old = Compose(docker=engine.docker, project=legacy, compose_file=compose_file, env_file=None)
+    return old.ps(config_file=compose_file)
+
+
+def _remove_legacy(ws: Workspace, engine: Engine, name: str, compose_file: Path, *, say: Say) -> None:
+    """Remove this workspace's containers of the old project name, by id (`compose down` of that project
+    would take another workspace's along); the shared network goes once no container uses it."""
+    states = _legacy_containers(ws, engine, name, compose_file)
+    if not states:
+        return
+    removed = run([engine.docker, "rm", "--force", *(s.container for s in states)], timeout=120)
+    if removed.returncode != 0:
+        raise RunError(f"docker rm failed: {removed.stderr.strip()[-300:]}")
+    legacy = legacy_compose_project(ws.config, name)
+    run([engine.docker, "network", "rm", f"{legacy}_default"], timeout=60)  # fails while another still uses it
+    say(f"{name}: removed its container started by an older nbenv (compose project {legacy})")
 
 
 def logs(ws: Workspace, engine: Engine, *, name: str, follow: bool, tail: int | None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import PREFIX, Up, docker, free_port, nbenv
+from tests.e2e.conftest import Up, docker, free_port, nbenv, project
 
 pytestmark = pytest.mark.e2e
 
@@ -189,7 +189,7 @@ def test_a_busy_port_is_one_clear_error(demo_up: Up) -> None:
         f"port {port} on 127.0.0.1 is already in use",
         f"  hint: choose another: `nbenv up base --port {port + 1}`",
     ]
-    assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={PREFIX}-base").stdout.strip() == ""
+    assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={project('base')}").stdout.strip() == ""
 
 
 @pytest.mark.fault
@@ -215,7 +215,7 @@ def test_down_then_up_again_at_once_reuses_the_port(e2e_workspace: Path, base_im
 
 
 def project_containers(name: str) -> list[str]:
-    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PREFIX}-{name}")
+    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project(name)}")
     return found.stdout.split()
 
 
@@ -225,9 +225,10 @@ def test_a_timeout_shows_the_last_log_lines_and_fails(e2e_workspace: Path, base_
         result = nbenv("up", "base", "--port", str(free_port()), "--timeout", "0.2", cwd=e2e_workspace)
         assert result.returncode == 9
         lines = result.stderr.splitlines()
-        assert re.fullmatch(rf"{PREFIX}-base: Jupyter did not answer on port \d+ within 0 s", lines[-2])
-        assert lines[-1] == "  hint: its last log lines are above; `nbenv logs NAME` shows them all"
+        assert re.fullmatch(rf"{project('base')}: Jupyter did not answer on 127\.0\.0\.1:\d+ within 0\.2 s", lines[-2])
+        assert lines[-1] == "  hint: its last log lines are above; a slow machine may need `--timeout` (in seconds)"
         assert any(line.startswith("  ") and "jupyter" in line.lower() for line in lines[:-2]), "log lines shown"
+        assert project_containers("base") == [], "the failed `up` removed the container it started itself"
     finally:
         nbenv("down", "base", cwd=e2e_workspace)
     assert project_containers("base") == []
