@@ -129,10 +129,11 @@ def netloc(host: str, port: int) -> str:
 
 
 def jupyter_url(host: str, port: int, token: str | None, default_url: str) -> str:
-    """The URL `up` prints: `default_url` on the probed address, with the token added to its query
-    (a query or fragment of `default_url` is kept, and the token stays in the query, before a `#`)."""
+    """The URL `up` prints: `default_url` on the probed address with nbenv's token in its query. A query
+    of `default_url` is kept (a `token` in it is dropped: it must not shadow nbenv's), a fragment stays last."""
     parts = urllib.parse.urlsplit(default_url)
-    query = "&".join(q for q in (parts.query, urllib.parse.urlencode({"token": token}) if token else "") if q)
+    kept = [q for q in parts.query.split("&") if q and q.partition("=")[0] != "token"]
+    query = "&".join([*kept, *([urllib.parse.urlencode({"token": token})] if token else [])])
     return urllib.parse.urlunsplit(("http", netloc(host, port), parts.path, query, parts.fragment))
 
 
