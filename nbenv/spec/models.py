@@ -115,7 +115,8 @@ def _size_validator(minimum: int, why: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         value = value.lower()
         if len(value) > 32 or not SIZE_RE.match(value):
-            raise ValueError(f"{value!r} is not a size: use a number with an optional unit b, k, m or g (e.g. '4g')")
+            shown = repr(value) if len(value) <= 32 else f"{value[:16]!r}... ({len(value)} characters)"
+            raise ValueError(f"{shown} is not a size: use a number with an optional unit b, k, m or g (e.g. '4g')")
         if size_bytes(value) < minimum:
             raise ValueError(f"{value!r} is too small: at least {minimum >> 20}m ({why})")
         if size_bytes(value) > SIZE_MAX:
