@@ -257,3 +257,20 @@ def test_ordinary_names_are_accepted(name: str) -> None:
 )
 def test_ordinary_values_are_accepted(value: str) -> None:
     assert env_value_problem(value) is None
+
+
+@pytest.mark.security
+def test_token_false_is_the_only_way_to_a_server_without_a_token(workspace: Path) -> None:
+    from tests.conftest import run_cli
+
+    (workspace / "environments/open-lab.toml").write_text(
+        'spec_version = 1\nname = "open-lab"\nextends = "base"\n\n[jupyter]\nbind = "::1"\ntoken = false\n'
+    )
+    assert run_cli("generate", cwd=workspace).code == 0
+    open_lab = (workspace / "docker/open-lab/Dockerfile").read_text()
+    base = (workspace / "docker/base/Dockerfile").read_text()
+    cmd = next(line for line in open_lab.splitlines() if line.startswith("CMD "))
+    assert cmd.endswith('"--IdentityProvider.token="]')
+    assert "IdentityProvider" not in base
+    for dockerfile in (open_lab, base):  # Jupyter's configuration lives where no mount reaches
+        assert "ENV JUPYTER_CONFIG_DIR=/opt/nbenv/jupyter/config JUPYTER_DATA_DIR=/opt/nbenv/jupyter/data" in dockerfile
