@@ -112,7 +112,7 @@ def test_a_v6_jupyter_gets_the_token_a_listener_on_127_0_0_1_nothing_and_repo_co
         assert get(f"http://[::1]:{port}/api/status") == 403, "the committed configuration did not drop the token"
         assert get(f"http://[::1]:{port}/api/status", "wrong") == 403
         (container,) = containers()
-        inside = docker("exec", container, "sh", "-c", f"jupyter --config-dir; test -e {MARKER} && echo LOADED")
+        inside = docker("exec", container, "sh", "-c", f"jupyter --config-dir; test -e {MARKER} && echo LOADED; true")
         assert inside.stdout.split() == ["/opt/nbenv/jupyter/config"], inside.stdout + inside.stderr
         assert seen == []
         assert nbenv("down", NAME, cwd=root).returncode == 0

@@ -251,7 +251,7 @@ def test_up_on_another_port_restarts_there_and_old_projects_are_found(
     legacy = legacy_compose_project(RepoConfig(image_prefix=PREFIX), "base")
     other = tmp_path / "other-workspace" / "compose.yaml"
     other.parent.mkdir()
-    other.write_text(f"services:\n  jupyter:\n    image: {base_image}\n    command: [sleep, '600']\n    init: true\n")
+    other.write_text(f"services:\n  sidecar:\n    image: {base_image}\n    command: [sleep, '600']\n    init: true\n")
     try:
         assert nbenv("up", "base", "--port", str(first), cwd=e2e_workspace).returncode == 0
         moved = nbenv("up", "base", "--port", str(second), cwd=e2e_workspace)
@@ -267,21 +267,23 @@ def test_up_on_another_port_restarts_there_and_old_projects_are_found(
         assert "base is already running" in again.stderr
         assert nbenv("down", "base", cwd=e2e_workspace).returncode == 0
 
-        # As an older nbenv started it: the same compose file under the legacy project name.
-        compose = ["docker", "compose", "-p", legacy, "-f", str(e2e_workspace / "docker/base/compose.yaml")]
-        compose += ["--env-file", str(e2e_workspace / ".nbenv/run/base/compose.env")]
-        assert subprocess.run([*compose, "up", "-d"], capture_output=True).returncode == 0
+        # Another workspace's container under the same legacy project (a service of another name: with the
+        # same one, compose itself would replace one by the other), then ours as an older nbenv started it.
         foreign = ["docker", "compose", "-p", legacy, "-f", str(other)]
         started = subprocess.run([*foreign, "up", "-d"], capture_output=True, text=True)
         assert started.returncode == 0, started.stderr
+        compose = ["docker", "compose", "-p", legacy, "-f", str(e2e_workspace / "docker/base/compose.yaml")]
+        compose += ["--env-file", str(e2e_workspace / ".nbenv/run/base/compose.env")]
+        started = subprocess.run([*compose, "up", "-d"], capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr
         listed = nbenv("ps", cwd=e2e_workspace)
-        assert [line for line in listed.stdout.splitlines() if line.split()[0] == "base"], listed.stdout
+        assert len([line for line in listed.stdout.splitlines() if line.split()[0] == "base"]) == 1, listed.stdout
         down = nbenv("down", "base", cwd=e2e_workspace)
         assert down.returncode == 0, down.stderr
         assert f"compose project {legacy}" in down.stderr
-        mine = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={legacy}")
+        left = docker("ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={legacy}")
         theirs = subprocess.run([*foreign, "ps", "-q"], capture_output=True, text=True).stdout.split()
-        assert len(mine.stdout.split()) == 1 and mine.stdout.split() == theirs, "only the other workspace's is left"
+        assert len(theirs) == 1 and left.stdout.split() == theirs, "only the other workspace's is left"
     finally:
         nbenv("down", "base", cwd=e2e_workspace)
         subprocess.run(["docker", "compose", "-p", legacy, "-f", str(other), "down", "-t", "0"], capture_output=True)
