@@ -133,10 +133,11 @@ def _check_token_required(compose: Compose, env: Environment, *, host: str, port
     """Belt and braces: the server that accepted nbenv's token must refuse a request without one. A
     configuration nbenv did not write (e.g. in a custom base image) may have switched the token off."""
     code = status_code(port, None, host=host)
-    if code != 403:
+    if code not in (401, 403):
+        answer = f"answered {code}" if code else "did not answer"
         raise RunError(
-            f"{compose.project}: Jupyter on {netloc(host, port)} answered {code} without the token, "
-            "so anyone who reaches the port could run code: stopped it",
+            f"{compose.project}: Jupyter on {netloc(host, port)} {answer} without the token instead of refusing "
+            "(403), so anyone who reaches the port could run code: stopped it",
             f"a Jupyter configuration in the image switches the token off; `[jupyter] token = false` in {env.file} "
             "is the explicit opt-in",
         )

@@ -133,7 +133,9 @@ def test_a_server_that_answers_without_the_token_fails_up(
     port, _ = stranger
     env = Loader(Workspace(REPO)).environment("base")
     compose = Compose(docker="docker", project="p", compose_file=tmp_path / "compose.yaml", env_file=None)
-    with pytest.raises(RunError, match=r"answered 200 without the token.*stopped it") as caught:
+    with pytest.raises(
+        RunError, match=r"answered 200 without the token instead of refusing \(403\).*stopped it"
+    ) as caught:
         _check_token_required(compose, env, host="127.0.0.1", port=port)
     assert caught.value.hint is not None and "token = false" in caught.value.hint
 
