@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nbenv.run import status_code
-from tests.e2e.conftest import docker, nbenv, project
+from tests.e2e.conftest import docker, free_port, nbenv, project
 from tests.unit.test_token_routing import listener
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
@@ -137,3 +137,65 @@ def test_a_v6_jupyter_gets_the_token_a_listener_on_127_0_0_1_nothing_and_repo_co
         if mine:
             docker("rmi", "--force", *mine, check=False)
     assert containers() == []
+
+
+def test_a_base_image_that_drops_the_token_is_stopped_unless_the_spec_opts_in(
+    e2e_workspace: Path, base_image: str
+) -> None:
+    """Belt and braces on the real engine: a configuration nbenv cannot pin (here a custom base image's
+    /etc/jupyter, which Jupyter always reads) switches the token off. `up` sees the server answer without
+    the token, stops it and fails with one line; with `[jupyter] token = false` it starts, and warns."""
+    root, name = e2e_workspace, "open-base"
+    evil = f"{base_image.rsplit(':', 1)[0]}-open:1"
+    helper = f"{project(name)}-maker"
+    config = json.dumps({"IdentityProvider": {"token": ""}, "ServerApp": {"token": ""}})
+    made = docker(
+        "run", "--name", helper, "--user", "0", base_image, "sh", "-c",
+        f"mkdir -p /etc/jupyter && printf '%s' '{config}' > /etc/jupyter/jupyter_server_config.json",
+        check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert docker("commit", helper, evil, check=False).returncode == 0
+    docker("rm", helper, check=False)
+    spec = root / "environments" / f"{name}.toml"
+    body = f'spec_version = 1\nname = "{name}"\nbase_image = "{evil}"\ngroups = ["notebook"]\nimportable = false\n'
+    exclude = root / ".git" / "info" / "exclude"
+    exclude_before = exclude.read_text() if exclude.exists() else ""
+    exclude.write_text(exclude_before + f"/environments/{name}.toml\n/docker/{name}/\n")
+    port = free_port()
+    try:
+        spec.write_text(body)
+        refused = nbenv("up", name, "--port", str(port), cwd=root)
+        assert refused.returncode == 9, refused.stderr[-3000:]
+        lines = refused.stderr.splitlines()
+        assert re.fullmatch(
+            rf"{project(name)}: Jupyter on 127\.0\.0\.1:{port} answered 200 without the token instead of refusing "
+            r"\(403\), so anyone who reaches the port could run code: stopped it",
+            lines[-2],
+        ), lines[-2]
+        assert lines[-1].startswith("  hint: a Jupyter configuration in the image switches the token off")
+        assert containers_of(name) == [] and status_code(port, None, host="127.0.0.1") is None
+
+        spec.write_text(body + "\n[jupyter]\ntoken = false\n")
+        opened = nbenv("up", name, "--port", str(port), cwd=root)
+        assert opened.returncode == 0, opened.stderr[-3000:]
+        assert opened.stdout.strip() == f"http://127.0.0.1:{port}/lab", "no token in the URL: there is none"
+        assert "Jupyter asks for no token ([jupyter] token = false" in opened.stderr
+        assert status_code(port, None, host="127.0.0.1") == 200
+        again = nbenv("up", name, "--port", str(port), cwd=root)
+        assert again.returncode == 0 and "asks for no token" in again.stderr, "the warning comes on every `up`"
+    finally:
+        nbenv("down", name, cwd=root, timeout=120)
+        spec.unlink(missing_ok=True)
+        shutil.rmtree(root / "docker" / name, ignore_errors=True)
+        exclude.write_text(exclude_before)
+        docker("rm", "--force", helper, check=False)
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        mine = [image for image in images if f"/{name}:" in image or image == evil]
+        if mine:
+            docker("rmi", "--force", *mine, check=False)
+    assert containers_of(name) == []
+
+
+def containers_of(name: str) -> list[str]:
+    return docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project(name)}").stdout.split()
