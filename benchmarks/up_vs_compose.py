@@ -35,7 +35,7 @@ def sh(*command: str) -> subprocess.CompletedProcess[str]:
 def wait_ready(port: int, token: str, timeout: float = 120) -> None:
     """The same poll nbenv uses: GET /api/status with the token until 200."""
     deadline = time.monotonic() + timeout
-    while status_code(port, token) != 200:
+    while status_code(port, token, host="127.0.0.1") != 200:
         if time.monotonic() > deadline:
             sys.exit("Jupyter did not answer")
         time.sleep(0.25)

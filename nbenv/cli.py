@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -266,11 +267,23 @@ def image_base(
     typer.echo(f"{tag}\t{image_id}")
 
 
+MAX_SECONDS = 7 * 86400.0  # a week: any longer wait is a typo (1e400 would overflow the clock)
+
+
+def _finite(value: float | None) -> float | None:
+    """A time limit must be a number: `nan` passes click's range check, so it is refused here."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 @app.command()
 def up(
     name: Annotated[str, typer.Argument(help="Environment name.")],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Host port (default: the spec's).")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for Jupyter.")] = 180.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=MAX_SECONDS, callback=_finite, help="Seconds to wait for Jupyter.")
+    ] = 180.0,
     no_pull: Annotated[bool, typer.Option("--no-pull", help="Do not pull the declared data first.")] = False,
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="Start even if declared data is not in the workspace.")
@@ -337,7 +350,10 @@ def run_(
         Path | None, typer.Option("--output", "-o", help="Executed notebook (default: NOTEBOOK.out.ipynb beside it).")
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option(min=1, help="Seconds the whole run may take (default: no limit).")
+        float | None,
+        typer.Option(
+            min=1, max=MAX_SECONDS, callback=_finite, help="Seconds the whole run may take (default: no limit)."
+        ),
     ] = None,
     no_pull: Annotated[bool, typer.Option("--no-pull", help="Do not pull the declared data first.")] = False,
     no_build: Annotated[

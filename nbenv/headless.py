@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import keyword
+import math
 import os
 import posixpath
 import secrets
@@ -69,7 +70,14 @@ def parse_parameters(items: Sequence[str]) -> dict[str, object]:
             raise UsageError(
                 f"-p {item!r}: expected NAME=VALUE with NAME a Python identifier", "e.g. -p top_n=5 -p district=None"
             )
-        values[name] = parse_value(raw)
+        value = parse_value(raw)
+        if isinstance(value, float) and not math.isfinite(value):
+            # repr() would inject `inf`/`nan`, names a notebook does not define: refuse rather than guess.
+            raise UsageError(
+                f"-p {item!r}: {raw.strip()} is out of the range of a float",
+                "pass it as a string: -p " + json.dumps(f"{name}={raw.strip()!r}"),
+            )
+        values[name] = value
     return values
 
 

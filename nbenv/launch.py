@@ -7,20 +7,23 @@ owns the side effects. Callers pass the discovered workspace and the engine (api
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.adapters.engine import Engine
+from nbenv.adapters.process import run
 from nbenv.build import ImageBuilder
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.generate import load_lock, plan_for
 from nbenv.lock import Lock
-from nbenv.plan import GID, SERVICE, UID, BuildPlan
+from nbenv.plan import GID, SERVICE, UID, BuildPlan, legacy_compose_project
 from nbenv.provenance import banner
 from nbenv.run import (
     Running,
@@ -28,10 +31,13 @@ from nbenv.run import (
     environment_lock,
     is_busy_port,
     jupyter_url,
+    netloc,
     port_problem,
+    probe_host,
     read_state_file,
     read_token,
     run_dir,
+    status_code,
     wait_ready,
     write_compose_env,
     write_token,
@@ -72,37 +78,70 @@ def _up_locked(
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
+    _remove_legacy(ws, engine, name, compose.compose_file, say=say)
     states = compose.ps() if compose.env_file else []
     running = next((s for s in states if s.state == "running"), None)
     token = read_token(ws, name)
-    port = options.port
-    chosen_port = (port or _current_port(ws, name)) if running else (port or env.jupyter.port)
-    if running and token and running.image == built.ref and (port is None or port == chosen_port):
+    host = probe_host(env.jupyter.bind)  # the token goes to the address Jupyter is published on, only
+    current_port = _current_port(ws, name) if running else None
+    chosen_port = options.port or current_port or env.jupyter.port
+    if not env.jupyter.token:
+        warn(
+            f"{name}: Jupyter asks for no token ([jupyter] token = false in {env.file}): "
+            f"anyone who can reach {netloc(host, chosen_port)} can run code there"
+        )
+    if running and token and running.image == built.ref and chosen_port == current_port:
         say(f"{name} is already running")
+        url_token = token if env.jupyter.token else None
         return Running(
-            name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, running.container, False
+            name,
+            jupyter_url(host, chosen_port, url_token, env.jupyter.default_url),
+            chosen_port,
+            running.container,
+            False,
         )
     if running:
+        if current_port is not None and chosen_port != current_port:
+            say(f"{name}: was running on port {current_port}; restarting it on {chosen_port}")
         compose.down()
     if problem := port_problem(env.jupyter.bind, chosen_port):
         raise RunError(f"{problem}", f"choose another: `nbenv up {name} --port {chosen_port + 1}`")
-    if env.jupyter.bind not in ("127.0.0.1", "::1"):
-        warn(f"{name}: Jupyter is published on {env.jupyter.bind}:{chosen_port}, reachable from other machines")
+    if not ipaddress.ip_address(env.jupyter.bind).is_loopback:
+        warn(f"{name}: Jupyter is published on {netloc(env.jupyter.bind, chosen_port)}, reachable from other machines")
     token = write_token(ws, name)
+    url_token = token if env.jupyter.token else None
     write_compose_env(ws, name, image=built.ref, port=chosen_port)
     compose = compose_for(ws, name, compose_file=compose.compose_file, docker=engine.docker)
-    say(f"{name}: starting {built.ref} on 127.0.0.1:{chosen_port}")
+    say(f"{name}: starting {built.ref} on {netloc(env.jupyter.bind, chosen_port)}")
     _compose_up(compose, name=name, port=chosen_port, bind=env.jupyter.bind)
-    try:
-        state = wait_ready(compose, port=chosen_port, token=token, timeout=options.timeout, say=say)
+    try:  # from here on this `up` started the container: any failure removes it again
+        state = wait_ready(compose, host=host, port=chosen_port, token=url_token, timeout=options.timeout, say=say)
+        if env.jupyter.token:
+            _check_token_required(compose, env, host=host, port=chosen_port)
     except RunError:
         for line in compose.logs(tail=30).splitlines():
             say(f"  {line}")
-        raise
-    except KeyboardInterrupt:  # this `up` started it: leave no container behind
         _removequietly(compose)
         raise
-    return Running(name, jupyter_url(chosen_port, token, env.jupyter.default_url), chosen_port, state.container, True)
+    except KeyboardInterrupt:
+        _removequietly(compose)
+        raise
+    url = jupyter_url(host, chosen_port, url_token, env.jupyter.default_url)
+    return Running(name, url, chosen_port, state.container, True)
+
+
+def _check_token_required(compose: Compose, env: Environment, *, host: str, port: int) -> None:
+    """Belt and braces: the server that accepted nbenv's token must refuse a request without one. A
+    configuration nbenv did not write (e.g. in a custom base image) may have switched the token off."""
+    code = status_code(port, None, host=host)
+    if code not in (401, 403):
+        answer = f"answered {code}" if code else "did not answer"
+        raise RunError(
+            f"{compose.project}: Jupyter on {netloc(host, port)} {answer} without the token instead of refusing "
+            "(403), so anyone who reaches the port could run code: stopped it",
+            f"a Jupyter configuration in the image switches the token off; `[jupyter] token = false` in {env.file} "
+            "is the explicit opt-in",
+        )
 
 
 def _compose_up(compose: Compose, *, name: str, port: int, bind: str) -> None:
@@ -183,6 +222,7 @@ def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Sa
 
 def down(ws: Workspace, engine: Engine, *, name: str, say: Say) -> None:
     compose = _compose_of(ws, name, engine)
+    _remove_legacy(ws, engine, name, compose.compose_file, say=say)
     compose.down()
     say(f"{name}: stopped and removed its containers (images and data kept)")
 
@@ -203,7 +243,30 @@ def ps(ws: Workspace, engine: Engine) -> list[tuple[str, ServiceState]]:
             rows += [
                 (name, state) for state in compose_for(ws, name, compose_file=compose_file, docker=engine.docker).ps()
             ]
+            rows += [(name, state) for state in _legacy_containers(ws, engine, name, compose_file)]
     return rows
+
+
+def _legacy_containers(ws: Workspace, engine: Engine, name: str, compose_file: Path) -> list[ServiceState]:
+    """Containers an older nbenv started under the old project name `PREFIX-NAME`, which distinct prefixes
+    could share: only those started from this workspace's compose file, so another's are never touched."""
+    legacy = legacy_compose_project(ws.config, name)
+    old = Compose(docker=engine.docker, project=legacy, compose_file=compose_file, env_file=None)
+    return old.ps(config_file=compose_file)
+
+
+def _remove_legacy(ws: Workspace, engine: Engine, name: str, compose_file: Path, *, say: Say) -> None:
+    """Remove this workspace's containers of the old project name, by id (`compose down` of that project
+    would take another workspace's along); the shared network goes once no container uses it."""
+    states = _legacy_containers(ws, engine, name, compose_file)
+    if not states:
+        return
+    removed = run([engine.docker, "rm", "--force", *(s.container for s in states)], timeout=120)
+    if removed.returncode != 0:
+        raise RunError(f"docker rm failed: {removed.stderr.strip()[-300:]}")
+    legacy = legacy_compose_project(ws.config, name)
+    run([engine.docker, "network", "rm", f"{legacy}_default"], timeout=60)  # fails while another still uses it
+    say(f"{name}: removed its container started by an older nbenv (compose project {legacy})")
 
 
 def logs(ws: Workspace, engine: Engine, *, name: str, follow: bool, tail: int | None) -> int:

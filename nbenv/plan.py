@@ -80,7 +80,17 @@ def image_repository(config: RepoConfig, name: str) -> str:
 
 
 def compose_project(config: RepoConfig, name: str) -> str:
-    """Compose project of an environment, namespaced like its image so two workspaces never share one."""
+    """Compose project of an environment, namespaced like its image so two workspaces never share one:
+    a readable slug of the prefix and the name, then a short hash of the exact (prefix, name) pair, so
+    prefixes that slug alike (`team.a`, `team-a`, `team/a`; `a-b` + `c` and `a` + `b-c`) stay apart.
+    Lowercase letters, digits and `-`, starting with a letter or digit: a valid compose project name."""
+    digest = hashlib.sha256(f"{config.image_prefix}\0{name}".encode()).hexdigest()[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", config.image_prefix.lower()).strip("-")[:40].rstrip("-") or "nbenv"
+    return f"{slug}-{name}-{digest}"
+
+
+def legacy_compose_project(config: RepoConfig, name: str) -> str:
+    """The project name nbenv used before 0.2 (not injective): only to find containers it started."""
     prefix = re.sub(r"[^a-z0-9_-]+", "-", config.image_prefix.lower()).strip("-")
     return f"{prefix}-{name}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import ipaddress
 import os
 import posixpath
 import secrets
@@ -12,6 +13,7 @@ import socket
 import stat
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,17 +141,37 @@ def port_problem(bind: str, port: int) -> str | None:
     return None
 
 
-def jupyter_url(port: int, token: str, default_url: str) -> str:
-    return f"http://127.0.0.1:{port}{default_url}?token={token}"
+def probe_host(bind: str) -> str:
+    """Where nbenv reaches Jupyter published on host address `bind`: that address itself, or the loopback
+    of the same family for a wildcard (0.0.0.0 -> 127.0.0.1, :: -> ::1). Never another address: the
+    token goes only to the server nbenv started (127.0.0.1 may be someone else's when Jupyter binds ::1)."""
+    address = ipaddress.ip_address(bind)
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return str(address)
 
 
-def status_code(port: int, token: str | None) -> int | None:
-    """HTTP status of Jupyter's /api/status (None when nothing answers)."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status")
+def netloc(host: str, port: int) -> str:
+    """host:port for a URL: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def jupyter_url(host: str, port: int, token: str | None, default_url: str) -> str:
+    """The URL `up` prints: `default_url` on the probed address with nbenv's token in its query. A query
+    of `default_url` is kept (a `token` in it is dropped: it must not shadow nbenv's), a fragment stays last."""
+    parts = urllib.parse.urlsplit(default_url)
+    kept = [q for q in parts.query.split("&") if q and q.partition("=")[0] != "token"]
+    query = "&".join([*kept, *([urllib.parse.urlencode({"token": token})] if token else [])])
+    return urllib.parse.urlunsplit(("http", netloc(host, port), parts.path, query, parts.fragment))
+
+
+def status_code(port: int, token: str | None, *, host: str) -> int | None:
+    """HTTP status of Jupyter's /api/status on host:port (None when nothing answers)."""
+    request = urllib.request.Request(f"http://{netloc(host, port)}/api/status")
     if token:
         request.add_header("Authorization", f"token {token}")
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with _NO_PROXY.open(request, timeout=2) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -157,27 +179,38 @@ def status_code(port: int, token: str | None) -> int | None:
         return None
 
 
-def wait_ready(compose: Compose, *, port: int, token: str, timeout: float, say: Say) -> ServiceState:
-    """Until /api/status answers 200 with the token; fail fast if the container stops."""
+# The probe goes straight to the address Jupyter is published on: never through an HTTP proxy from the
+# environment (which would receive the token), never following a redirect elsewhere.
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
+def wait_ready(compose: Compose, *, host: str, port: int, token: str | None, timeout: float, say: Say) -> ServiceState:
+    """Until /api/status on host:port answers 200 with the token (without one under `jupyter.token =
+    false`); fail fast if the container stops."""
     deadline = time.monotonic() + timeout
     states = compose.ps()
     if not states:
         raise RunError(f"{compose.project}: compose started no container")
     container, next_state_check, said_waiting = states[0].container, 0.0, False
-    while status_code(port, token) != 200:
+    while status_code(port, token, host=host) != 200:
         now = time.monotonic()
         if now >= next_state_check:  # the container's state costs a docker call: once a second
             state = compose.state(container)
             if state not in ("running", "created", "restarting"):
                 raise RunError(
                     f"{compose.project}: the container stopped ({state or 'removed'}) before Jupyter answered",
-                    "its last log lines are above; `nbenv logs NAME` shows them all",
+                    "its last log lines are above",
                 )
             next_state_check = now + 1.0
         if now > deadline:
             raise RunError(
-                f"{compose.project}: Jupyter did not answer on port {port} within {timeout:.0f} s",
-                "its last log lines are above; `nbenv logs NAME` shows them all",
+                f"{compose.project}: Jupyter did not answer on {netloc(host, port)} within {timeout:g} s",
+                "its last log lines are above; a slow machine may need `--timeout` (in seconds)",
             )
         if not said_waiting:
             say("waiting for Jupyter to answer ...")

@@ -15,6 +15,7 @@ from nbenv.provenance import HISTORY_PATH
 HOME = "/home/jovyan"
 BUILD_DIR = "/tmp/nbenv"
 REGISTER = "/usr/local/lib/nbenv/register.py"
+JUPYTER_STATE = "/opt/nbenv/jupyter"
 
 
 def label_value(value: str) -> str:
@@ -185,6 +186,10 @@ def _final(plan: BuildPlan) -> str:
         "# A path, not a secret: the token itself arrives as a compose secret file at run time.",
         "# hadolint ignore=DL3064",
         f"ENV JUPYTER_TOKEN_FILE=/run/secrets/{TOKEN_SECRET} NBENV_HISTORY={HISTORY_PATH}",
+        "# Jupyter's configuration and state live in the image, where no mount can reach (/opt is refused as",
+        "# a mount target): a repository mounted over the home directory cannot bring a config that drops the token.",
+        f"ENV JUPYTER_CONFIG_DIR={JUPYTER_STATE}/config JUPYTER_DATA_DIR={JUPYTER_STATE}/data",
+        f"RUN install -d -o {UID} -g {GID} -m 0700 {JUPYTER_STATE}/config {JUPYTER_STATE}/data",
         f"COPY build/register.py {REGISTER}",
         "# The kernel is named after the environment; the .pth puts the mounted project source on sys.path.",
         "# Then the build history: every image appends its record to $NBENV_HISTORY, so a child keeps its",
@@ -234,6 +239,8 @@ def _jupyter_command(plan: BuildPlan) -> list[str]:
         "--KernelSpecManager.ensure_native_kernel=False",
         f"--MappingKernelManager.default_kernel_name={plan.kernel_name}",
         *(no_update_check if env.jupyter.interface == "lab" else []),
+        # `[jupyter] token = false`, the spec's explicit opt-in (loopback only; `up` warns every time).
+        *([] if env.jupyter.token else ["--IdentityProvider.token="]),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from nbenv.spec.models import (
     Resources,
     SourceMount,
     _repo_path,
+    env_value_problem,
     env_var_problem,
 )
 from nbenv.tomlio import TomlDocument, did_you_mean, read_toml, validation_errors
@@ -107,8 +109,8 @@ def load_file(ws: Workspace, name: str) -> LoadedFile:
             f"{spec.name!r} does not match the file name {path.name!r}",
             f'set name = "{path.stem}" or rename the file to {spec.name}.toml',
         )
-    for key in spec.env or {}:
-        if problem := env_var_problem(key):
+    for key, value in (spec.env or {}).items():
+        if problem := env_var_problem(key) or env_value_problem(value):
             raise doc.error(("env", key), problem)
     return LoadedFile(doc, spec)
 
@@ -193,6 +195,12 @@ class Loader:
             if not (self.ws.root / mount.source).is_dir():
                 raise doc.error(("mounts", index, "source"), f"{mount.source!r} is not a directory of the repository")
         self._check_targets(loaded, env)
+        if not env.jupyter.token and not ipaddress.ip_address(env.jupyter.bind).is_loopback:
+            raise doc.error(
+                ("jupyter", "token"),
+                f"token = false with bind = {env.jupyter.bind!r}: anyone on the network could run code in Jupyter",
+                'bind a loopback address (bind = "127.0.0.1" or "::1"), or keep the token',
+            )
         for index, data in enumerate(spec.data or []):
             out = covering_output(data.path, self.outputs())
             if out is None and self._broken_dvc_files:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -35,11 +36,7 @@ IMAGE_PREFIX_RE = re.compile(
 APT_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$")
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SIZE_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?[bkmg]?$")
-SECRET_NAME_RE = re.compile(
-    r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY)(?:$|_)", re.I
-)
-# Each grammar (*_RE) is applied with fullmatch, as `$` alone accepts a trailing newline (SECRET_NAME_RE
-# is searched).
+# Each grammar (*_RE) is applied with fullmatch, as `$` alone accepts a trailing newline.
 # C0 and C1 controls (U+0085 NEL included), the unicode line and paragraph separators (Python's
 # splitlines() and YAML break lines there), and lone surrogates (undecodable bytes from argv).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -107,10 +104,29 @@ def _apt_package(value: str) -> str:
     return value
 
 
-def _size(value: str) -> str:
-    if not SIZE_RE.fullmatch(value.lower()):
-        raise ValueError(f"{value!r} is not a size: use a number with an optional unit b, k, m or g (e.g. '4g')")
-    return value.lower()
+_SIZE_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MEMORY_MIN, SHM_MIN, SIZE_MAX = 6 << 20, 1 << 20, 64 << 40  # Docker's 6 MiB floor; 64 TiB fits every int64
+
+
+def size_bytes(value: str) -> int:
+    """'1.5g' -> bytes, as Docker reads it (binary units; no unit = bytes). Assumes a valid SIZE_RE value."""
+    unit = value[-1] if value[-1] in _SIZE_UNITS else "b"
+    return int(float(value.rstrip("bkmg")) * _SIZE_UNITS[unit])
+
+
+def _size_validator(minimum: int, why: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        value = value.lower()
+        if len(value) > 32 or not SIZE_RE.fullmatch(value):
+            shown = repr(value) if len(value) <= 32 else f"{value[:16]!r}... ({len(value)} characters)"
+            raise ValueError(f"{shown} is not a size: use a number with an optional unit b, k, m or g (e.g. '4g')")
+        if size_bytes(value) < minimum:
+            raise ValueError(f"{value!r} is too small: at least {minimum >> 20}m ({why})")
+        if size_bytes(value) > SIZE_MAX:
+            raise ValueError(f"{value!r} is too large: at most {SIZE_MAX >> 30}g")
+        return value
+
+    return check
 
 
 def _ip(value: str) -> str:
@@ -133,7 +149,8 @@ ImageRef = Annotated[str, AfterValidator(_image_ref)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
 ContainerPath = Annotated[str, AfterValidator(_container_path)]
 AptPackage = Annotated[str, AfterValidator(_apt_package)]
-Size = Annotated[str, AfterValidator(_size)]
+MemorySize = Annotated[str, AfterValidator(_size_validator(MEMORY_MIN, "Docker's minimum for a memory limit"))]
+ShmSize = Annotated[str, AfterValidator(_size_validator(SHM_MIN, "less leaves no room for shared memory"))]
 IPAddress = Annotated[str, AfterValidator(_ip)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]
 Text = Annotated[str, Field(max_length=_MAX_TEXT), AfterValidator(_no_control)]
@@ -163,12 +180,16 @@ class JupyterFile(Strict):
     interface: Literal["lab", "notebook"] | None = None
     default_url: UrlPath | None = None
     kernel_display_name: Text | None = None
+    token: bool | None = Field(
+        None,
+        description="false: Jupyter asks for no token (anyone who reaches the port runs code); loopback bind only.",
+    )
 
 
 class ResourcesFile(Strict):
-    cpus: float | None = Field(None, gt=0, le=1024)
-    memory: Size | None = None
-    shm_size: Size | None = None
+    cpus: float | None = Field(None, ge=0.01, le=1024, description="CPUs (Docker's granularity: 0.01).")
+    memory: MemorySize | None = Field(None, description="Memory limit, 6m (Docker's minimum) to 65536g.")
+    shm_size: ShmSize | None = Field(None, description="Size of /dev/shm, 1m to 65536g.")
 
 
 class EnvironmentFile(Strict):
@@ -195,6 +216,7 @@ class Jupyter(Strict):
     interface: Literal["lab", "notebook"] = "lab"
     default_url: str = "/lab"
     kernel_display_name: str
+    token: bool = True
 
 
 class Resources(Strict):
@@ -317,15 +339,81 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+# `[env]` names the spec may not set, by class, with the reason. Jupyter's token and configuration, and
+# what Python or the dynamic loader run at startup, belong to the image nbenv generates: a repository that
+# sets them could switch the token off or run its own code inside Jupyter's server before any notebook.
+_RESERVED_ENV: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^(?:JUPYTER|JUPYTERLAB|JPY)_"),
+        "steers Jupyter's configuration, token or paths (JUPYTER_CONFIG_DIR, JUPYTER_TOKEN, ...); "
+        "nbenv sets them so that the token cannot be switched off from the repository",
+    ),
+    (
+        # Python's own variables, except a few that change no code path: buffering, bytecode, hashing, encoding.
+        re.compile(r"^PYTHON(?!(?:UNBUFFERED|DONTWRITEBYTECODE|HASHSEED|IOENCODING|UTF8|FAULTHANDLER)$)[A-Z0-9_]*$"),
+        "changes what Python imports or runs at startup (PYTHONPATH, PYTHONSTARTUP, PYTHONHOME, ...)",
+    ),
+    (
+        re.compile(r"^(?:LD_[A-Z0-9_]+|GCONV_PATH|BASH_ENV|ENV)$"),
+        "changes which libraries or scripts every program in the container loads",
+    ),
+    (
+        re.compile(r"^(?:HOME|PATH|VIRTUAL_ENV|IPYTHONDIR|XDG_[A-Z0-9_]+)$"),
+        "moves where the image's programs and their configuration are found (nbenv sets it in the image)",
+    ),
+    (re.compile(r"^NBENV_"), "is reserved for nbenv itself"),
+)
+# Credentials by name: a `_`-separated part that names one (DB_PASSWORD, GITHUB_TOKEN_FILE, AWS_SECRET_X),
+# a last part ending in one without `_` (PGPASSWORD, MYSQL_PWD, KAGGLE_KEY, HFTOKEN, SMTP_PASS) or a DSN.
+# Words that merely end like one are not credentials: KEYBOARD never matched, MONKEY/BYPASS/... are exempt,
+# and so are the shell's PWD and OLDPWD (a directory).
+_SECRET_PART = re.compile(r"^(?:TOKENS?|SECRETS?|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|APIKEY|PRIVATEKEY)$")
+_SECRET_END = re.compile(r"(?:TOKEN|KEY|PWD|PASS|PASSWORD|PASSWD|SECRET)$")
+_NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD"})
+_NOT_SECRET_WORDS = frozenset(
+    {"MONKEY", "DONKEY", "HOTKEY", "TURKEY", "WHISKEY", "HOCKEY", "JOCKEY"}
+    | {"BYPASS", "COMPASS", "SURPASS", "TRESPASS", "OVERPASS", "UNDERPASS"}
+)
+# A URL with a user (and maybe a password) in it, any scheme: postgresql://user:pw@host/db, https://tok@host.
+_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]*@")
+_URL_QUERY_PARAM = re.compile(r"[?&;]([A-Za-z0-9_.-]+)=")
+
+
+def secret_name(name: str) -> bool:
+    """Whether an environment variable (or URL query parameter) name says it holds a credential."""
+    parts = [p for p in re.split(r"[_.-]+", name.upper()) if p]
+    if not parts or name.upper() in _NOT_SECRET_NAMES:
+        return False
+    if any(_SECRET_PART.match(p) for p in parts) or parts[-1] == "DSN":
+        return True
+    if re.search(r"(?:API|ACCESS|PRIVATE|SECRET)_?KEY(?:$|_)", name.upper()):
+        return True
+    return parts[-1] not in _NOT_SECRET_WORDS and bool(_SECRET_END.search(parts[-1]))
+
+
 def env_var_problem(name: str) -> str | None:
     """Why an `env` key is unacceptable, or None."""
     if not ENV_VAR_RE.fullmatch(name):
         return f"{name!r} is not a valid environment variable name"
-    if SECRET_NAME_RE.search(name):
+    for pattern, why in _RESERVED_ENV:
+        if pattern.match(name.upper()):
+            return f"{name!r} {why}"
+    if secret_name(name):
         return (
             f"{name!r} looks like a credential; nbenv never writes credentials into generated files "
             "(pass it at run time instead)"
         )
+    return None
+
+
+def env_value_problem(value: str) -> str | None:
+    """Why an `env` value is unacceptable, or None: a credential inside a URL (user or password,
+    or a query parameter named like one) would land in the committed compose file."""
+    if _URL_USERINFO.search(value):
+        return "the value is a URL with a user or password in it; nbenv never writes credentials into generated files"
+    params = _URL_QUERY_PARAM.findall(value) if "://" in value else []
+    if any(secret_name(p) or p.lower() in ("sig", "signature", "auth") for p in params):
+        return "the value is a URL with a credential in its query; nbenv never writes credentials into generated files"
     return None
 
 

@@ -19,11 +19,18 @@ from pathlib import Path
 
 import pytest
 
+from nbenv.plan import compose_project
+from nbenv.spec.models import RepoConfig
 from tests.conftest import REPO, WORKSPACE_FILES
 
 SESSION = uuid.uuid4().hex[:8]
 PREFIX = f"nbenv-test-{SESSION}"
 BASE_TAG = f"{PREFIX}/debian-python:bookworm"
+
+
+def project(name: str, prefix: str = PREFIX) -> str:
+    """The compose project nbenv gives environment `name` of a workspace with image prefix `prefix`."""
+    return compose_project(RepoConfig(image_prefix=prefix), name)
 
 
 def nbenv_bin() -> str:
@@ -188,7 +195,7 @@ class Up:
                 "docker",
                 "compose",
                 "-p",
-                f"{PREFIX}-traffic-analysis",
+                project("traffic-analysis"),
                 "-f",
                 str(compose_file),
                 "--env-file",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.conftest import docker, nbenv
+from tests.e2e.conftest import docker, nbenv, project
 from tests.e2e.faults import CuttableProxy, moto_s3
 
 pytestmark = pytest.mark.e2e
@@ -151,7 +151,10 @@ def test_up_refuses_when_a_target_is_missing_on_the_remote(workspace: Path) -> N
     result = nbenv("up", "alpha", cwd=workspace)
     assert result.returncode == 8, result.stderr
     assert "data/alpha" in result.stderr.splitlines()[-2]
-    assert docker("ps", "-aq", "--filter", "label=com.docker.compose.project=nbenv-alpha").stdout.strip() == ""
+    assert (
+        docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project('alpha', 'nbenv')}").stdout.strip()
+        == ""
+    )
 
 
 @pytest.mark.security

@@ -26,7 +26,7 @@ from typing import IO
 import pytest
 
 from tests.conftest import snapshot
-from tests.e2e.conftest import BASE_TAG, PREFIX, docker, free_port, nbenv, nbenv_bin
+from tests.e2e.conftest import BASE_TAG, PREFIX, docker, free_port, nbenv, nbenv_bin, project
 from tests.e2e.faults import CuttableProxy, interrupt, moto_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
@@ -35,7 +35,7 @@ ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs
 
 
 def project_containers(name: str) -> list[str]:
-    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PREFIX}-{name}", check=False)
+    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project(name)}", check=False)
     return found.stdout.split()
 
 

@@ -18,11 +18,11 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.dataset as ds  # type: ignore[import-untyped]
 import pytest
 
-from tests.e2e.conftest import PREFIX, docker, nbenv, nbenv_bin
+from tests.e2e.conftest import PREFIX, docker, nbenv, nbenv_bin, project
 from tests.e2e.faults import interrupt
 
 pytestmark = pytest.mark.e2e
-PROJECT = f"{PREFIX}-traffic-analysis"
+PROJECT = project("traffic-analysis")
 
 
 @pytest.fixture

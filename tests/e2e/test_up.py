@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import PREFIX, Up, docker, free_port, nbenv
+from tests.e2e.conftest import PREFIX, Up, docker, free_port, nbenv, project
 
 pytestmark = pytest.mark.e2e
 
@@ -189,7 +190,7 @@ def test_a_busy_port_is_one_clear_error(demo_up: Up) -> None:
         f"port {port} on 127.0.0.1 is already in use",
         f"  hint: choose another: `nbenv up base --port {port + 1}`",
     ]
-    assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={PREFIX}-base").stdout.strip() == ""
+    assert docker("ps", "-q", "--filter", f"label=com.docker.compose.project={project('base')}").stdout.strip() == ""
 
 
 @pytest.mark.fault
@@ -215,7 +216,7 @@ def test_down_then_up_again_at_once_reuses_the_port(e2e_workspace: Path, base_im
 
 
 def project_containers(name: str) -> list[str]:
-    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PREFIX}-{name}")
+    found = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project(name)}")
     return found.stdout.split()
 
 
@@ -225,9 +226,69 @@ def test_a_timeout_shows_the_last_log_lines_and_fails(e2e_workspace: Path, base_
         result = nbenv("up", "base", "--port", str(free_port()), "--timeout", "0.2", cwd=e2e_workspace)
         assert result.returncode == 9
         lines = result.stderr.splitlines()
-        assert re.fullmatch(rf"{PREFIX}-base: Jupyter did not answer on port \d+ within 0 s", lines[-2])
-        assert lines[-1] == "  hint: its last log lines are above; `nbenv logs NAME` shows them all"
+        assert re.fullmatch(rf"{project('base')}: Jupyter did not answer on 127\.0\.0\.1:\d+ within 0\.2 s", lines[-2])
+        assert lines[-1] == "  hint: its last log lines are above; a slow machine may need `--timeout` (in seconds)"
         assert any(line.startswith("  ") and "jupyter" in line.lower() for line in lines[:-2]), "log lines shown"
+        assert project_containers("base") == [], "the failed `up` removed the container it started itself"
     finally:
         nbenv("down", "base", cwd=e2e_workspace)
+    assert project_containers("base") == []
+
+
+@pytest.mark.fault
+def test_up_on_another_port_restarts_there_and_old_projects_are_found(
+    e2e_workspace: Path, base_image: str, tmp_path: Path
+) -> None:
+    """Issue 13 item 14: `up --port P` on an environment running on another port printed a URL on P where
+    nothing answered; now it restarts there. Item 11: a container an older nbenv started under the legacy
+    project name (`PREFIX-NAME`, shared by prefixes like `team.a`/`team-a`) is found by `ps` and removed by
+    `down`, while another workspace's container of that same legacy project is left alone."""
+    from nbenv.plan import legacy_compose_project
+    from nbenv.run import status_code
+    from nbenv.spec.models import RepoConfig
+
+    first, second = free_port(), free_port()
+    legacy = legacy_compose_project(RepoConfig(image_prefix=PREFIX), "base")
+    other = tmp_path / "other-workspace" / "compose.yaml"
+    other.parent.mkdir()
+    other.write_text(f"services:\n  sidecar:\n    image: {base_image}\n    command: [sleep, '600']\n    init: true\n")
+    try:
+        assert nbenv("up", "base", "--port", str(first), cwd=e2e_workspace).returncode == 0
+        moved = nbenv("up", "base", "--port", str(second), cwd=e2e_workspace)
+        assert moved.returncode == 0, moved.stderr[-2000:]
+        assert f"base: was running on port {first}; restarting it on {second}" in moved.stderr
+        url = moved.stdout.strip()
+        token = url.rsplit("token=", 1)[-1]
+        assert url.startswith(f"http://127.0.0.1:{second}/lab?token=")
+        assert get(f"http://127.0.0.1:{second}/api/status", token)[0] == 200, "the printed URL's port answers"
+        assert status_code(first, None, host="127.0.0.1") is None, "nothing is left on the old port"
+        again = nbenv("up", "base", cwd=e2e_workspace)
+        assert again.returncode == 0 and again.stdout.strip() == url, "without --port: where it runs"
+        assert "base is already running" in again.stderr
+        assert nbenv("down", "base", cwd=e2e_workspace).returncode == 0
+
+        # Another workspace's container under the same legacy project (a service of another name: with the
+        # same one, compose itself would replace one by the other), then ours as an older nbenv started it.
+        foreign = ["docker", "compose", "-p", legacy, "-f", str(other)]
+        started = subprocess.run([*foreign, "up", "-d"], capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr
+        compose = ["docker", "compose", "-p", legacy, "-f", str(e2e_workspace / "docker/base/compose.yaml")]
+        compose += ["--env-file", str(e2e_workspace / ".nbenv/run/base/compose.env")]
+        started = subprocess.run([*compose, "up", "-d"], capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr
+        listed = nbenv("ps", cwd=e2e_workspace)
+        assert len([line for line in listed.stdout.splitlines() if line.split()[0] == "base"]) == 1, listed.stdout
+        down = nbenv("down", "base", cwd=e2e_workspace)
+        assert down.returncode == 0, down.stderr
+        assert f"compose project {legacy}" in down.stderr
+        left = docker("ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={legacy}")
+        theirs = subprocess.run([*foreign, "ps", "-q"], capture_output=True, text=True).stdout.split()
+        assert len(theirs) == 1 and left.stdout.split() == theirs, "only the other workspace's is left"
+    finally:
+        nbenv("down", "base", cwd=e2e_workspace)
+        subprocess.run(["docker", "compose", "-p", legacy, "-f", str(other), "down", "-t", "0"], capture_output=True)
+        subprocess.run(
+            ["docker", "compose", "-p", legacy, "-f", str(e2e_workspace / "docker/base/compose.yaml"), "down"],
+            capture_output=True,
+        )
     assert project_containers("base") == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -445,7 +446,7 @@ HOSTILE_CASES = [
     Case(
         "cpus-negative",
         edit(TA, 'memory = "4g"', 'memory = "4g"\ncpus = -1'),
-        rf"^{TA}:\d+: resources.cpus: input should be greater than 0, got -1$",
+        rf"^{TA}:\d+: resources.cpus: input should be greater than or equal to 0.01, got -1$",
     ),
     Case(
         "memory-shell-metachar",
@@ -1051,6 +1052,198 @@ PYPROJECT_AND_SPEC_CASES = [
     ),
 ]
 CASES += PYPROJECT_AND_SPEC_CASES
+
+# Issue 13 (items 8, 16, 19): `[env]` cannot steer Jupyter, Python or the loader, nor carry a credential
+# by name or inside a URL; resource values and time limits are bounded; `token = false` is loopback only.
+ENV_STEERING = [
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_CONFIG_PATH",
+    "JUPYTER_TOKEN",
+    "JUPYTER_TOKEN_FILE",
+    "JUPYTER_PATH",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_PREFER_ENV_PATH",
+    "JUPYTER_NO_CONFIG",
+    "JUPYTERLAB_SETTINGS_DIR",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "PYTHONUSERBASE",
+    "PYTHONWARNINGS",
+    "PYTHONBREAKPOINT",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "BASH_ENV",
+    "IPYTHONDIR",
+    "HOME",
+    "PATH",
+    "VIRTUAL_ENV",
+    "XDG_CONFIG_HOME",
+    "NBENV_HISTORY",
+]
+ENV_CREDENTIAL_NAMES = [
+    "PGPASSWORD",
+    "MYSQL_PWD",
+    "KAGGLE_KEY",
+    "HF_TOKEN",
+    "HFTOKEN",
+    "GH_TOKEN",
+    "SMTP_PASS",
+    "SMTPPASS",
+    "STRIPE_KEY",
+    "OPENAI_API_KEY",
+    "SENTRY_DSN",
+    "DB_PASSWD",
+    "AWS_SECRET_ACCESS_KEY",
+    "GOOGLE_CREDENTIALS",
+]
+ENV_CREDENTIAL_VALUES = [
+    ("DATABASE_URL", "postgresql://user:pass@db/x", "with a user or password"),
+    ("REDIS_URL", "redis://:hunter2@cache:6379/0", "with a user or password"),
+    ("GIT_REMOTE", "https://ghp_abc@github.example/o/r.git", "with a user or password"),
+    ("MONGO_URI", "mongodb+srv://u:p@cluster/db", "with a user or password"),
+    ("FTP_SOURCE", "ftp://anonymous:me@ftp.example/", "with a user or password"),
+    ("FEED", "https://api.example/v1?api_key=abc", "with a credential in its query"),
+    ("BLOB", "https://acct.blob.example/c/f?sv=1&sig=abc", "with a credential in its query"),
+]
+RUNTIME_VALUE_CASES = [
+    Case(f"env-steers-{name.lower()}", edit(TA, 'TZ = "UTC"', f'{name} = "x"'), rf"^{TA}:\d+: env.{name}: '{name}' ")
+    for name in ENV_STEERING
+]
+RUNTIME_VALUE_CASES += [
+    Case(
+        f"env-credential-{name.lower()}",
+        edit(TA, 'TZ = "UTC"', f'{name} = "x"'),
+        rf"^{TA}:\d+: env.{name}: '{name}' looks like a credential",
+    )
+    for name in ENV_CREDENTIAL_NAMES
+]
+RUNTIME_VALUE_CASES += [
+    Case(
+        f"env-credential-value-{name.lower()}",
+        edit(TA, 'TZ = "UTC"', f'{name} = "{value}"'),
+        rf"^{TA}:\d+: env.{name}: the value is a URL {what}",
+    )
+    for name, value, what in ENV_CREDENTIAL_VALUES
+]
+RUNTIME_VALUE_CASES += [
+    Case(
+        "env-steering-in-a-parent",
+        append(BASE, '\n[env]\nJUPYTER_CONFIG_DIR = "/home/jovyan/work/x"\n'),
+        rf"^{BASE}:\d+: env.JUPYTER_CONFIG_DIR: 'JUPYTER_CONFIG_DIR' steers Jupyter's configuration",
+    ),
+    Case(
+        "token-off-on-the-network",
+        edit(TA, "port = 8888", 'port = 8888\nbind = "0.0.0.0"\ntoken = false'),
+        rf"^{TA}:\d+: jupyter.token: token = false with bind = '0.0.0.0'",
+    ),
+    Case(
+        "token-off-on-a-lan-address",
+        edit(TA, "port = 8888", 'port = 8888\nbind = "192.168.1.20"\ntoken = false'),
+        rf"^{TA}:\d+: jupyter.token: token = false with bind = '192.168.1.20'",
+    ),
+    Case(
+        "token-not-a-bool",
+        edit(TA, "port = 8888", 'port = 8888\ntoken = "no"'),
+        rf"^{TA}:\d+: jupyter.token: input should be a valid boolean",
+    ),
+    Case("memory-1b", edit(TA, 'memory = "4g"', 'memory = "1b"'), rf"^{TA}:\d+: resources.memory: '1b' is too small"),
+    Case("memory-5m", edit(TA, 'memory = "4g"', 'memory = "5m"'), rf"^{TA}:\d+: resources.memory: '5m' is too small"),
+    Case(
+        "memory-overflow",
+        edit(TA, 'memory = "4g"', 'memory = "99999999999999g"'),
+        rf"^{TA}:\d+: resources.memory: '99999999999999g' is too large",
+    ),
+    Case(
+        "shm-size-overflow",
+        edit(TA, 'shm_size = "1g"', 'shm_size = "99999999999999g"'),
+        rf"^{TA}:\d+: resources.shm_size: '99999999999999g' is too large",
+    ),
+    Case(
+        "shm-size-1k",
+        edit(TA, 'shm_size = "1g"', 'shm_size = "1k"'),
+        rf"^{TA}:\d+: resources.shm_size: '1k' is too small",
+    ),
+    Case(
+        "shm-size-1000-digits",
+        edit(TA, 'shm_size = "1g"', 'shm_size = "' + "9" * 1000 + '"'),
+        rf"^{TA}:\d+: resources.shm_size: '9{{16}}'\.\.\. \(1000 characters\) is not a size",
+    ),
+    Case(
+        "cpus-1e-9",
+        edit(TA, 'memory = "4g"', 'memory = "4g"\ncpus = 1e-9'),
+        rf"^{TA}:\d+: resources.cpus: input should be greater than or equal to 0.01, got 1e-09$",
+    ),
+    Case(
+        "cpus-nan",
+        edit(TA, 'memory = "4g"', 'memory = "4g"\ncpus = nan'),
+        rf"^{TA}:\d+: resources.cpus: ",
+    ),
+    Case(
+        "cpus-inf",
+        edit(TA, 'memory = "4g"', 'memory = "4g"\ncpus = inf'),
+        rf"^{TA}:\d+: resources.cpus: ",
+    ),
+    Case(
+        "default-url-fragment",
+        edit(TA, 'interface = "lab"', 'interface = "lab"\ndefault_url = "/lab#x"'),
+        rf"^{TA}:\d+: jupyter.default_url: '/lab#x' must be a URL path",
+    ),
+    Case(
+        "cli-run-timeout-1e400",
+        notebook("nb.ipynb", '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'),
+        r"^nbenv run: Invalid value for '--timeout': ",
+        args=("run", "base", "{root}/nb.ipynb", "--timeout", "1e400"),
+        code=2,
+    ),
+    Case(
+        "cli-run-timeout-nan",
+        notebook("nb.ipynb", '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'),
+        r"^nbenv run: Invalid value for '--timeout': ",
+        args=("run", "base", "{root}/nb.ipynb", "--timeout", "nan"),
+        code=2,
+    ),
+    Case(
+        "cli-up-timeout-inf",
+        lambda root: None,
+        r"^nbenv up: Invalid value for '--timeout': ",
+        args=("up", "base", "--timeout", "inf"),
+        code=2,
+    ),
+    Case(
+        "cli-up-timeout-nan",
+        lambda root: None,
+        r"^nbenv up: Invalid value for '--timeout': ",
+        args=("up", "base", "--timeout", "nan"),
+        code=2,
+    ),
+    Case(
+        "cli-run-parameter-1e999",
+        notebook("nb.ipynb", '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'),
+        r"^-p 'x=1e999': 1e999 is out of the range of a float$",
+        args=("run", "base", "{root}/nb.ipynb", "-p", "x=1e999"),
+        code=2,
+    ),
+    Case(
+        "cli-run-parameter-minus-1e999",
+        notebook("nb.ipynb", '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'),
+        r"^-p 'x=-1e999': -1e999 is out of the range of a float$",
+        args=("run", "base", "{root}/nb.ipynb", "-p", "x=-1e999"),
+        code=2,
+    ),
+]
+
+
+def _runtime_class(case: Case) -> str:
+    if case.id.startswith(("env-steer", "token-")):
+        return "token: [env] and Jupyter settings cannot switch it off"
+    if case.id.startswith("env-"):
+        return "credential names and values in [env]"
+    return "run-time values (sizes, cpus, timeouts, -p, default_url)"
+
+
+CASES += [dataclasses.replace(c, hostile=c.hostile or _runtime_class(c)) for c in RUNTIME_VALUE_CASES]
 
 
 @pytest.mark.badinput

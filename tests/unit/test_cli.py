@@ -78,6 +78,7 @@ def test_show_resolves_extends_and_defaults(workspace: Path) -> None:
         "interface": "lab",
         "default_url": "/lab",
         "kernel_display_name": "Python (traffic-analysis)",
+        "token": True,
     }
     assert [d["path"] for d in data["data"]] == ["data/processed/pems", "data/processed/climate"]
     text = run_cli("show", "traffic-analysis", cwd=workspace)

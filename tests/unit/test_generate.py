@@ -175,7 +175,7 @@ def test_every_dockerfile_of_a_chain_opens_with_the_same_tools_stage(workspace: 
 def test_compose_binds_loopback_mounts_data_read_only_and_uses_a_secret(workspace: Path) -> None:
     generate(workspace)
     compose = yaml.safe_load((workspace / "docker/traffic-analysis/compose.yaml").read_text())
-    assert compose["name"] == "nbenv-traffic-analysis"
+    assert compose["name"] == "nbenv-traffic-analysis-03aad873b94f"  # slug + hash of the exact (prefix, name)
     service = compose["services"]["jupyter"]
     assert service["ports"] == [
         {"target": 8888, "host_ip": "127.0.0.1", "published": "${NBENV_PORT:-8888}", "protocol": "tcp"}
