@@ -30,7 +30,9 @@ from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
-from nbenv.plan import GID, UID, Mount, compose_project, run_plan
+from nbenv.plan import GID, STATE_DIR, UID, Mount, compose_project, run_plan
+from nbenv.render.compose import TMPFS_SIZE
+from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
 from nbenv.spec.load import Loader, container_path_of
 from nbenv.spec.models import Resources
 from nbenv.ui import Say, quiet
@@ -41,6 +43,7 @@ Notebook = dict[str, Any]
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 IO_DIR = "/run/nbenv"  # the temp directory inside the container (user mounts may not target /run)
+MAX_NOTEBOOK = 64 * MiB  # notebooks with embedded plots reach a few MiB; /dev/zero never ends
 BACKSTOP_SECONDS = 90.0  # after --timeout, on top of kernel start-up and shutdown: then the container is killed
 
 
@@ -130,15 +133,17 @@ def inject_parameters(notebook: Mapping[str, Any], values: Mapping[str, object],
 
 
 def read_notebook(path: Path, *, where: str) -> Notebook:
-    """The notebook's JSON; one-line errors for a missing file, bad JSON or an nbformat other than 4."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The notebook's JSON; one-line errors for a missing file, a FIFO or a device (never read
+    blocking), more than MAX_NOTEBOOK bytes, bad JSON or an nbformat other than 4."""
+    if not path.exists() and not path.is_symlink():
         raise UsageError(
             f"{where}: no such notebook", "check the path (it is relative to the current directory)"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{where}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    data = read_regular(path, display=where, limit=MAX_NOTEBOOK, error=UsageError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: cannot read it: not UTF-8 (byte {exc.start})") from None
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -224,6 +229,10 @@ class ContainerRun:
 
 def _mount_option(mount: Mount) -> str:
     """`--mount` takes CSV: quote a field holding a comma or a quote."""
+    if mount.tmpfs:
+        fields = ["type=tmpfs", f"target={mount.target}", f"tmpfs-size={TMPFS_SIZE}"]
+        quoted = [f'"{f.replace(chr(34), chr(34) * 2)}"' if ("," in f or '"' in f) else f for f in fields]
+        return ",".join([*quoted, "readonly"])
     fields = ["type=bind", f"source={mount.source}", f"target={mount.target}"]
     quoted = [f'"{f.replace(chr(34), chr(34) * 2)}"' if ("," in f or '"' in f) else f for f in fields]
     return ",".join([*quoted, *(["readonly"] if mount.read_only else [])])
@@ -257,9 +266,35 @@ def docker_run_argv(docker: str, spec: ContainerRun) -> list[str]:
 
 
 def host_mounts(root: Path, out_dir: str, mounts: Sequence[Mount]) -> tuple[Mount, ...]:
-    """The compose service's mounts (sources relative to its directory) with absolute host sources."""
+    """The compose service's mounts (sources relative to its directory) with absolute host sources:
+    the real paths, confined to the repository once more right before `docker run` (the loader
+    checked them when planning; a running container of the same repository could have swapped a
+    directory for a symlink since)."""
     base = root / out_dir
-    return tuple(Mount(str(Path(posixpath.normpath(str(base / m.source)))), m.target, m.read_only) for m in mounts)
+    return tuple(
+        m
+        if m.tmpfs
+        else Mount(
+            str(confine(root, posixpath.normpath(str(base / m.source)), what="mount source", error=RunError)),
+            m.target,
+            m.read_only,
+        )
+        for m in mounts
+    )
+
+
+def _confined_path(root: Path, path: Path, *, what: str) -> Path:
+    """A notebook or output path from the command line. A path that goes through the repository
+    (it, or a directory on its way, lies there) is resolved and must stay inside it: a committed
+    symlink (`notebooks/x.out.ipynb -> /etc/...`, `notebooks -> /`) cannot lead reads or writes out.
+    A path the user names outside the repository is used as given: the command line is trusted,
+    the repository is not."""
+    absolute = Path(os.path.abspath(path))
+    real_root = root.resolve()
+    through_repo = any(is_inside(real_root, p.resolve()) for p in (absolute, *absolute.parents))
+    if not through_repo:
+        return absolute
+    return confine(real_root, absolute, what=what, error=UsageError)
 
 
 # The driver runs inside the image (nbclient and nbformat come with jupyterlab). It executes the
@@ -342,8 +377,10 @@ def run_notebook(
     ws = Workspace.discover(repo)
     where = ws.rel(notebook)
     values = parse_parameters(parameters)  # everything a user can get wrong is checked before Docker
+    given_target = output if output is not None else default_output(notebook)
+    notebook = _confined_path(ws.root, notebook, what="notebook")
+    target = _confined_path(ws.root, given_target, what="output")
     prepared = inject_parameters(read_notebook(notebook, where=where), values, where=where)
-    target = output if output is not None else default_output(notebook)
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
     env = plan.env
@@ -359,6 +396,7 @@ def run_notebook(
             f"{env.file}: data: not in the workspace: {', '.join(missing)}",
             f"`nbenv data pull {name}` fetches it (or drop --no-pull)",
         )
+    datasync.check_data(ws.root, targets)  # no symlink out of the repository gets mounted
     if build:
         image = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name).ref
     else:
@@ -369,6 +407,9 @@ def run_notebook(
     service = run_plan(env, plan, project=compose_project(ws.config, name), token_file=token_file(name))
     notebook_dir = ws.rel(notebook.resolve().parent)
     cwd = container_path_of(env, notebook_dir) if not Path(notebook_dir).is_absolute() else None
+    # The mountpoint of the tmpfs that hides .nbenv/ exists before Docker needs it (else Docker
+    # would create it in the repository, owned by root).
+    owned_dir(ws.root, STATE_DIR, what="state directory", error=RunError)
     with tempfile.TemporaryDirectory(prefix="nbenv-run-") as tmp:
         # The temp dir stays 0700 (the host user's); only its `io` subdirectory, reachable by the
         # container through its bind mount, is open to UID 1000.
@@ -403,6 +444,8 @@ def run_notebook(
         status = _read_json(io / "status.json")
         executed = _read_json(io / "output.ipynb")
         if executed is not None:
+            # Checked again now that the container (which could write the source tree) is gone.
+            target = _confined_path(ws.root, given_target, what="output")
             _write_output(target, executed)
     return _outcome(where, target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout)
 
@@ -446,8 +489,9 @@ def _write_output(target: Path, executed: Notebook) -> None:
     files in a user's source tree)."""
     atomic_write(target, json.dumps(executed, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     if os.geteuid() == 0:
-        parent = target.resolve().parent.stat()
-        os.chown(target, parent.st_uid, parent.st_gid)
+        parent = target.parent.stat()
+        # Never through a symlink put in the file's place meanwhile: lchown changes only that entry.
+        os.chown(target, parent.st_uid, parent.st_gid, follow_symlinks=False)
 
 
 def _outcome(

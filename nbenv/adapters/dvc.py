@@ -50,6 +50,12 @@ class Dvc:
                 plain = Repo(str(self.root))
                 names = list(plain.config.get("remote", {}))
                 plain.close()
+                if self.remote is not None and self.remote not in names:
+                    configured = ", ".join(sorted(names)) or "none"
+                    raise DataError(
+                        f"--remote {self.remote!r}: no such DVC remote (configured: {configured})",
+                        "`dvc remote list` shows them; `dvc remote add NAME URL` adds one",
+                    )
                 self._repo = Repo(str(self.root), config={"remote": {n: {"verify": True} for n in names}})
             except NotDvcRepoError:
                 raise DataError(f"{self.root}: not a DVC repository", "run `dvc init` and configure a remote") from None
