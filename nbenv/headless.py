@@ -384,19 +384,16 @@ def run_notebook(
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
     env = plan.env
+    targets = datasync.data_targets([env])
+    if not pull:  # what gets mounted is checked before Docker is needed
+        _check_run_data(ws, name, env.file, targets)
     if engine is None:
         engine = Engine.from_env()
     else:
         engine.check()
-    targets = datasync.data_targets([env])
     if pull and targets:
         say(f"data: {datasync.pull(ws.root, targets, jobs=None, remote=None, say=say).line()}")
-    if missing := datasync.missing_targets(ws.root, targets):
-        raise DataError(
-            f"{env.file}: data: not in the workspace: {', '.join(missing)}",
-            f"`nbenv data pull {name}` fetches it (or drop --no-pull)",
-        )
-    datasync.check_data(ws.root, targets)  # no symlink out of the repository gets mounted
+        _check_run_data(ws, name, env.file, targets)
     if build:
         image = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name).ref
     else:
@@ -448,6 +445,16 @@ def run_notebook(
             target = _confined_path(ws.root, given_target, what="output")
             _write_output(target, executed)
     return _outcome(where, target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout)
+
+
+def _check_run_data(ws: Workspace, name: str, spec_file: str, targets: Sequence[str]) -> None:
+    """The data is in the workspace and holds no symlink out of the repository (it gets mounted)."""
+    if missing := datasync.missing_targets(ws.root, targets):
+        raise DataError(
+            f"{spec_file}: data: not in the workspace: {', '.join(missing)}",
+            f"`nbenv data pull {name}` fetches it (or drop --no-pull)",
+        )
+    datasync.check_data(ws.root, targets)
 
 
 def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None, say: Say) -> tuple[int, bool]:
