@@ -112,6 +112,7 @@ def pull(root: Path, targets: Sequence[str], *, jobs: int | None, remote: str | 
     started = time.monotonic()
     dvc = Dvc(root, remote=remote)
     try:
+        dvc.check()
         say(f"fetching {len(targets)} target(s): {', '.join(targets)}")
         fetched = dvc.fetch(targets, jobs=jobs)
         say("checking out")

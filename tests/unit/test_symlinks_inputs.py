@@ -69,7 +69,7 @@ def link(root: Path, rel: str, kind: str, *, outside: Path, inside: str) -> None
 
 
 def probe_env(root: Path, *, mounts: list[str], data: list[str]) -> None:
-    lines = ['spec_version = 1', 'name = "probe"', 'groups = ["notebook"]', "importable = false"]
+    lines = ["spec_version = 1", 'name = "probe"', 'groups = ["notebook"]', "importable = false"]
     lines += [f'\n[[mounts]]\nsource = "{m}"\ntarget = "/home/jovyan/work"' for m in mounts]
     lines += [f'\n[[data]]\npath = "{d}"' for d in data]
     (root / PROBE).write_text("\n".join(lines) + "\n")
@@ -275,4 +275,3 @@ def test_a_symlink_out_of_the_repository_is_refused_and_one_inside_is_accepted(
 def snapshot_without_state(root: Path) -> dict[str, str]:
     """The repository's files, links not followed, without nbenv's own state (`up`'s lock file)."""
     return {rel: value for rel, value in tree(root).items() if not rel.startswith(".nbenv")}
-
