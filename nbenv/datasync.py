@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbenv.adapters.dvc import Dvc, TargetStatus
+from nbenv.dvc_outs import MAX_DVC_FILE
 from nbenv.errors import DataError
 from nbenv.fs import atomic_write
-from nbenv.safepath import confine
+from nbenv.safepath import confine, read_regular
 from nbenv.spec.models import Environment
 from nbenv.ui import Say
 
@@ -155,7 +156,12 @@ def _signature(root: Path, targets: Sequence[str]) -> dict[str, str]:
     signature: dict[str, str] = {}
     for pointer in ["dvc.lock", *(f"{t}.dvc" for t in targets)]:
         path = root / pointer
-        signature[pointer] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "-"
+        if path.is_file():  # a FIFO or a device is no pointer; a link out of the repository is refused
+            confine(root, pointer, what="DVC file", error=DataError)
+            text = read_regular(path, display=pointer, limit=MAX_DVC_FILE, error=DataError)
+            signature[pointer] = hashlib.sha256(text).hexdigest()
+        else:
+            signature[pointer] = "-"
     for target in targets:
         path = root / target
         digest = hashlib.sha256()
