@@ -6,7 +6,7 @@ import hashlib
 import io
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,14 @@ def workspace(tmp_path: Path) -> Iterator[Path]:
         else:
             shutil.copy2(source, root / name)
     yield root
+
+
+@pytest.fixture(autouse=True)
+def _hostile_class(request: pytest.FixtureRequest, record_property: Callable[[str, object], None]) -> None:
+    """`@pytest.mark.hostile("class")` -> a JUnit property, which scripts/guarantees groups by."""
+    marker = request.node.get_closest_marker("hostile")
+    if marker is not None and marker.args:
+        record_property("hostile", str(marker.args[0]))
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 from nbenv.errors import SpecError, UsageError
 from nbenv.safepath import confine, owned_dir, read_regular
 
-pytestmark = pytest.mark.security
+pytestmark = [pytest.mark.security, pytest.mark.hostile("symlinks (path primitive)")]
 
 
 @pytest.fixture
