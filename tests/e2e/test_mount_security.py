@@ -45,6 +45,7 @@ def containers_of(project: str) -> list[str]:
     return docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").stdout.split()
 
 
+@pytest.mark.hostile("symlink: mount-source (real engine)")
 def test_a_mount_source_leading_out_of_the_repository_starts_nothing(tmp_path: Path, engine: None) -> None:
     """`ln -s / hostroot` + `source = "hostroot"`: refused by `up` and `run` before any container or build."""
     root = tmp_path / "repo"
@@ -117,6 +118,7 @@ def _assert_read_only(output: str, views: list[str]) -> None:
         assert f"{view}/nbenv-probe: Read-only file system" in output, output
 
 
+@pytest.mark.hostile("read-only data under overlapping mounts (real engine)")
 def test_read_only_data_stays_read_only_through_two_overlapping_source_mounts(overlap_env: Path) -> None:
     """The issue's repro (mounts `.` and `data`, data `data/processed/pems`): the container, as UID
     1000 which owns the files, cannot write the data through either mount path; the host files stay."""
@@ -166,6 +168,7 @@ def test_read_only_data_stays_read_only_through_two_overlapping_source_mounts(ov
     assert digest_tree(root / PEMS) == before, "the data changed on the host"
 
 
+@pytest.mark.hostile(".nbenv/ and .git/ seen by containers (real engine)")
 def test_nbenv_state_is_hidden_from_the_running_environment(demo_up: Up) -> None:
     """From inside `up`'s container: no token of any environment readable, the parse cache unwritable,
     and Docker created no root-owned mountpoint in the repository (`.nbenv/` existed before)."""
@@ -186,6 +189,7 @@ def test_nbenv_state_is_hidden_from_the_running_environment(demo_up: Up) -> None
     assert not list(state.rglob("poisoned")) and state.stat().st_uid == owner
 
 
+@pytest.mark.hostile(".nbenv/ and .git/ seen by containers (real engine)")
 def test_nbenv_state_is_hidden_from_a_headless_run(run_ready_workspace: Path) -> None:
     root = run_ready_workspace
     scratch = root / "notebooks" / f"scratch-{uuid.uuid4().hex[:8]}"  # excluded from git by the fixture

@@ -54,6 +54,7 @@ SPELLINGS = ["/{d}", "//{d}", "///{d}", "/./{d}", "/{d}/", "/{d}/.", "//{d}//sub
 REFUSED = sorted(SYSTEM_DIRS) + [p.lstrip("/") for p in SYSTEM_EXACT]
 
 
+@pytest.mark.hostile("mount target spellings (//etc, /lib64, ...)")
 @pytest.mark.badinput
 @pytest.mark.parametrize(("top", "spelling"), list(itertools.product(REFUSED, SPELLINGS)))
 def test_every_spelling_of_a_system_directory_is_refused(top: str, spelling: str) -> None:
@@ -69,6 +70,7 @@ def test_every_spelling_of_a_system_directory_is_refused(top: str, spelling: str
         SourceMount(target=value)
 
 
+@pytest.mark.hostile("mount target spellings (//etc, /lib64, ...)")
 @pytest.mark.badinput
 @settings(max_examples=300, deadline=None)
 @given(
@@ -90,6 +92,7 @@ def test_ordinary_targets_stay_accepted(target: str) -> None:
     assert SourceMount(target=target).target == target
 
 
+@pytest.mark.hostile("mount target spellings (//etc, /lib64, ...)")
 @pytest.mark.badinput
 @pytest.mark.parametrize("target", ["//etc", "/./etc", "/etc/", "/usr//lib", "/lib64", "/run/secrets", "/opt/venv"])
 def test_the_issue_repro_mounting_environments_at_etc_is_one_line(workspace: Path, target: str) -> None:
@@ -125,6 +128,7 @@ OVERLAPS = [
 ]
 
 
+@pytest.mark.hostile("read-only data under overlapping mounts")
 @pytest.mark.security
 @pytest.mark.parametrize(("mounts", "views"), OVERLAPS)
 def test_data_is_read_only_under_every_source_mount_that_holds_it(
@@ -167,6 +171,7 @@ def _container(root: Path, plan: object, service: object) -> object:
     )
 
 
+@pytest.mark.hostile("read-only data under overlapping mounts")
 @pytest.mark.badinput
 @pytest.mark.security
 def test_a_source_mount_inside_read_only_data_is_refused(workspace: Path) -> None:
@@ -179,6 +184,7 @@ def test_a_source_mount_inside_read_only_data_is_refused(workspace: Path) -> Non
     )
 
 
+@pytest.mark.hostile("read-only data under overlapping mounts")
 @pytest.mark.badinput
 @pytest.mark.security
 @pytest.mark.parametrize("how", ["data-through-link", "mount-through-link"])
@@ -204,6 +210,7 @@ def test_data_visible_read_write_through_a_symlink_is_refused(workspace: Path, h
 # --- .nbenv/ (tokens, parse cache) is hidden from containers --------------------------------
 
 
+@pytest.mark.hostile(".nbenv/ and .git/ seen by containers")
 @pytest.mark.security
 def test_nbenv_state_is_hidden_under_a_mount_of_the_root(workspace: Path) -> None:
     plan, service = _plan(workspace)
@@ -218,6 +225,7 @@ def test_nbenv_state_is_hidden_under_a_mount_of_the_root(workspace: Path) -> Non
     )
 
 
+@pytest.mark.hostile(".nbenv/ and .git/ seen by containers")
 @pytest.mark.badinput
 @pytest.mark.security
 @pytest.mark.parametrize(
@@ -255,6 +263,7 @@ def _cli(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.hostile("special and endless files (FIFO, device, size)")
 @pytest.mark.badinput
 @pytest.mark.parametrize("name", ["a.dvc", "data/b.dvc", "sub/dvc.yaml"])
 def test_a_fifo_named_like_a_dvc_file_does_not_hang_validate(workspace: Path, name: str) -> None:
@@ -268,6 +277,7 @@ def test_a_fifo_named_like_a_dvc_file_does_not_hang_validate(workspace: Path, na
     assert result.stderr.splitlines()[0] == f"{name}: is a FIFO (named pipe), not a file", result.stderr
 
 
+@pytest.mark.hostile("special and endless files (FIFO, device, size)")
 @pytest.mark.badinput
 def test_a_dvc_file_linked_to_a_device_or_out_of_the_repository_is_not_read(workspace: Path, tmp_path: Path) -> None:
     (workspace / "zero.dvc").symlink_to("/dev/zero")
@@ -280,6 +290,8 @@ def test_a_dvc_file_linked_to_a_device_or_out_of_the_repository_is_not_read(work
     assert all("leads outside the repository" in problem for problem in broken.values())
 
 
+@pytest.mark.hostile("symlink: DVC file walk")
+@pytest.mark.security
 def test_the_dvc_file_walk_follows_no_directory_symlink(workspace: Path, tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere/x.dvc").write_text("outs:\n- path: x\n")
@@ -295,6 +307,7 @@ def _notebook_json() -> str:
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
 
 
+@pytest.mark.hostile("special and endless files (FIFO, device, size)")
 @pytest.mark.badinput
 @pytest.mark.parametrize(
     ("make", "expect"),
@@ -335,6 +348,7 @@ def test_an_output_the_user_names_outside_the_repository_is_allowed(workspace: P
 # --- --allow-missing creates data directories only inside the repository ---------------------
 
 
+@pytest.mark.hostile("symlink: data-entry")
 @pytest.mark.security
 def test_allow_missing_creates_no_directory_through_a_link_placed_after_validation(
     workspace: Path, tmp_path: Path
@@ -358,6 +372,7 @@ def test_allow_missing_still_creates_the_empty_directories(workspace: Path) -> N
 # --- item 19: an unknown DVC remote --------------------------------------------------------------
 
 
+@pytest.mark.hostile("accepted, failing later (unknown DVC remote)")
 @pytest.mark.badinput
 @pytest.mark.parametrize("command", ["status", "push", "pull"])
 def test_an_unknown_remote_is_one_line_naming_the_configured_ones(workspace: Path, command: str) -> None:

@@ -249,7 +249,13 @@ def outside(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("row", "kind", "command"), CASES, ids=[f"{r.id}-{k}-{c.split()[0]}{c.count(' ')}" for r, k, c in CASES]
+    ("row", "kind", "command"),
+    [
+        pytest.param(
+            r, k, c, id=f"{r.id}-{k}-{c.split()[0]}{c.count(' ')}", marks=pytest.mark.hostile(f"symlink: {r.id}")
+        )
+        for r, k, c in CASES
+    ],
 )
 def test_a_symlink_out_of_the_repository_is_refused_and_one_inside_is_accepted(
     row: Row, kind: str, command: str, repo: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
