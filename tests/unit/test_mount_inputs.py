@@ -10,6 +10,7 @@ import json
 import os
 import posixpath
 import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -250,6 +251,12 @@ def test_mounts_that_would_show_tokens_or_git_hooks_are_refused(
 # --- item 18: special files never hang, endless files are capped -------------------------------
 
 
+def _limited() -> None:
+    """In the child: at most 4 GiB of address space, so that a regression reading /dev/zero fails
+    the test instead of taking the machine's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
 def _cli(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The real CLI in a child process, so that a hang fails the test instead of blocking it."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "NBENV_DOCKER": "/nonexistent/docker"}
@@ -260,6 +267,7 @@ def _cli(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedPro
         timeout=timeout,
         env=env,
         cwd=root,
+        preexec_fn=_limited,
     )
 
 
@@ -283,8 +291,20 @@ def test_a_dvc_file_linked_to_a_device_or_out_of_the_repository_is_not_read(work
     (workspace / "zero.dvc").symlink_to("/dev/zero")
     (tmp_path / "out.dvc").write_text("outs:\n- path: ../../etc\n")
     (workspace / "out.dvc").symlink_to(tmp_path / "out.dvc")
-    broken: dict[str, str] = {}
-    outputs = tracked_outputs(workspace, broken)
+    walk = (
+        "import json, sys; from pathlib import Path; from nbenv.dvc_outs import tracked_outputs; broken = {}; "
+        "outputs = tracked_outputs(Path(sys.argv[1]), broken); print(json.dumps([outputs, broken]))"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", walk, str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=_limited,  # a regression would read /dev/zero without end
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    outputs, broken = json.loads(child.stdout)
     assert not any("etc" in out for out in outputs)
     assert set(broken) == {"zero.dvc", "out.dvc"}
     assert all("leads outside the repository" in problem for problem in broken.values())
