@@ -227,6 +227,15 @@ class ContainerRun:
     command: tuple[str, ...]
 
 
+def _output_target(root: Path, path: Path) -> Path:
+    """Where the executed notebook goes: its directory resolved and confined like a notebook, and
+    the file itself never written through. A link there that leads out of the repository is refused;
+    one that stays inside is replaced by the file (not followed to, say, `.git/config`)."""
+    _confined_path(root, path, what="output")
+    absolute = Path(os.path.abspath(path))
+    return _confined_path(root, absolute.parent, what="output") / absolute.name
+
+
 def _mount_option(mount: Mount) -> str:
     """`--mount` takes CSV: quote a field holding a comma or a quote."""
     if mount.tmpfs:
@@ -379,7 +388,7 @@ def run_notebook(
     values = parse_parameters(parameters)  # everything a user can get wrong is checked before Docker
     given_target = output if output is not None else default_output(notebook)
     notebook = _confined_path(ws.root, notebook, what="notebook")
-    target = _confined_path(ws.root, given_target, what="output")
+    target = _output_target(ws.root, given_target)
     prepared = inject_parameters(read_notebook(notebook, where=where), values, where=where)
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
@@ -442,7 +451,7 @@ def run_notebook(
         executed = _read_json(io / "output.ipynb")
         if executed is not None:
             # Checked again now that the container (which could write the source tree) is gone.
-            target = _confined_path(ws.root, given_target, what="output")
+            target = _output_target(ws.root, given_target)
             _write_output(target, executed)
     return _outcome(where, target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout)
 

@@ -406,3 +406,28 @@ def test_an_unknown_remote_is_one_line_naming_the_configured_ones(workspace: Pat
         (workspace / path).mkdir(parents=True)
     result = run_cli("data", command, "traffic-analysis", "--remote", "nonexistent", cwd=workspace)
     one_line(result, 8, r"^--remote 'nonexistent': no such DVC remote \(configured: local\)$")
+
+
+# --- the executed notebook is written beside, never through, a link ----------------------------
+
+
+@pytest.mark.hostile("symlink: default-output")
+@pytest.mark.security
+def test_an_output_link_inside_the_repository_is_replaced_not_written_through(workspace: Path) -> None:
+    """`notebooks/traffic.out.ipynb -> ../.git/config` (inside, so accepted) must not clobber git's config."""
+    from nbenv.headless import _output_target, _write_output
+
+    (workspace / ".git").mkdir()
+    (workspace / ".git/config").write_text("[core]\n")
+    (workspace / "notebooks").mkdir()
+    link = workspace / "notebooks/traffic.out.ipynb"
+    link.symlink_to("../.git/config")
+    if os.geteuid() == 0:
+        os.chown(workspace / "notebooks", 1000, 100)
+    target = _output_target(workspace.resolve(), link)
+    assert target == workspace.resolve() / "notebooks/traffic.out.ipynb"
+    _write_output(target, {"cells": [], "nbformat": 4})
+    assert (workspace / ".git/config").read_text() == "[core]\n"
+    assert not link.is_symlink() and json.loads(link.read_text())["nbformat"] == 4
+    if os.geteuid() == 0:  # as root: owned like its directory, never root-owned in a user's tree
+        assert (link.stat().st_uid, link.stat().st_gid) == (1000, 100)
