@@ -157,6 +157,7 @@ class Loader:
             self._confined(loaded, ("data", index, "path"), data.path, "data path")
         self._check_overlaps(loaded, env)
         self._check_targets(loaded, env)
+        self._check_mountpoints(loaded, env)
         for index, data in enumerate(spec.data or []):
             out = covering_output(data.path, self.outputs())
             if out is None and self._broken_dvc_files:
@@ -233,6 +234,33 @@ class Loader:
                         f"{mount.source!r} by way of a symlink, where nbenv cannot keep it read-only",
                         "name the real directories (no symlinks on the way) in mounts and data",
                     )
+
+    def _check_mountpoints(self, loaded: LoadedFile, env: Environment) -> None:
+        """A mount whose target lies under a source mount's target needs its mountpoint inside that
+        mount, i.e. in the repository: unless it is the path's own place there (which exists), Docker
+        would create it there, owned by root."""
+        spec, doc = loaded.spec, loaded.doc
+        entries: list[tuple[str, int | None, str, str]] = []  # (kind, own index, target, repo path)
+        for mount in env.mounts:
+            index = next((i for i, m in enumerate(spec.mounts or []) if m == mount), None)
+            entries.append(("mounts", index, mount.target, mount.source))
+        for data in env.data:
+            if data.target is not None:
+                index = next((i for i, d in enumerate(spec.data or []) if d == data), None)
+                entries.append(("data", index, data.target, data.path))
+        for kind, index, target, path in entries:
+            for mount in env.mounts:
+                if target == mount.target or not target.startswith(mount.target.rstrip("/") + "/"):
+                    continue
+                own = _relative_to(path, mount.source)
+                if own is not None and posixpath.normpath(posixpath.join(mount.target, own)) == target:
+                    continue
+                raise doc.error(
+                    (kind, index, "target") if index is not None else ("extends",),
+                    f"{target!r} lies inside the source mount at {mount.target!r} but is not where {path!r} is "
+                    "there: Docker would create a root-owned directory in the repository",
+                    "choose a target outside the source mounts, or drop `target` (the default is its place there)",
+                )
 
     def _check_targets(self, loaded: LoadedFile, env: Environment) -> None:
         seen: dict[str, str] = {}

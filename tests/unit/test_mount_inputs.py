@@ -431,3 +431,44 @@ def test_an_output_link_inside_the_repository_is_replaced_not_written_through(wo
     assert not link.is_symlink() and json.loads(link.read_text())["nbformat"] == 4
     if os.geteuid() == 0:  # as root: owned like its directory, never root-owned in a user's tree
         assert (link.stat().st_uid, link.stat().st_gid) == (1000, 100)
+
+
+# --- Docker creates no root-owned mountpoint in the repository ---------------------------------
+
+
+@pytest.mark.hostile("mount target spellings (//etc, /lib64, ...)")
+@pytest.mark.badinput
+@pytest.mark.parametrize(
+    ("extra", "expect"),
+    [
+        (
+            '\n[[mounts]]\nsource = "."\n\n[[mounts]]\nsource = "environments"\ntarget = "/home/jovyan/work/specs"\n',
+            r"mounts\[1\]\.target: '/home/jovyan/work/specs' lies inside the source mount at '/home/jovyan/work'",
+        ),
+        (
+            '\n[[data]]\npath = "data/processed/pems"\ntarget = "/home/jovyan/work/pems"\n',
+            r"data\[0\]\.target: '/home/jovyan/work/pems' lies inside the source mount at '/home/jovyan/work'",
+        ),
+    ],
+)
+def test_a_target_inside_a_source_mount_that_would_need_a_new_mountpoint_is_refused(
+    workspace: Path, extra: str, expect: str
+) -> None:
+    if "[[data]]" in extra:  # replace the demo's data entries with the one under test
+        text = (workspace / TA).read_text()
+        head, _, rest = text.partition("[[data]]")
+        (workspace / TA).write_text(head + rest[rest.index("[env]") :] + extra)
+    else:
+        append(workspace, extra)
+    before = snapshot(workspace)
+    one_line(run_cli("generate", cwd=workspace), 3, rf"^{TA}:\d+: {expect}")
+    assert snapshot(workspace) == before
+
+
+def test_a_target_at_its_own_place_under_a_source_mount_is_accepted(workspace: Path) -> None:
+    append(
+        workspace,
+        '\n[[mounts]]\nsource = "."\n\n[[mounts]]\nsource = "environments"\n'
+        'target = "/home/jovyan/work/environments"\n',
+    )
+    assert run_cli("validate", cwd=workspace).code == 0
