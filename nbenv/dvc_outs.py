@@ -9,6 +9,10 @@ from typing import Any
 
 import yaml
 
+from nbenv.errors import SpecError
+from nbenv.safepath import MiB, confine, read_regular
+
+MAX_DVC_FILE = 16 * MiB  # a .dvc file or dvc.yaml is a few KiB; dvc.yaml of a large pipeline maybe 1 MiB
 _SKIP_DIRS = {".git", ".dvc", ".venv", ".nbenv", ".tools", "node_modules", "__pycache__"}
 
 
@@ -29,9 +33,14 @@ def _outs_of(document: Any, *, stages: bool) -> list[str]:
     return paths
 
 
-def _load_yaml(path: Path, broken: dict[str, str], declared: str) -> Any:
+def _load_yaml(root: Path, path: Path, broken: dict[str, str], declared: str) -> Any:
+    """The YAML of a DVC file, or None with its one-line problem in `broken`: a symlink out of the
+    repository, a FIFO or a device (never opened blocking), more than MAX_DVC_FILE bytes, bad YAML."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        confine(root, path, what="DVC file")
+        return yaml.safe_load(read_regular(path, display=declared, limit=MAX_DVC_FILE).decode("utf-8"))
+    except SpecError as exc:
+        broken[declared] = exc.message
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -45,7 +54,8 @@ def tracked_outputs(root: Path, broken: dict[str, str] | None = None) -> dict[st
     """Map each DVC-tracked output (repo-relative, posix) to the file that declares it.
 
     Walks the repository top-down and does not descend into directories that are themselves
-    DVC outputs (they can hold millions of data files) or into hidden/tool directories.
+    DVC outputs (they can hold millions of data files), into hidden/tool directories, or through
+    symlinked directories (os.walk's default: a link to / or out of the repository is not walked).
     DVC files that cannot be read are reported in `broken` (file -> one-line problem).
     """
     found: dict[str, str] = {}
@@ -56,7 +66,7 @@ def tracked_outputs(root: Path, broken: dict[str, str] | None = None) -> dict[st
         for filename in sorted(filenames):
             if filename.endswith(".dvc") or filename in {"dvc.yaml", "dvc.yml"}:
                 declared = posixpath.join(rel_dir, filename)
-                document = _load_yaml(Path(current) / filename, broken, declared)
+                document = _load_yaml(root, Path(current) / filename, broken, declared)
                 for out in _outs_of(document, stages=not filename.endswith(".dvc")):
                     found.setdefault(posixpath.normpath(posixpath.join(rel_dir, out)), declared)
         dirnames[:] = sorted(

@@ -31,7 +31,9 @@ from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
-from nbenv.plan import GID, UID, Mount, compose_project, run_plan
+from nbenv.plan import GID, STATE_DIR, UID, Mount, compose_project, run_plan
+from nbenv.render.compose import TMPFS_SIZE
+from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
 from nbenv.spec.load import Loader, container_path_of
 from nbenv.spec.models import Resources
 from nbenv.ui import Say, quiet
@@ -42,6 +44,7 @@ Notebook = dict[str, Any]
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 IO_DIR = "/run/nbenv"  # the temp directory inside the container (user mounts may not target /run)
+MAX_NOTEBOOK = 64 * MiB  # notebooks with embedded plots reach a few MiB; /dev/zero never ends
 BACKSTOP_SECONDS = 90.0  # after --timeout, on top of kernel start-up and shutdown: then the container is killed
 
 
@@ -138,15 +141,17 @@ def inject_parameters(notebook: Mapping[str, Any], values: Mapping[str, object],
 
 
 def read_notebook(path: Path, *, where: str) -> Notebook:
-    """The notebook's JSON; one-line errors for a missing file, bad JSON or an nbformat other than 4."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The notebook's JSON; one-line errors for a missing file, a FIFO or a device (never read
+    blocking), more than MAX_NOTEBOOK bytes, bad JSON or an nbformat other than 4."""
+    if not path.exists() and not path.is_symlink():
         raise UsageError(
             f"{where}: no such notebook", "check the path (it is relative to the current directory)"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{where}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    data = read_regular(path, display=where, limit=MAX_NOTEBOOK, error=UsageError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: cannot read it: not UTF-8 (byte {exc.start})") from None
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -230,8 +235,21 @@ class ContainerRun:
     command: tuple[str, ...]
 
 
+def _output_target(root: Path, path: Path) -> Path:
+    """Where the executed notebook goes: its directory resolved and confined like a notebook, and
+    the file itself never written through. A link there that leads out of the repository is refused;
+    one that stays inside is replaced by the file (not followed to, say, `.git/config`)."""
+    _confined_path(root, path, what="output")
+    absolute = Path(os.path.abspath(path))
+    return _confined_path(root, absolute.parent, what="output") / absolute.name
+
+
 def _mount_option(mount: Mount) -> str:
     """`--mount` takes CSV: quote a field holding a comma or a quote."""
+    if mount.tmpfs:
+        fields = ["type=tmpfs", f"target={mount.target}", f"tmpfs-size={TMPFS_SIZE}"]
+        quoted = [f'"{f.replace(chr(34), chr(34) * 2)}"' if ("," in f or '"' in f) else f for f in fields]
+        return ",".join([*quoted, "readonly"])
     fields = ["type=bind", f"source={mount.source}", f"target={mount.target}"]
     quoted = [f'"{f.replace(chr(34), chr(34) * 2)}"' if ("," in f or '"' in f) else f for f in fields]
     return ",".join([*quoted, *(["readonly"] if mount.read_only else [])])
@@ -265,9 +283,35 @@ def docker_run_argv(docker: str, spec: ContainerRun) -> list[str]:
 
 
 def host_mounts(root: Path, out_dir: str, mounts: Sequence[Mount]) -> tuple[Mount, ...]:
-    """The compose service's mounts (sources relative to its directory) with absolute host sources."""
+    """The compose service's mounts (sources relative to its directory) with absolute host sources:
+    the real paths, confined to the repository once more right before `docker run` (the loader
+    checked them when planning; a running container of the same repository could have swapped a
+    directory for a symlink since)."""
     base = root / out_dir
-    return tuple(Mount(str(Path(posixpath.normpath(str(base / m.source)))), m.target, m.read_only) for m in mounts)
+    return tuple(
+        m
+        if m.tmpfs
+        else Mount(
+            str(confine(root, posixpath.normpath(str(base / m.source)), what="mount source", error=RunError)),
+            m.target,
+            m.read_only,
+        )
+        for m in mounts
+    )
+
+
+def _confined_path(root: Path, path: Path, *, what: str) -> Path:
+    """A notebook or output path from the command line. A path that goes through the repository
+    (it, or a directory on its way, lies there) is resolved and must stay inside it: a committed
+    symlink (`notebooks/x.out.ipynb -> /etc/...`, `notebooks -> /`) cannot lead reads or writes out.
+    A path the user names outside the repository is used as given: the command line is trusted,
+    the repository is not."""
+    absolute = Path(os.path.abspath(path))
+    real_root = root.resolve()
+    through_repo = any(is_inside(real_root, p.resolve()) for p in (absolute, *absolute.parents))
+    if not through_repo:
+        return absolute
+    return confine(real_root, absolute, what=what, error=UsageError)
 
 
 # The driver runs inside the image (nbclient and nbformat come with jupyterlab). It executes the
@@ -350,23 +394,23 @@ def run_notebook(
     ws = Workspace.discover(repo)
     where = ws.rel(notebook)
     values = parse_parameters(parameters)  # everything a user can get wrong is checked before Docker
+    given_target = output if output is not None else default_output(notebook)
+    notebook = _confined_path(ws.root, notebook, what="notebook")
+    target = _output_target(ws.root, given_target)
     prepared = inject_parameters(read_notebook(notebook, where=where), values, where=where)
-    target = output if output is not None else default_output(notebook)
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
     env = plan.env
+    targets = datasync.data_targets([env])
+    if not pull:  # what gets mounted is checked before Docker is needed
+        _check_run_data(ws, name, env.file, targets)
     if engine is None:
         engine = Engine.from_env()
     else:
         engine.check()
-    targets = datasync.data_targets([env])
     if pull and targets:
         say(f"data: {datasync.pull(ws.root, targets, jobs=None, remote=None, say=say).line()}")
-    if missing := datasync.missing_targets(ws.root, targets):
-        raise DataError(
-            f"{env.file}: data: not in the workspace: {', '.join(missing)}",
-            f"`nbenv data pull {name}` fetches it (or drop --no-pull)",
-        )
+        _check_run_data(ws, name, env.file, targets)
     if build:
         image = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name).ref
     else:
@@ -377,6 +421,9 @@ def run_notebook(
     service = run_plan(env, plan, project=compose_project(ws.config, name), token_file=token_file(name))
     notebook_dir = ws.rel(notebook.resolve().parent)
     cwd = container_path_of(env, notebook_dir) if not Path(notebook_dir).is_absolute() else None
+    # The mountpoint of the tmpfs that hides .nbenv/ exists before Docker needs it (else Docker
+    # would create it in the repository, owned by root).
+    owned_dir(ws.root, STATE_DIR, what="state directory", error=RunError)
     with tempfile.TemporaryDirectory(prefix="nbenv-run-") as tmp:
         # The temp dir stays 0700 (the host user's); only its `io` subdirectory, reachable by the
         # container through its bind mount, is open to UID 1000.
@@ -411,8 +458,20 @@ def run_notebook(
         status = _read_json(io / "status.json")
         executed = _read_json(io / "output.ipynb")
         if executed is not None:
+            # Checked again now that the container (which could write the source tree) is gone.
+            target = _output_target(ws.root, given_target)
             _write_output(target, executed)
     return _outcome(where, target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout)
+
+
+def _check_run_data(ws: Workspace, name: str, spec_file: str, targets: Sequence[str]) -> None:
+    """The data is in the workspace and holds no symlink out of the repository (it gets mounted)."""
+    if missing := datasync.missing_targets(ws.root, targets):
+        raise DataError(
+            f"{spec_file}: data: not in the workspace: {', '.join(missing)}",
+            f"`nbenv data pull {name}` fetches it (or drop --no-pull)",
+        )
+    datasync.check_data(ws.root, targets)
 
 
 def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None, say: Say) -> tuple[int, bool]:
@@ -451,11 +510,15 @@ def _read_json(path: Path) -> Any:
 
 def _write_output(target: Path, executed: Notebook) -> None:
     """Atomically, in nbformat's on-disk layout; as root, owned like its directory (never root-owned
-    files in a user's source tree)."""
+    files in a user's source tree). A symlink in the output's place (one that stays inside the
+    repository: `_output_target` refused any other) is replaced by the file, never written through."""
+    if target.is_symlink():
+        target.unlink()
     atomic_write(target, json.dumps(executed, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     if os.geteuid() == 0:
-        parent = target.resolve().parent.stat()
-        os.chown(target, parent.st_uid, parent.st_gid)
+        parent = target.parent.stat()
+        # Never through a symlink put in the file's place meanwhile: lchown changes only that entry.
+        os.chown(target, parent.st_uid, parent.st_gid, follow_symlinks=False)
 
 
 def _outcome(

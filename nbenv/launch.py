@@ -42,6 +42,7 @@ from nbenv.run import (
     write_compose_env,
     write_token,
 )
+from nbenv.safepath import confine
 from nbenv.spec.load import Loader, environment_names
 from nbenv.spec.models import Environment
 from nbenv.ui import Say, warn
@@ -207,7 +208,11 @@ def _pull_for_up(ws: Workspace, env: Environment, *, allow_missing: bool, say: S
 
 
 def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Say) -> None:
+    """Every data path is in the workspace and holds no symlink out of the repository (else the
+    container would get it mounted); with --allow-missing a missing one becomes an empty directory,
+    created at its confined real place."""
     missing = [d.path for d in env.data if not (ws.root / d.path).exists()]
+    datasync.check_data(ws.root, [d.path for d in env.data if d.path not in missing])
     if not missing:
         return
     if not allow_missing:
@@ -216,7 +221,11 @@ def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Sa
             f"`nbenv data pull {env.name}` fetches it, or start anyway with `nbenv up {env.name} --allow-missing`",
         )
     for path in missing:
-        (ws.root / path).mkdir(parents=True, exist_ok=True)
+        real = confine(ws.root, path, what="data path", error=DataError)
+        try:
+            real.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot create it (--allow-missing): {exc.strerror}") from None
         say(f"data {path} is missing: mounted as an empty read-only directory (--allow-missing)")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from nbenv.errors import SpecError
 from nbenv.lock import Lock, Pin, name_problem, requirements_text
-from nbenv.spec.load import container_path_of, data_targets
+from nbenv.spec.load import container_paths_of, data_targets
 from nbenv.spec.models import CONTAINER_HOME, Environment, RepoConfig
 
 VENV = "/opt/venv"
@@ -58,9 +58,13 @@ class BuildPlan:
 
 @dataclass(frozen=True)
 class Mount:
-    source: str  # relative to the compose file's directory
+    source: str  # relative to the compose file's directory ("" for a tmpfs)
     target: str
     read_only: bool
+    tmpfs: bool = False  # an empty, read-only tmpfs that hides what the mounts below it show
+
+
+STATE_DIR = ".nbenv"  # = workspace.STATE_DIR: the tokens, the parse cache, compose.env
 
 
 @dataclass(frozen=True)
@@ -183,12 +187,19 @@ def run_plan(env: Environment, build: BuildPlan, *, project: str, token_file: st
         return posixpath.normpath(posixpath.join(to_root, repo_path))
 
     mounts = [Mount(from_compose(m.source), m.target, read_only=False) for m in env.mounts]
+    # nbenv's state (every environment's token, the parse cache) is hidden under a mount of the
+    # repository root: an empty read-only tmpfs over it. `.nbenv/` exists before a container starts
+    # (the token is written first), so Docker creates no root-owned mountpoint in the repository.
+    for mount in env.mounts:
+        if mount.source == ".":
+            mounts.append(Mount("", posixpath.join(mount.target, STATE_DIR), read_only=True, tmpfs=True))
     for data, target in zip(env.data, data_targets(env), strict=True):
         mounts.append(Mount(from_compose(data.path), target, read_only=True))
-        # Data under a source mount is also visible read-write through it: shadow that view too.
-        shadow = container_path_of(env, data.path)
-        if shadow is not None and shadow != target:
-            mounts.append(Mount(from_compose(data.path), shadow, read_only=True))
+        # Data under a source mount is also visible read-write through it: shadow that view under
+        # every source mount that holds it (the loader refuses views that symlinks would open).
+        for shadow in container_paths_of(env, data.path):
+            if shadow != target:
+                mounts.append(Mount(from_compose(data.path), shadow, read_only=True))
     return RunPlan(
         project=project,
         image=f"{build.image}:latest",

@@ -43,17 +43,30 @@ class Dvc:
 
     def _open(self) -> Any:
         if self._repo is None:
-            from dvc.exceptions import NotDvcRepoError
+            from dvc.exceptions import DvcException, NotDvcRepoError
             from dvc.repo import Repo
 
             try:
                 plain = Repo(str(self.root))
                 names = list(plain.config.get("remote", {}))
                 plain.close()
+                if self.remote is not None and self.remote not in names:
+                    configured = ", ".join(sorted(names)) or "none"
+                    raise DataError(
+                        f"--remote {self.remote!r}: no such DVC remote (configured: {configured})",
+                        "`dvc remote list` shows them; `dvc remote add NAME URL` adds one",
+                    )
                 self._repo = Repo(str(self.root), config={"remote": {n: {"verify": True} for n in names}})
             except NotDvcRepoError:
                 raise DataError(f"{self.root}: not a DVC repository", "run `dvc init` and configure a remote") from None
+            except DvcException as exc:  # e.g. no git repository without `core.no_scm`
+                message = " ".join(str(exc).split())[:300]
+                raise DataError(f"{self.root}: DVC cannot open the repository: {message}", "run `dvc doctor`") from None
         return self._repo
+
+    def check(self) -> None:
+        """Open the repository now: not a DVC repository, or an unknown --remote, is one DataError."""
+        self._open()
 
     def close(self) -> None:
         if self._repo is not None:

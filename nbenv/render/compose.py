@@ -6,11 +6,12 @@ from typing import Any
 
 import yaml
 
-from nbenv.plan import CONTAINER_PORT, GID, SERVICE, TOKEN_SECRET, UID, BuildPlan, RunPlan
+from nbenv.plan import CONTAINER_PORT, GID, SERVICE, TOKEN_SECRET, UID, BuildPlan, Mount, RunPlan
 from nbenv.spec.models import Resources
 
 IMAGE_VARIABLE = "NBENV_IMAGE"
 PORT_VARIABLE = "NBENV_PORT"
+TMPFS_SIZE = 4096  # bytes: a hiding tmpfs stays empty
 
 
 def _literal(value: str) -> str:
@@ -34,16 +35,7 @@ def compose_dict(run: RunPlan, build: BuildPlan) -> dict[str, Any]:
                 "protocol": "tcp",
             }
         ],
-        "volumes": [
-            {
-                "type": "bind",
-                "source": _literal(m.source),
-                "target": _literal(m.target),
-                "read_only": m.read_only,
-                "bind": {"create_host_path": False},
-            }
-            for m in run.mounts
-        ],
+        "volumes": [_volume(m) for m in run.mounts],
         "secrets": [{"source": TOKEN_SECRET, "target": TOKEN_SECRET}],
         "working_dir": _literal(run.working_dir),
         "labels": {"nbenv.environment": build.env.name, "nbenv.groups": ",".join(build.groups)},
@@ -57,6 +49,19 @@ def compose_dict(run: RunPlan, build: BuildPlan) -> dict[str, Any]:
         # The token reaches Jupyter as a file (JUPYTER_TOKEN_FILE), so it is absent from
         # `docker inspect`, the command line and this file.
         "secrets": {TOKEN_SECRET: {"file": _literal(run.token_file)}},
+    }
+
+
+def _volume(mount: Mount) -> dict[str, Any]:
+    if mount.tmpfs:
+        # Empty, read-only, tiny: it only hides what lies below it (see plan.run_plan).
+        return {"type": "tmpfs", "target": _literal(mount.target), "read_only": True, "tmpfs": {"size": TMPFS_SIZE}}
+    return {
+        "type": "bind",
+        "source": _literal(mount.source),
+        "target": _literal(mount.target),
+        "read_only": mount.read_only,
+        "bind": {"create_host_path": False},
     }
 
 

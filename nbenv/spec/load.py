@@ -6,6 +6,7 @@ import ipaddress
 import os
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import SpecError
 from nbenv.lock import name_problem
+from nbenv.safepath import confine, is_inside
 from nbenv.spec.models import (
     CONTAINER_HOME,
     Environment,
@@ -25,7 +27,11 @@ from nbenv.spec.models import (
     env_var_problem,
 )
 from nbenv.tomlio import TomlDocument, did_you_mean, read_toml, validation_errors
-from nbenv.workspace import Workspace
+from nbenv.workspace import STATE_DIR, Workspace
+
+# Directories of the repository no mount source or data path may lie in: the container would reach
+# what it must not. A mount of the root hides .nbenv/ (see plan.run_plan); .git/ stays visible there.
+HIDDEN_DIRS = {STATE_DIR: "nbenv's state: every environment's token", ".git": "git runs its hooks on the host"}
 
 
 class SpecErrors(SpecError):
@@ -192,8 +198,12 @@ class Loader:
         if len(set(spec.groups or [])) != len(spec.groups or []):
             raise doc.error(("groups",), "lists a group twice")
         for index, mount in enumerate(spec.mounts or []):
-            if not (self.ws.root / mount.source).is_dir():
+            real = self._confined(loaded, ("mounts", index, "source"), mount.source, "mount source")
+            if not real.is_dir():
                 raise doc.error(("mounts", index, "source"), f"{mount.source!r} is not a directory of the repository")
+        for index, data in enumerate(spec.data or []):
+            self._confined(loaded, ("data", index, "path"), data.path, "data path")
+        self._check_overlaps(loaded, env)
         self._check_targets(loaded, env)
         if not env.jupyter.token and not ipaddress.ip_address(env.jupyter.bind).is_loopback:
             raise doc.error(
@@ -201,6 +211,7 @@ class Loader:
                 f"token = false with bind = {env.jupyter.bind!r}: anyone on the network could run code in Jupyter",
                 'bind a loopback address (bind = "127.0.0.1" or "::1"), or keep the token',
             )
+        self._check_mountpoints(loaded, env)
         for index, data in enumerate(spec.data or []):
             out = covering_output(data.path, self.outputs())
             if out is None and self._broken_dvc_files:
@@ -218,6 +229,92 @@ class Loader:
                 "the project's package can only be importable from a source mount that contains it",
                 "add a mount of the repository root, or set importable = false",
             )
+
+    def _confined(self, loaded: LoadedFile, loc: tuple[str | int, ...], path: str, what: str) -> Path:
+        """The real path of a mount source or data path: refused when a symlink leads it out of the
+        repository, or into a directory the container must not see (nbenv's state, git's hooks)."""
+        try:
+            real = confine(self.ws.root, path, what=what)
+        except SpecError as exc:
+            raise loaded.doc.error(loc, exc.message, exc.hint) from None
+        root = self.ws.root.resolve()
+        for hidden, why in HIDDEN_DIRS.items():
+            if is_inside(root / hidden, real):
+                raise loaded.doc.error(
+                    loc,
+                    f"{path!r} is inside {hidden}/ ({why}): nbenv never mounts it",
+                    "mount the repository root (nbenv hides that directory in it) or another directory",
+                )
+        return real
+
+    def _check_overlaps(self, loaded: LoadedFile, env: Environment) -> None:
+        """Read-only data stays read-only under every read-write source mount, and nbenv's state stays
+        hidden: run_plan shadows both at their place under each mount, which it computes from the
+        paths as written; here the real paths (symlinks followed) must agree with that place."""
+        spec, doc = loaded.spec, loaded.doc
+        root = self.ws.root.resolve()
+
+        def where(kind: str, item: object) -> tuple[str | int, ...]:
+            own = (spec.mounts if kind == "mounts" else spec.data) or []
+            index = next((i for i, e in enumerate(own) if e == item), None)
+            return (kind, index, "source" if kind == "mounts" else "path") if index is not None else ("extends",)
+
+        for mount in env.mounts:
+            mount_real = confine(root, mount.source, what="mount source")
+            if is_inside(mount_real, root / STATE_DIR) and mount.source != ".":
+                raise doc.error(
+                    where("mounts", mount),
+                    f"{mount.source!r} is the repository root through a symlink: nbenv could not hide {STATE_DIR}/ "
+                    "(the tokens) in it",
+                    'mount the repository root as source = "."',
+                )
+            for data in env.data:
+                data_real = confine(root, data.path, what="data path")
+                loc = where("mounts", mount) if mount in (spec.mounts or []) else where("data", data)
+                if is_inside(data_real, mount_real):
+                    raise doc.error(
+                        loc,
+                        f"mount source {mount.source!r} lies inside the read-only data {data.path!r}: "
+                        "the container could write the data through it",
+                        "mount a directory above the data (it stays read-only there) or drop this mount",
+                    )
+                if not is_inside(mount_real, data_real):
+                    continue
+                lexical = _relative_to(data.path, mount.source)
+                if lexical is None or lexical != data_real.relative_to(mount_real).as_posix():
+                    raise doc.error(
+                        loc,
+                        f"the read-only data {data.path!r} is also visible read-write through mount source "
+                        f"{mount.source!r} by way of a symlink, where nbenv cannot keep it read-only",
+                        "name the real directories (no symlinks on the way) in mounts and data",
+                    )
+
+    def _check_mountpoints(self, loaded: LoadedFile, env: Environment) -> None:
+        """A mount whose target lies under a source mount's target needs its mountpoint inside that
+        mount, i.e. in the repository: unless it is the path's own place there (which exists), Docker
+        would create it there, owned by root."""
+        spec, doc = loaded.spec, loaded.doc
+        entries: list[tuple[str, int | None, str, str]] = []  # (kind, own index, target, repo path)
+        for mount in env.mounts:
+            index = next((i for i, m in enumerate(spec.mounts or []) if m == mount), None)
+            entries.append(("mounts", index, mount.target, mount.source))
+        for data in env.data:
+            if data.target is not None:
+                index = next((i for i, d in enumerate(spec.data or []) if d == data), None)
+                entries.append(("data", index, data.target, data.path))
+        for kind, index, target, path in entries:
+            for mount in env.mounts:
+                if target == mount.target or not target.startswith(mount.target.rstrip("/") + "/"):
+                    continue
+                own = _relative_to(path, mount.source)
+                if own is not None and posixpath.normpath(posixpath.join(mount.target, own)) == target:
+                    continue
+                raise doc.error(
+                    (kind, index, "target") if index is not None else ("extends",),
+                    f"{target!r} lies inside the source mount at {mount.target!r} but is not where {path!r} is "
+                    "there: Docker would create a root-owned directory in the repository",
+                    "choose a target outside the source mounts, or drop `target` (the default is its place there)",
+                )
 
     def _check_targets(self, loaded: LoadedFile, env: Environment) -> None:
         seen: dict[str, str] = {}
@@ -276,14 +373,28 @@ def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None) -> Env
     )
 
 
-def container_path_of(env: Environment, repo_path: str) -> str | None:
-    """Where repo-relative `repo_path` appears through the environment's source mounts."""
-    for mount in env.mounts:
-        if mount.source == ".":
-            return posixpath.normpath(posixpath.join(mount.target, repo_path))
-        if repo_path == mount.source or repo_path.startswith(mount.source + "/"):
-            return posixpath.normpath(posixpath.join(mount.target, posixpath.relpath(repo_path, mount.source)))
+def _relative_to(repo_path: str, source: str) -> str | None:
+    """`repo_path` relative to the mount source `source` ("." itself), or None when it is not below it."""
+    if source == ".":
+        return repo_path
+    if repo_path == source or repo_path.startswith(source + "/"):
+        return posixpath.relpath(repo_path, source)
     return None
+
+
+def container_paths_of(env: Environment, repo_path: str) -> list[str]:
+    """Every place repo-relative `repo_path` appears through the environment's source mounts."""
+    found = []
+    for mount in env.mounts:
+        relative = _relative_to(repo_path, mount.source)
+        if relative is not None:
+            found.append(posixpath.normpath(posixpath.join(mount.target, relative)))
+    return list(dict.fromkeys(found))
+
+
+def container_path_of(env: Environment, repo_path: str) -> str | None:
+    """Where repo-relative `repo_path` appears through the environment's first source mount that holds it."""
+    return next(iter(container_paths_of(env, repo_path)), None)
 
 
 def data_targets(env: Environment) -> list[str]:

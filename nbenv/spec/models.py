@@ -86,15 +86,39 @@ def _repo_path(value: str) -> str:
     return normalized
 
 
+# Container paths a mount must not cover, by first component: the FHS directories the image needs
+# to work (its programs, libraries on every multiarch layout, configuration, state, temp files,
+# kernel interfaces) and the ones nbenv itself uses (/opt/venv, /opt/nbenv, /run/secrets for the
+# token, /run/nbenv for `nbenv run`). /root and /boot are refused too: nothing a notebook needs lives
+# there, and a bind mount over them only hides the image's own. /home, /srv, /mnt, /media and
+# /data-like new directories stay free (FHS leaves them to local data).
+SYSTEM_DIRS = frozenset(
+    {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root", "run", "sbin"}
+    | {"sys", "tmp", "usr", "var"}
+)
+# Exactly these (not what is below them): the user's home holds Jupyter's runtime and config
+# directories, and /home above it every user's home.
+SYSTEM_EXACT = frozenset({"/home", CONTAINER_HOME})
+
+
 def _container_path(value: str) -> str:
     _no_control(value)
     if not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path inside the container")
-    normalized = posixpath.normpath(value)
-    if ".." in value.split("/") or normalized != value.rstrip("/") or normalized == "/":
-        raise ValueError(f"{value!r} must be a normalized absolute path (no '..', not '/')")
-    if normalized.split("/")[1] in {"proc", "sys", "dev", "etc", "bin", "sbin", "usr", "lib", "run", "opt"}:
-        raise ValueError(f"{value!r} would hide a system directory of the image; mount under {CONTAINER_HOME}")
+    # Normalise before any rule: posixpath.normpath keeps a leading `//` (POSIX allows it a meaning),
+    # so `//etc` would otherwise pass as a path whose first component is empty.
+    normalized = posixpath.normpath("/" + value.lstrip("/"))
+    if ".." in value.split("/"):
+        raise ValueError(f"{value!r} must be a normalized absolute path (no '..')")
+    top = normalized.split("/")[1]
+    if top in SYSTEM_DIRS or normalized in SYSTEM_EXACT:
+        raise ValueError(
+            f"{value!r} would hide a system directory of the image ({normalized}); mount under {CONTAINER_HOME}/"
+        )
+    if normalized == "/":
+        raise ValueError(f"{value!r} would hide the whole image; mount under {CONTAINER_HOME}/")
+    if normalized != value.rstrip("/"):
+        raise ValueError(f"{value!r} must be a normalized absolute path, e.g. {normalized!r}")
     return normalized
 
 
