@@ -18,7 +18,7 @@ from nbenv.lock import Lock, name_problem, read_lock
 from nbenv.plan import BuildPlan, build_plan, compose_project, jupyter_problem, missing_parent_groups, run_plan
 from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
-from nbenv.safepath import owned_dir, read_regular
+from nbenv.safepath import first_symlink, owned_dir, read_regular, regular_file_problem
 from nbenv.spec.load import Loader, poetry_groups, project_mount_target
 from nbenv.workspace import STATE_DIR, Workspace, overlaps
 
@@ -268,16 +268,7 @@ def _stale(ws: Workspace, out: Path, files: Mapping[Path, str]) -> tuple[list[Pa
 
 def _first_link_or_odd(out: Path, rel: PurePosixPath) -> bool:
     """Whether some component of `out / rel` is a symlink or the file itself is not a regular file."""
-    current = out
-    for part in rel.parts:
-        current = current / part
-        try:
-            mode = os.lstat(current).st_mode
-        except OSError:
-            return True
-        if stat.S_ISLNK(mode):
-            return True
-    return not stat.S_ISREG(mode)
+    return first_symlink(out, rel) is not None or regular_file_problem(out / rel) is not None
 
 
 def _legacy_generated(out: Path) -> list[Path]:

@@ -65,7 +65,8 @@ def confine(
     return real
 
 
-def _first_symlink(root: Path, rel: PurePosixPath) -> Path | None:
+def first_symlink(root: Path, rel: PurePosixPath) -> Path | None:
+    """The first component of `root / rel` (below `root`) that is a symlink, if any."""
     current = root
     for part in rel.parts:
         current = current / part
@@ -85,7 +86,7 @@ def owned_dir(root: Path, rel: str, *, what: str, create: bool = True, error: ty
     relative = PurePosixPath(rel)
     if relative.is_absolute() or ".." in relative.parts:
         raise error(f"{rel}: {what} must be a path inside the repository")
-    if link := _first_symlink(real_root, relative):
+    if link := first_symlink(real_root, relative):
         shown = _display(real_root, link)
         raise error(
             f"{shown}: is a symlink (to {os.readlink(link)}), but nbenv keeps its {what} there and follows no links",

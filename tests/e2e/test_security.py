@@ -102,6 +102,18 @@ def _pypi_simple_url() -> str:
     return str(PyPI.simple_url)
 
 
+def _base_only_workspace(e2e_workspace: Path, root: Path, prefix: str) -> Path:
+    """A workspace with only the `base` environment, under its own image prefix (its images are its own)."""
+    root.mkdir()
+    for name in ("pyproject.toml", "poetry.lock", "environments"):
+        source = e2e_workspace / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)  # type: ignore[operator]
+    (root / "environments/traffic-analysis.toml").unlink()
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'image_prefix = "{PREFIX}"', f'image_prefix = "{prefix}"'))
+    return root
+
+
 def _scan(command: list[str], needles: dict[str, bytes]) -> tuple[set[str], int]:
     """Which needles appear in a command's (large) output, streamed; and how many bytes it wrote."""
     found: set[str] = set()
@@ -118,6 +130,7 @@ def _scan(command: list[str], needles: dict[str, bytes]) -> tuple[set[str], int]
 
 
 @e2e
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_build_credentials_never_reach_the_image(
     e2e_workspace: Path, base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,15 +146,8 @@ def test_build_credentials_never_reach_the_image(
     canary_comment = f"canary-ca-{uuid.uuid4().hex}"
     canary_cert = make_cert(f"nbenv canary {uuid.uuid4().hex}")
     cert_line = canary_cert.splitlines()[3]  # 64 base64 characters from the middle of the certificate
-    root = tmp_path / "repo"
-    root.mkdir()
     prefix = f"{PREFIX}-canary"
-    for name in ("pyproject.toml", "poetry.lock", "environments"):
-        source = e2e_workspace / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)  # type: ignore[operator]
-    (root / "environments/traffic-analysis.toml").unlink()
-    pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(f'image_prefix = "{PREFIX}"', f'image_prefix = "{prefix}"'))
+    root = _base_only_workspace(e2e_workspace, tmp_path / "repo", prefix)
     bundle = tmp_path / "ca.pem"
     host_ca = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
     bundle.write_text(f"# {canary_comment}\n{canary_cert}{host_ca.read_text()}")
@@ -198,6 +204,7 @@ def test_build_credentials_never_reach_the_image(
 
 
 @e2e
+@pytest.mark.hostile("secrets in logs (index URL user, password, query)")
 def test_index_tokens_in_the_user_or_the_query_are_masked_in_the_build_log(
     e2e_workspace: Path, base_image: str, tmp_path: Path
 ) -> None:
@@ -205,15 +212,8 @@ def test_index_tokens_in_the_user_or_the_query_are_masked_in_the_build_log(
     it looks in); neither token reaches nbenv's output. The index path does not exist: the build fails fast."""
     canary_token = f"canary-tok-{uuid.uuid4().hex}"
     canary_query = f"canary-q-{uuid.uuid4().hex}"
-    root = tmp_path / "repo"
-    root.mkdir()
     prefix = f"{PREFIX}-mask"
-    for name in ("pyproject.toml", "poetry.lock", "environments"):
-        source = e2e_workspace / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)  # type: ignore[operator]
-    (root / "environments/traffic-analysis.toml").unlink()
-    pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(f'image_prefix = "{PREFIX}"', f'image_prefix = "{prefix}"'))
+    root = _base_only_workspace(e2e_workspace, tmp_path / "repo", prefix)
     scheme, rest = _pypi_simple_url().split("://", 1)
     host = rest.split("/", 1)[0]
     url = f"{scheme}://{canary_token}@{host}/nbenv-canary-no-such-index/?token={canary_query}"

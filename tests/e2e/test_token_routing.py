@@ -81,6 +81,7 @@ def containers() -> list[str]:
     return docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project(NAME)}").stdout.split()
 
 
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_a_v6_jupyter_gets_the_token_a_listener_on_127_0_0_1_nothing_and_repo_config_cannot_drop_it(
     e2e_workspace: Path, base_image: str
 ) -> None:
@@ -139,6 +140,7 @@ def test_a_v6_jupyter_gets_the_token_a_listener_on_127_0_0_1_nothing_and_repo_co
     assert containers() == []
 
 
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_a_base_image_that_drops_the_token_is_stopped_unless_the_spec_opts_in(
     e2e_workspace: Path, base_image: str
 ) -> None:

@@ -221,6 +221,7 @@ def project_containers(name: str) -> list[str]:
 
 
 @pytest.mark.fault
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_a_timeout_shows_the_last_log_lines_and_fails(e2e_workspace: Path, base_image: str) -> None:
     try:
         result = nbenv("up", "base", "--port", str(free_port()), "--timeout", "0.2", cwd=e2e_workspace)
@@ -236,6 +237,7 @@ def test_a_timeout_shows_the_last_log_lines_and_fails(e2e_workspace: Path, base_
 
 
 @pytest.mark.fault
+@pytest.mark.hostile("up --port on a running environment")
 def test_up_on_another_port_restarts_there_and_old_projects_are_found(
     e2e_workspace: Path, base_image: str, tmp_path: Path
 ) -> None:

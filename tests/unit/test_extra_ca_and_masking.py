@@ -58,6 +58,7 @@ def cert() -> str:
 
 
 @security
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_only_well_formed_certificates_leave_the_file(cert: str) -> None:
     other = make_cert("second")
     key_block = (
@@ -77,6 +78,7 @@ def test_only_well_formed_certificates_leave_the_file(cert: str) -> None:
 @security
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.binary(max_size=4096), st.lists(st.sampled_from(["cert", "junk", "begin", "end"]), max_size=6))
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_whatever_the_file_holds_only_canonical_certificate_blocks_come_out(noise: bytes, parts: list[str]) -> None:
     cert = _CERT
     pieces = {
@@ -133,6 +135,7 @@ HOSTILE_CA = [
 
 @security
 @pytest.mark.parametrize("value", HOSTILE_CA)
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_a_committed_ca_bundle_outside_the_repo_or_without_certificates_is_refused(
     workspace: Path,
     tmp_path: Path,
@@ -166,6 +169,7 @@ def test_a_committed_ca_bundle_outside_the_repo_or_without_certificates_is_refus
 
 
 @security
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_a_committed_ca_bundle_inside_the_repo_is_read_certificates_only(workspace: Path, cert: str) -> None:
     (workspace / "certs").mkdir()
     (workspace / "certs/proxy.pem").write_text(f"# our proxy\n{cert}")
@@ -177,6 +181,7 @@ def test_a_committed_ca_bundle_inside_the_repo_is_read_certificates_only(workspa
 
 @security
 @pytest.mark.parametrize("variable", ["NBENV_CA_BUNDLE", "PIP_CERT"])
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_an_explicit_host_ca_bundle_may_live_anywhere_but_must_be_a_file_with_certificates(
     tmp_path: Path, cert: str, variable: str
 ) -> None:
@@ -191,6 +196,7 @@ def test_an_explicit_host_ca_bundle_may_live_anywhere_but_must_be_a_file_with_ce
 
 
 @security
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_the_generated_dockerfiles_use_the_ca_only_as_a_secret_mount(workspace: Path) -> None:
     assert run_cli("generate", cwd=workspace).code == 0
     for dockerfile in sorted((workspace / "docker").glob("*/Dockerfile")):
@@ -206,6 +212,7 @@ def test_the_generated_dockerfiles_use_the_ca_only_as_a_secret_mount(workspace: 
 
 
 @security
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_the_build_passes_the_ca_as_a_secret_not_in_the_context(
     workspace: Path, cert: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -241,6 +248,7 @@ def test_the_build_passes_the_ca_as_a_secret_not_in_the_context(
 
 @security
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_with_ca_combines_the_bundles_only_for_the_command_and_removes_them(tmp_path: Path, cert: str) -> None:
     script = REPO / "nbenv/render/with-secrets.sh"
     base = tmp_path / "base.pem"
@@ -272,6 +280,7 @@ def test_with_ca_combines_the_bundles_only_for_the_command_and_removes_them(tmp_
 
 @security
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_with_secrets_hands_the_index_url_to_pip_and_uv_from_the_secret_file(tmp_path: Path) -> None:
     script = REPO / "nbenv/render/with-secrets.sh"
     index = tmp_path / "index-url"
@@ -327,6 +336,7 @@ LINE_SHAPES = [
 @security
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(index_urls(), st.sampled_from(LINE_SHAPES))
+@pytest.mark.hostile("secrets in logs (index URL user, password, query)")
 def test_index_credentials_are_masked_in_every_line_shape(case: tuple[str, list[str]], shape: str) -> None:
     url, secrets = case
     redact = _redactor([url, "nbenv/base:latest", '{"commit": "abc"}'])
@@ -345,6 +355,7 @@ def test_index_credentials_are_masked_in_every_line_shape(case: tuple[str, list[
 @security
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(index_urls())
+@pytest.mark.hostile("secrets in logs (index URL user, password, query)")
 def test_a_long_secret_is_masked_wherever_it_appears(case: tuple[str, list[str]]) -> None:
     url, secrets = case
     redact = _redactor([url])
@@ -373,17 +384,20 @@ def test_a_long_secret_is_masked_wherever_it_appears(case: tuple[str, list[str]]
         ("https://host/simple", "nothing to hide https://host/simple", "nothing to hide https://host/simple"),
     ],
 )
+@pytest.mark.hostile("secrets in logs (index URL user, password, query)")
 def test_the_issues_url_shapes_are_masked(url: str, line: str, expected: str) -> None:
     assert _redactor([url])(line) == expected
 
 
 @security
+@pytest.mark.hostile("secrets in logs (index URL user, password, query)")
 def test_url_secrets_of_a_plain_value_is_empty() -> None:
     assert url_secrets("nbenv/base:latest") == ([], [])
     assert url_secrets('{"source": "git@host:x"}') == ([], [])
 
 
 @security
+@pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_repo_ca_bundle_refuses_dotdot_before_touching_anything(workspace: Path) -> None:
     with pytest.raises(SpecError, match="outside the repository"):
         repo_ca_bundle(workspace, "certs/../../x.pem")

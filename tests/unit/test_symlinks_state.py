@@ -111,6 +111,7 @@ GENERATE_PATHS = [
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("rel", "parents", "args"), GENERATE_PATHS, ids=[p[0] for p in GENERATE_PATHS])
 @pytest.mark.parametrize("check", [False, True], ids=["generate", "check"])
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_generate_never_follows_a_symlink_in_its_output(
     workspace: Path,
     outside: Path,
@@ -196,6 +197,7 @@ RUN_STEPS: dict[str, Callable[[Workspace], object]] = {
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("rel", RUN_PATHS)
 @pytest.mark.parametrize("step", RUN_STEPS)
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_up_state_never_follows_a_symlinked_run_directory(
     workspace: Path, outside: Path, rel: str, kind: str, step: str
 ) -> None:
@@ -219,6 +221,7 @@ def test_up_state_never_follows_a_symlinked_run_directory(
 @pytest.mark.parametrize("kind", ["absolute", "relative", "chained"])
 @pytest.mark.parametrize("name", ["jupyter_token", "compose.env", "lock"])
 @pytest.mark.parametrize("step", RUN_STEPS)
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_a_symlinked_state_file_is_neither_read_nor_written_through(
     workspace: Path, outside: Path, name: str, kind: str, step: str
 ) -> None:
@@ -238,6 +241,7 @@ def test_a_symlinked_state_file_is_neither_read_nor_written_through(
 
 
 @security
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_up_state_in_a_real_directory_still_works(workspace: Path) -> None:
     ws = Workspace(workspace)
     token = _write_token(ws)
@@ -252,6 +256,7 @@ def test_up_state_in_a_real_directory_still_works(workspace: Path) -> None:
 
 @badinput
 @pytest.mark.parametrize("value", ["abc", "99999999", "-1", "", "\uff18\uff18\uff18\uff18", "0"])
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_a_garbled_compose_env_port_is_ignored(workspace: Path, value: str) -> None:
     run = workspace / ".nbenv/run/base"
     run.mkdir(parents=True)
@@ -261,6 +266,7 @@ def test_a_garbled_compose_env_port_is_ignored(workspace: Path, value: str) -> N
 
 @security
 @pytest.mark.parametrize("special", ["fifo", "directory"])
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_a_special_token_file_is_refused_without_hanging(workspace: Path, special: str) -> None:
     run = workspace / ".nbenv/run/base"
     run.mkdir(parents=True)
@@ -275,6 +281,7 @@ def test_a_special_token_file_is_refused_without_hanging(workspace: Path, specia
 
 @security
 @pytest.mark.parametrize("kind", ["absolute", "relative", "chained", "inside"])
+@pytest.mark.hostile("symlinks and special files: docker/ and .nbenv/ state")
 def test_write_files_never_writes_through_a_symlinked_file(workspace: Path, outside: Path, kind: str) -> None:
     from nbenv.fs import write_files
 
@@ -304,6 +311,7 @@ def drop_models(root: Path) -> None:
 
 
 @security
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_generate_keeps_a_manifest_and_never_removes_a_users_file(workspace: Path) -> None:
     """The issue's reproduction: a user's docker/base/NOTES.md survived nothing; now it survives everything."""
     generate(workspace)
@@ -321,6 +329,7 @@ def test_generate_keeps_a_manifest_and_never_removes_a_users_file(workspace: Pat
 
 
 @security
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_a_hand_edited_generated_file_is_never_silently_removed(workspace: Path) -> None:
     generate(workspace)
     models = workspace / "docker/traffic-analysis/requirements/models.txt"
@@ -332,6 +341,7 @@ def test_a_hand_edited_generated_file_is_never_silently_removed(workspace: Path)
 
 
 @security
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_first_run_after_upgrade_without_a_manifest_removes_nothing(workspace: Path) -> None:
     generate(workspace)
     for manifest in workspace.glob("docker/*/.nbenv-manifest"):
@@ -361,6 +371,7 @@ BAD_ENTRIES = [
 
 @security
 @pytest.mark.parametrize("entry", BAD_ENTRIES)
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_hostile_manifest_entries_are_refused_and_nothing_is_removed(
     workspace: Path, outside: Path, entry: str
 ) -> None:
@@ -376,6 +387,7 @@ def test_hostile_manifest_entries_are_refused_and_nothing_is_removed(
 
 @security
 @pytest.mark.parametrize("line", ["nothex  Dockerfile", "0" * 63 + "  Dockerfile", "0" * 64 + " Dockerfile"])
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_a_garbled_manifest_line_is_one_clear_error(workspace: Path, line: str) -> None:
     generate(workspace)
     manifest = workspace / "docker/base/.nbenv-manifest"
@@ -386,6 +398,7 @@ def test_a_garbled_manifest_line_is_one_clear_error(workspace: Path, line: str) 
 
 @security
 @pytest.mark.parametrize("kind", ["absolute", "relative", "inside"])
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_a_manifest_entry_behind_a_symlink_is_never_removed(workspace: Path, outside: Path, kind: str) -> None:
     """A listed file reached through a symlinked directory below the output dir stays (so does its target)."""
     generate(workspace)
@@ -413,6 +426,7 @@ def set_config(root: Path, line: str) -> None:
 
 
 @security
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_generated_dir_dot_cannot_remove_a_notebook(workspace: Path) -> None:
     """The issue's reproduction: generated_dir = "." and an environment named `notebooks`."""
     notebook = workspace / "notebooks/traffic.ipynb"
@@ -446,6 +460,7 @@ def test_generated_dir_dot_cannot_remove_a_notebook(workspace: Path) -> None:
         ".nbenv/x",
     ],
 )
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_generated_dir_overlapping_specs_or_state_is_refused(workspace: Path, value: str) -> None:
     set_config(workspace, f'generated_dir = "{value}"')
     before = snapshot(workspace)
@@ -456,6 +471,7 @@ def test_generated_dir_overlapping_specs_or_state_is_refused(workspace: Path, va
 
 
 @badinput
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_generated_dir_containing_the_specs_is_refused(workspace: Path) -> None:
     set_config(workspace, 'generated_dir = "conf"\nenvironments_dir = "conf/environments"')
     (workspace / "environments").rename(workspace / "conf")
@@ -475,6 +491,7 @@ def test_generated_dir_containing_the_specs_is_refused(workspace: Path) -> None:
         ('[[data]]\npath = "docker/data"\n', "data[0].path"),
     ],
 )
+@pytest.mark.hostile("generate deletes only what it wrote (manifest, generated_dir)")
 def test_a_mount_or_data_path_overlapping_generated_dir_is_refused(
     workspace: Path, spec_lines: str, field: str
 ) -> None:

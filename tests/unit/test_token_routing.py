@@ -38,6 +38,7 @@ PROBE_CASES = [
 
 @pytest.mark.security
 @pytest.mark.parametrize(("bind", "expected"), PROBE_CASES)
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_the_probe_talks_to_the_address_jupyter_is_published_on(bind: str, expected: str) -> None:
     assert probe_host(bind) == expected
     url = jupyter_url(probe_host(bind), 8888, "T", "/lab")
@@ -90,6 +91,7 @@ def _ipv6_loopback() -> bool:
 
 @pytest.mark.security
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_a_listener_on_127_0_0_1_never_sees_the_token_of_a_jupyter_bound_to_v6(
     stranger: tuple[int, list[dict[str, str]]],
 ) -> None:
@@ -103,6 +105,7 @@ def test_a_listener_on_127_0_0_1_never_sees_the_token_of_a_jupyter_bound_to_v6(
 
 
 @pytest.mark.security
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_the_probe_ignores_proxy_settings(
     stranger: tuple[int, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -123,6 +126,7 @@ def test_the_probe_ignores_proxy_settings(
 
 
 @pytest.mark.security
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_a_server_that_answers_without_the_token_fails_up(
     stranger: tuple[int, list[dict[str, str]]], tmp_path: Path
 ) -> None:
@@ -150,6 +154,7 @@ URL_PATH = st.from_regex(
 @pytest.mark.badinput
 @settings(max_examples=300, deadline=None)
 @given(default_url=URL_PATH, host=st.sampled_from(["127.0.0.1", "::1", "10.0.0.1"]))
+@pytest.mark.hostile("run-time values (sizes, cpus, timeouts, -p, default_url)")
 def test_the_printed_url_carries_the_token_whatever_the_default_url(default_url: str, host: str) -> None:
     _url_path(default_url)  # a valid spec value
     url = jupyter_url(host, 8890, "tok_EN-1", default_url)
@@ -170,6 +175,7 @@ def test_the_printed_url_carries_the_token_whatever_the_default_url(default_url:
         ("/tree/notebooks", "http://[::1]:9/tree/notebooks?token=T"),
     ],
 )
+@pytest.mark.hostile("run-time values (sizes, cpus, timeouts, -p, default_url)")
 def test_default_url_with_a_query(default_url: str, expected: str) -> None:
     """The issue's reproduction: `default_url = "/lab?a=1"` printed `/lab?a=1?token=...` (token lost)."""
     assert jupyter_url("::1", 9, "T", default_url) == expected
@@ -199,6 +205,7 @@ SEPARATED = st.builds(
 
 
 @pytest.mark.security
+@pytest.mark.hostile("compose project names (no collisions)")
 def test_the_issue_prefixes_get_distinct_projects() -> None:
     pairs = [("team.a", "env"), ("team-a", "env"), ("team/a", "env"), ("team_a", "env"), ("a-b", "c"), ("a", "b-c")]
     projects = [compose_project(RepoConfig(image_prefix=p), n) for p, n in pairs]
@@ -209,6 +216,7 @@ def test_the_issue_prefixes_get_distinct_projects() -> None:
 @pytest.mark.security
 @settings(max_examples=300, deadline=None)
 @given(pairs=st.lists(st.tuples(st.one_of(PREFIXES, SEPARATED), NAMES), min_size=2, max_size=8, unique=True))
+@pytest.mark.hostile("compose project names (no collisions)")
 def test_distinct_prefix_and_name_pairs_never_share_a_project(pairs: list[tuple[str, str]]) -> None:
     import re
 
@@ -247,6 +255,7 @@ NOT_CREDENTIALS = [
 
 @pytest.mark.badinput
 @pytest.mark.parametrize("name", NOT_CREDENTIALS)
+@pytest.mark.hostile("credential names and values in [env]")
 def test_ordinary_names_are_accepted(name: str) -> None:
     assert env_var_problem(name) is None
     assert not secret_name(name)
@@ -257,11 +266,13 @@ def test_ordinary_names_are_accepted(name: str) -> None:
     "value",
     ["UTC", "s3://bucket/key", "http://mlflow:5000", "user@example.org", "https://h/x?page=2", "a:b@c", "agg"],
 )
+@pytest.mark.hostile("credential names and values in [env]")
 def test_ordinary_values_are_accepted(value: str) -> None:
     assert env_value_problem(value) is None
 
 
 @pytest.mark.security
+@pytest.mark.hostile("token: goes only to nbenv's Jupyter, cannot be switched off")
 def test_token_false_is_the_only_way_to_a_server_without_a_token(workspace: Path) -> None:
     from tests.conftest import run_cli
 
