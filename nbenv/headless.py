@@ -461,7 +461,9 @@ def run_notebook(
             # Checked again now that the container (which could write the source tree) is gone.
             target = _output_target(ws.root, given_target)
             _write_output(target, executed)
-    return _outcome(where, target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout)
+    return _outcome(
+        where, given_target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout
+    )
 
 
 def _check_run_data(ws: Workspace, name: str, spec_file: str, targets: Sequence[str]) -> None:

@@ -47,9 +47,18 @@ name = "{NAME}"
 extends = "base"
 importable = false
 
+# A mount over the whole home (/home/jovyan) is refused at validation; these reach the same places.
 [[mounts]]
 source = "hostile-home"
-target = "/home/jovyan"
+target = "/home/jovyan/work"
+
+[[mounts]]
+source = "hostile-home/.jupyter"
+target = "/home/jovyan/.jupyter"
+
+[[mounts]]
+source = "hostile-home/.local"
+target = "/home/jovyan/.local"
 
 [jupyter]
 bind = "::1"
