@@ -39,7 +39,7 @@ def _output(ws: Workspace, output: Path | None) -> Path:
     rel = ws.rel(path)
     if Path(rel).is_absolute():
         raise UsageError(f"--output: {output} is outside the repository {ws.root}", "write the workflow inside it")
-    if not _OUTPUT.match(rel):
+    if not _OUTPUT.fullmatch(rel):
         raise UsageError(
             f"--output: {rel!r} must be a .yml or .yaml path of letters, digits and . _ - /",
             f"e.g. --output {DEFAULT_OUTPUT}",

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from nbenv.certs import REPO_HINT, repo_ca_bundle
 from nbenv.errors import SpecError
 from nbenv.safepath import read_regular
-from nbenv.spec.models import RepoConfig, image_prefix_problem
+from nbenv.spec.models import RepoConfig, env_value_problem, image_prefix_problem
 from nbenv.tomlio import TomlDocument, read_toml, validation_errors
 
 CONFIG_FILE = "nbenv.toml"
@@ -131,7 +130,7 @@ class Workspace:
                 repo_ca_bundle(self.root, config.ca_bundle)
             except SpecError as exc:
                 raise doc.error((*loc, "ca_bundle"), exc.message, exc.hint or REPO_HINT) from None
-        if config.index_url and (urlsplit(config.index_url).username or urlsplit(config.index_url).password):
+        if config.index_url and env_value_problem(config.index_url):  # a user, a password or a query token
             raise doc.error(
                 (*loc, "index_url"),
                 "contains credentials, which must never be committed",

@@ -263,6 +263,24 @@ CASES = [
         r"^pyproject\.toml:\d+: tool\.nbenv\.index_url: contains credentials",
     ),
     Case(
+        "config-index-query-token",
+        edit(
+            "pyproject.toml",
+            'image_prefix = "nbenv"',
+            'image_prefix = "nbenv"\nindex_url = "https://pypi.internal/simple?token=abc"',
+        ),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.index_url: contains credentials",
+        hostile="secrets in logs (index URL user, password, query)",
+    ),
+    Case(
+        "cli-ci-output-newline",
+        lambda root: None,
+        r"^--output: .* must be a \.yml or \.yaml path",
+        args=("ci", "github", "--output", "{root}/.github/workflows/x.yml\n"),
+        code=2,
+        hostile="line breaks in values (trailing newline, NEL, U+2028)",
+    ),
+    Case(
         "config-bad-prefix",
         edit("pyproject.toml", 'image_prefix = "nbenv"', 'image_prefix = "Bad Prefix"'),
         r"^pyproject\.toml:\d+: tool\.nbenv\.image_prefix: 'Bad Prefix' is not a valid image repository prefix",
