@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from nbenv.errors import NbenvError
+from nbenv.safepath import existing_non_link
 
 
 def _stage(path: Path, text: str, mode: int) -> Path:
@@ -58,14 +58,13 @@ def write_files(files: Mapping[Path, str], *, mode: int = 0o644) -> None:
 
 
 def _refuse_symlink(path: Path) -> None:
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            raise NbenvError(
-                f"{path}: is a symlink (to {os.readlink(path)}); nbenv does not write through links",
-                "remove the link and run the command again",
-            )
-    except (FileNotFoundError, NotADirectoryError):
-        pass
+    existing_non_link(
+        path,
+        display=str(path),
+        why="nbenv does not write through links",
+        hint="remove the link and run the command again",
+        error=NbenvError,
+    )
 
 
 def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -18,7 +18,7 @@ from nbenv.lock import Lock, name_problem, read_lock
 from nbenv.plan import BuildPlan, build_plan, compose_project, jupyter_problem, missing_parent_groups, run_plan
 from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
-from nbenv.safepath import first_symlink, owned_dir, read_regular, regular_file_problem
+from nbenv.safepath import existing_non_link, first_symlink, owned_dir, read_regular, regular_file_problem
 from nbenv.spec.load import Loader, poetry_groups, project_mount_target
 from nbenv.workspace import STATE_DIR, Workspace, overlaps
 
@@ -174,19 +174,10 @@ def _owned(ws: Workspace, rel: str, *, create: bool) -> Path:
 
 def _refuse_link(ws: Workspace, path: Path) -> None:
     """A generated file that is a symlink (or not a file) is refused: nbenv neither reads nor writes through it."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(mode):
-        rel = _rel(ws, path)
-        raise SpecError(
-            f"{rel}: is a symlink (to {os.readlink(path)}), but nbenv writes its generated file there "
-            "and follows no links",
-            f"remove it (`git rm {rel}`) and run the command again",
-        )
-    if not stat.S_ISREG(mode):
-        raise SpecError(f"{_rel(ws, path)}: is not a regular file, but nbenv writes its generated file there")
+    rel = _rel(ws, path)
+    why = "but nbenv writes its generated file there and follows no links"
+    if existing_non_link(path, display=rel, why=why) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise SpecError(f"{rel}: is not a regular file, but nbenv writes its generated file there")
 
 
 def manifest_text(out: Path, files: Mapping[Path, str]) -> str:
@@ -206,10 +197,9 @@ def read_manifest(ws: Workspace, out: Path) -> dict[str, str] | None:
     so untrusted), or None when there is none yet (a repository generated before nbenv kept one)."""
     path = out / MANIFEST
     display = _rel(ws, path)
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            raise SpecError(f"{display}: is a symlink; nbenv reads its manifest only as a file", f"`git rm {display}`")
-    except FileNotFoundError:
+    if not existing_non_link(
+        path, display=display, why="nbenv reads its manifest only as a file", hint=f"`git rm {display}`"
+    ):
         return None
     raw = read_regular(path, display=display, limit=MANIFEST_LIMIT)
     try:

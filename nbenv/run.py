@@ -10,7 +10,6 @@ import os
 import posixpath
 import secrets
 import socket
-import stat
 import time
 import urllib.error
 import urllib.parse
@@ -20,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbenv.adapters.compose import Compose, ServiceState
-from nbenv.errors import RunError, SpecError
+from nbenv.errors import RunError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
 from nbenv.plan import UID, compose_project
-from nbenv.safepath import owned_dir, read_regular
+from nbenv.safepath import existing_non_link, owned_dir, read_regular
 from nbenv.ui import Say
 from nbenv.workspace import STATE_DIR, Workspace
 
@@ -51,15 +50,8 @@ def run_dir(ws: Workspace, name: str, *, create: bool = False) -> Path:
 
 def read_state_file(path: Path, display: str) -> str | None:
     """A state file's text (None if absent), read only as a regular file, never through a symlink."""
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    if not existing_non_link(path, display=display, why="nbenv reads its state only from files it wrote"):
         return None
-    if stat.S_ISLNK(mode):
-        raise SpecError(
-            f"{display}: is a symlink (to {os.readlink(path)}); nbenv reads its state only from files it wrote",
-            f"remove it (`rm {display}`) and run the command again",
-        )
     return read_regular(path, display=display, limit=STATE_FILE_LIMIT).decode("utf-8", errors="replace")
 
 

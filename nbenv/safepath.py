@@ -117,6 +117,23 @@ def owned_dir(root: Path, rel: str, *, what: str, create: bool = True, error: ty
     return real_root / relative
 
 
+def existing_non_link(
+    path: Path, *, display: str, why: str, hint: str | None = None, error: type[NbenvError] = SpecError
+) -> bool:
+    """Whether `path` exists; a symlink in its place is refused (one line: `DISPLAY: is a symlink (to X); WHY`).
+    For files nbenv itself reads back or replaces (state, generated files, manifests): never followed."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if stat.S_ISLNK(mode):
+        raise error(
+            f"{display}: is a symlink (to {os.readlink(path)}); {why}",
+            hint or f"remove it (`rm {display}`; `git rm` if it is committed) and run the command again",
+        )
+    return True
+
+
 def regular_file_problem(path: Path) -> str | None:
     """Why `path` (symlinks followed) is not a plain file, or None."""
     try:
