@@ -31,7 +31,8 @@ from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
-from nbenv.plan import GID, STATE_DIR, UID, Mount, compose_project, run_plan
+from nbenv.identity import DEFAULT, Identity, engine_kind, for_workspace
+from nbenv.plan import HOME, STATE_DIR, TMP_TMPFS, Mount, compose_project, home_tmpfs, run_plan
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
 from nbenv.spec.load import Loader, container_path_of
@@ -233,6 +234,7 @@ class ContainerRun:
     environment: Mapping[str, str]
     resources: Resources
     command: tuple[str, ...]
+    identity: Identity = DEFAULT  # who runs it: the workspace's owner (nbenv.identity)
 
 
 def _output_target(root: Path, path: Path) -> Path:
@@ -256,20 +258,26 @@ def _mount_option(mount: Mount) -> str:
 
 
 def docker_run_argv(docker: str, spec: ContainerRun) -> list[str]:
-    """`docker run` for a headless run: removed on exit, labelled, as UID 1000, no network (the
-    notebook reads mounted data; the kernel talks to nbclient over loopback, which `none` keeps),
-    no capabilities, no privilege escalation, never pulling. `--mount` (not `-v`) fails on a
-    missing source instead of creating an empty root-owned directory."""
+    """`docker run` for a headless run, confined like `nbenv up`'s service: removed on exit, labelled,
+    as the workspace's owner, no network (the notebook reads mounted data; the kernel talks to
+    nbclient over loopback, which `none` keeps), no capabilities, no privilege escalation, a
+    read-only root filesystem with HOME and /tmp on tmpfs, never pulling. `--mount` (not `-v`)
+    fails on a missing source instead of creating an empty root-owned directory."""
+    who = spec.identity
     return argv(
         docker,
         "run",
         "--rm",
         ["--name", spec.name],
         [part for key, value in sorted(spec.labels.items()) for part in ("--label", f"{key}={value}")],
-        ["--user", f"{UID}:{GID}"],
+        ["--user", f"{who.uid}:{who.gid}"],
+        ["--userns", "host"] if who.userns_host else None,
         ["--network", "none"],
         ["--cap-drop", "ALL"],
         ["--security-opt", "no-new-privileges"],
+        "--read-only",
+        ["--tmpfs", f"{HOME}:{home_tmpfs(who.uid, who.gid)}"],
+        ["--tmpfs", f"/tmp:{TMP_TMPFS}"],
         ["--pull", "never"],
         ["--workdir", spec.workdir],
         [part for mount in spec.mounts for part in ("--mount", _mount_option(mount))],
@@ -424,12 +432,14 @@ def run_notebook(
     # The mountpoint of the tmpfs that hides .nbenv/ exists before Docker needs it (else Docker
     # would create it in the repository, owned by root).
     owned_dir(ws.root, STATE_DIR, what="state directory", error=RunError)
+    identity = for_workspace(ws.root, engine_kind(engine.security_options))
     with tempfile.TemporaryDirectory(prefix="nbenv-run-") as tmp:
-        # The temp dir stays 0700 (the host user's); only its `io` subdirectory, reachable by the
-        # container through its bind mount, is open to UID 1000.
+        # The temp dir stays 0700 (the host user's); its `io` subdirectory, reachable by the container
+        # through its bind mount, is 0700 too and belongs to the user the container runs as.
         io = Path(tmp) / "io"
-        io.mkdir()
-        io.chmod(0o777)
+        io.mkdir(mode=0o700)
+        if os.geteuid() == 0 and identity.host_uid != 0:
+            os.chown(io, identity.host_uid, identity.host_gid)  # nbenv's own fresh directory
         (io / "input.ipynb").write_text(json.dumps(prepared, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (io / "driver.py").write_text(DRIVER, encoding="utf-8")
         job = {
@@ -448,10 +458,11 @@ def run_notebook(
             labels={"nbenv.environment": name, "nbenv.project": project, "nbenv.run": "headless"},
             mounts=(*host_mounts(ws.root, plan.out_dir, service.mounts), Mount(str(io), IO_DIR, read_only=False)),
             workdir=service.working_dir,
-            # No __pycache__ owned by UID 1000 in the source tree from imports of the project's package.
+            # No __pycache__ in the source tree from imports of the project's package.
             environment={**service.environment, "PYTHONDONTWRITEBYTECODE": "1"},
             resources=env.resources,
             command=("python", "-u", f"{IO_DIR}/driver.py", f"{IO_DIR}/job.json"),
+            identity=identity,
         )
         say(f"running {where} in {image}")
         code, killed = _run_container(engine, spec, timeout=timeout, say=say)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import signal
+import stat
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +24,13 @@ from nbenv.build import ImageBuilder
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.generate import load_lock, plan_for
+from nbenv.identity import Identity, can_write, engine_kind, for_workspace
 from nbenv.lock import Lock
-from nbenv.plan import GID, SERVICE, UID, BuildPlan, legacy_compose_project
+from nbenv.plan import SERVICE, BuildPlan, legacy_compose_project
 from nbenv.provenance import banner
 from nbenv.run import (
     Running,
+    compose_env,
     compose_for,
     environment_lock,
     is_busy_port,
@@ -74,7 +78,8 @@ def _up_locked(
     if options.pull and env.data:
         _pull_for_up(ws, env, allow_missing=options.allow_missing, say=say)
     _check_data(ws, env, allow_missing=options.allow_missing, say=say)
-    _warn_unwritable_mounts(ws, env)
+    identity = for_workspace(ws.root, engine_kind(engine.security_options))
+    _check_writable(ws, env, identity)
     built = ImageBuilder(ws, loader, lock, engine, say=say, live=options.live).build(name)
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
@@ -91,7 +96,9 @@ def _up_locked(
             f"{name}: Jupyter asks for no token ([jupyter] token = false in {env.file}): "
             f"anyone who can reach {netloc(host, chosen_port)} can run code there"
         )
-    if running and token and running.image == built.ref and chosen_port == current_port:
+    wanted_env = compose_env(image=built.ref, port=chosen_port, identity=identity)
+    same_env = _current_env(ws, name) == wanted_env
+    if running and token and running.image == built.ref and chosen_port == current_port and same_env:
         say(f"{name} is already running")
         url_token = token if env.jupyter.token else None
         return Running(
@@ -104,16 +111,18 @@ def _up_locked(
     if running:
         if current_port is not None and chosen_port != current_port:
             say(f"{name}: was running on port {current_port}; restarting it on {chosen_port}")
+        elif not same_env:
+            say(f"{name}: restarting it as {identity.describe()}")
         compose.down()
     if problem := port_problem(env.jupyter.bind, chosen_port):
         raise RunError(f"{problem}", f"choose another: `nbenv up {name} --port {chosen_port + 1}`")
     if not ipaddress.ip_address(env.jupyter.bind).is_loopback:
         warn(f"{name}: Jupyter is published on {netloc(env.jupyter.bind, chosen_port)}, reachable from other machines")
-    token = write_token(ws, name)
+    token = write_token(ws, name, identity)
     url_token = token if env.jupyter.token else None
-    write_compose_env(ws, name, image=built.ref, port=chosen_port)
+    write_compose_env(ws, name, wanted_env)
     compose = compose_for(ws, name, compose_file=compose.compose_file, docker=engine.docker)
-    say(f"{name}: starting {built.ref} on {netloc(env.jupyter.bind, chosen_port)}")
+    say(f"{name}: starting {built.ref} on {netloc(env.jupyter.bind, chosen_port)} as {identity.describe()}")
     _compose_up(compose, name=name, port=chosen_port, bind=env.jupyter.bind)
     try:  # from here on this `up` started the container: any failure removes it again
         state = wait_ready(compose, host=host, port=chosen_port, token=url_token, timeout=options.timeout, say=say)
@@ -174,21 +183,28 @@ def _removequietly(compose: Compose) -> None:
             signal.signal(signal.SIGINT, previous)
 
 
-def _warn_unwritable_mounts(ws: Workspace, env: Environment) -> None:
-    """The container runs as UID 1000 (GID 100): say so when it cannot write a source mount."""
+def _check_writable(ws: Workspace, env: Environment, identity: Identity) -> None:
+    """The container writes each read-write source mount as `identity` (the workspace owner, or you):
+    where that cannot work, saving a notebook would fail, so `up` refuses with one line."""
     for mount in env.mounts:
         info = (ws.root / mount.source).stat()
-        writable = info.st_uid == UID or (info.st_gid == GID and info.st_mode & 0o020) or info.st_mode & 0o002
-        if not writable:
-            warn(
-                f"{mount.source} is owned by UID {info.st_uid}: the container's user (UID {UID}) cannot write "
-                f"there, so notebooks cannot be saved (e.g. `chown -R {UID} {mount.source}` or `chmod o+w`)"
+        if not can_write(info, identity.host_uid, identity.host_gid):
+            you = "you" if identity.host_uid == os.geteuid() else "the workspace's owner"
+            raise RunError(
+                f"{mount.source}: owned by UID {info.st_uid} (mode {stat.filemode(info.st_mode)}): the container "
+                f"runs as {you}, UID {identity.host_uid}, and could not save notebooks there",
+                f"run nbenv as its owner (UID {info.st_uid}), or give UID {identity.host_uid} write access "
+                f"(e.g. `chmod g+w` with a shared group)",
             )
+
+
+def _current_env(ws: Workspace, name: str) -> str:
+    return read_state_file(run_dir(ws, name) / "compose.env", f".nbenv/run/{name}/compose.env") or ""
 
 
 def _current_port(ws: Workspace, name: str) -> int:
     """The port the running container was started on (its compose.env), for an `up` without --port."""
-    text = read_state_file(run_dir(ws, name) / "compose.env", f".nbenv/run/{name}/compose.env") or ""
+    text = _current_env(ws, name)
     for line in text.splitlines():
         value = line.removeprefix("NBENV_PORT=")
         if value != line and value.isascii() and value.isdigit() and 0 < int(value) < 65536:

@@ -19,7 +19,18 @@ LAYERS_ROOT = "/opt/nbenv/layers"
 TOKEN_SECRET = "jupyter_token"
 CONTAINER_PORT = 8888
 SERVICE = "jupyter"
-UID, GID = 1000, 100
+UID, GID = 1000, 100  # the image's own user (jovyan); at run time nbenv.identity decides who runs it
+HOME = CONTAINER_HOME
+# The root filesystem is read-only; HOME (Jupyter's runtime state, IPython, caches) and /tmp are
+# per-container tmpfs. `exec`: pip --user scripts, numba or torch extensions run from there, as they
+# could from the (writable, executable) source mount anyway; nosuid and nodev stay.
+HOME_TMPFS_SIZE = 1024 * 1024 * 1024
+TMP_TMPFS = f"mode=1777,exec,size={1024 * 1024 * 1024}"
+
+
+def home_tmpfs(uid: int | str, gid: int | str) -> str:
+    """The options of HOME's tmpfs: owned by the run UID, private to it."""
+    return f"uid={uid},gid={gid},mode=0700,exec,size={HOME_TMPFS_SIZE}"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
-from nbenv.plan import UID, compose_project
+from nbenv.identity import Identity
+from nbenv.plan import compose_project
 from nbenv.safepath import existing_non_link, owned_dir, read_regular
 from nbenv.ui import Say
 from nbenv.workspace import STATE_DIR, Workspace
@@ -95,16 +96,17 @@ def compose_for(ws: Workspace, name: str, *, compose_file: Path, docker: str) ->
     )
 
 
-def write_token(ws: Workspace, name: str) -> str:
-    """A fresh random token (32 bytes) in a file only the owner can reach; UID 1000 reads it in the container."""
+def write_token(ws: Workspace, name: str, identity: Identity) -> str:
+    """A fresh random token (32 bytes) in a 0600 file of the user the container runs as (it reads the
+    file through a bind mount), inside nbenv's 0700 state directory."""
     path = run_dir(ws, name, create=True) / posixpath.basename(token_file(name))
     os.chmod(path.parent, 0o700)  # the directory (owned: no symlink on its path) guards the file on the host
     token = secrets.token_urlsafe(32)
-    # The container reads the file through its bind mount as UID 1000, which needs read access;
-    # the 0700 directory keeps other host users out.
-    atomic_write(path, token, mode=0o644 if os.geteuid() not in (0, UID) else 0o600)
-    if os.geteuid() == 0:
-        os.chown(path, UID, 100)
+    atomic_write(path, token, mode=0o600)
+    if os.geteuid() == 0 and identity.host_uid != 0:
+        # Root runs the environment of another owner: the token file (nbenv's own, just written,
+        # never a link: atomic_write renamed it into place) becomes readable by that owner only.
+        os.chown(path, identity.host_uid, identity.host_gid, follow_symlinks=False)
     return token
 
 
@@ -113,9 +115,15 @@ def read_token(ws: Workspace, name: str) -> str | None:
     return (text or "").strip() or None
 
 
-def write_compose_env(ws: Workspace, name: str, *, image: str, port: int) -> None:
-    """Non-secret values compose interpolates into the generated file (image tag, host port)."""
-    atomic_write(run_dir(ws, name, create=True) / "compose.env", f"NBENV_IMAGE={image}\nNBENV_PORT={port}\n")
+def compose_env(*, image: str, port: int, identity: Identity) -> str:
+    """What compose interpolates into the generated file: image tag, host port, who runs it. None of
+    it is secret, and none of it is in the committed file, so that file is the same for every user."""
+    values = {"NBENV_IMAGE": image, "NBENV_PORT": str(port), **identity.compose_env()}
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def write_compose_env(ws: Workspace, name: str, text: str) -> None:
+    atomic_write(run_dir(ws, name, create=True) / "compose.env", text)
 
 
 def port_problem(bind: str, port: int) -> str | None:

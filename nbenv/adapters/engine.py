@@ -93,6 +93,16 @@ class Engine:
             raise EngineUnavailable(f"no Docker engine answers: {detail}", _START_HINT)
         return result.stdout.strip()
 
+    @cached_property
+    def security_options(self) -> tuple[str, ...]:
+        """`docker info`'s SecurityOptions: how the engine isolates containers (rootless, userns-remap)."""
+        try:  # an engine that does not answer fails at its next real use, with the usual line
+            result = run([self.docker, "info", "--format", "{{json .SecurityOptions}}"], timeout=30)
+            options = json.loads(result.stdout) if result.returncode == 0 else None
+        except (OSError, ValueError):
+            options = None
+        return tuple(str(o) for o in options) if isinstance(options, list) else ()
+
     def image_id(self, ref: str) -> str | None:
         result = run([self.docker, "image", "inspect", "--format", "{{.Id}}", ref])
         return result.stdout.strip() if result.returncode == 0 else None

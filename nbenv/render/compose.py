@@ -6,12 +6,26 @@ from typing import Any
 
 import yaml
 
-from nbenv.plan import CONTAINER_PORT, GID, SERVICE, TOKEN_SECRET, UID, BuildPlan, Mount, RunPlan
+from nbenv.identity import GID_VARIABLE, UID_VARIABLE, USERNS_VARIABLE
+from nbenv.plan import (
+    CONTAINER_PORT,
+    GID,
+    HOME,
+    SERVICE,
+    TMP_TMPFS,
+    TOKEN_SECRET,
+    UID,
+    BuildPlan,
+    Mount,
+    RunPlan,
+    home_tmpfs,
+)
 from nbenv.spec.models import Resources
 
 IMAGE_VARIABLE = "NBENV_IMAGE"
 PORT_VARIABLE = "NBENV_PORT"
 TMPFS_SIZE = 4096  # bytes: a hiding tmpfs stays empty
+USER_UID, USER_GID = f"${{{UID_VARIABLE}:-{UID}}}", f"${{{GID_VARIABLE}:-{GID}}}"
 
 
 def _literal(value: str) -> str:
@@ -24,9 +38,16 @@ def compose_dict(run: RunPlan, build: BuildPlan) -> dict[str, Any]:
         # nbenv up sets NBENV_IMAGE to the exact content-keyed tag it built.
         "image": f"${{{IMAGE_VARIABLE}:-{run.image}}}",
         "init": True,
-        "user": f"{UID}:{GID}",
+        # Who runs it is decided at run time (nbenv.identity, via .nbenv/run/NAME/compose.env): the
+        # workspace's owner, so saved files are theirs. The defaults are the image's own user.
+        "user": f"{USER_UID}:{USER_GID}",
+        # Empty (dropped) unless the daemon remaps user namespaces: then files would land as UID 100000+N.
+        "userns_mode": f"${{{USERNS_VARIABLE}:-}}",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
+        # Nothing in the image can change: HOME and /tmp are per-container tmpfs owned by the run UID.
+        "read_only": True,
+        "tmpfs": [f"{HOME}:{home_tmpfs(USER_UID, USER_GID)}", f"/tmp:{TMP_TMPFS}"],
         "ports": [
             {
                 "target": CONTAINER_PORT,

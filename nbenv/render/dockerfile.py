@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 
-from nbenv.plan import CONTAINER_PORT, GID, TOKEN_SECRET, UID, VENV, BuildPlan
+from nbenv.plan import CONTAINER_PORT, GID, HOME, TOKEN_SECRET, UID, VENV, BuildPlan
 from nbenv.provenance import HISTORY_PATH
 
-HOME = "/home/jovyan"
 BUILD_DIR = "/tmp/nbenv"
 REGISTER = "/usr/local/lib/nbenv/register.py"
 JUPYTER_STATE = "/opt/nbenv/jupyter"
@@ -186,10 +185,18 @@ def _final(plan: BuildPlan) -> str:
         "# A path, not a secret: the token itself arrives as a compose secret file at run time.",
         "# hadolint ignore=DL3064",
         f"ENV JUPYTER_TOKEN_FILE=/run/secrets/{TOKEN_SECRET} NBENV_HISTORY={HISTORY_PATH}",
-        "# Jupyter's configuration and state live in the image, where no mount can reach (/opt is refused as",
+        "# Jupyter's configuration and data live in the image, where no mount can reach (/opt is refused as",
         "# a mount target): a repository mounted over the home directory cannot bring a config that drops the token.",
-        f"ENV JUPYTER_CONFIG_DIR={JUPYTER_STATE}/config JUPYTER_DATA_DIR={JUPYTER_STATE}/data",
-        f"RUN install -d -o {UID} -g {GID} -m 0700 {JUPYTER_STATE}/config {JUPYTER_STATE}/data",
+        "# Root's and read-only for everyone: the container runs as any UID (the workspace owner's) on a",
+        "# read-only root filesystem. What Jupyter writes (runtime files, lab settings and workspaces, the",
+        "# notary's secret) goes under HOME, a tmpfs owned by that UID. USER/LOGNAME: the UID may have no",
+        "# passwd entry, and getpass.getuser() needs a name.",
+        f"ENV JUPYTER_CONFIG_DIR={JUPYTER_STATE}/config JUPYTER_DATA_DIR={JUPYTER_STATE}/data \\",
+        f"    JUPYTER_RUNTIME_DIR={HOME}/.local/share/jupyter/runtime \\",
+        f"    JUPYTERLAB_SETTINGS_DIR={HOME}/.jupyter/lab/user-settings \\",
+        f"    JUPYTERLAB_WORKSPACES_DIR={HOME}/.jupyter/lab/workspaces \\",
+        "    USER=jovyan LOGNAME=jovyan",
+        f"RUN install -d -o 0 -g 0 -m 0755 {JUPYTER_STATE}/config {JUPYTER_STATE}/data",
         f"COPY build/register.py {REGISTER}",
         "# The kernel is named after the environment; the .pth puts the mounted project source on sys.path.",
         "# Then the build history: every image appends its record to $NBENV_HISTORY, so a child keeps its",
@@ -238,6 +245,9 @@ def _jupyter_command(plan: BuildPlan) -> list[str]:
         f"--ServerApp.default_url={env.jupyter.default_url}",
         "--KernelSpecManager.ensure_native_kernel=False",
         f"--MappingKernelManager.default_kernel_name={plan.kernel_name}",
+        # UID 0 is the owner of a root-owned workspace: it holds no capability (see README "Guarantees").
+        "--ServerApp.allow_root=True",
+        f"--NotebookNotary.data_dir={HOME}/.local/share/jupyter",
         *(no_update_check if env.jupyter.interface == "lab" else []),
         # `[jupyter] token = false`, the spec's explicit opt-in (loopback only; `up` warns every time).
         *([] if env.jupyter.token else ["--IdentityProvider.token="]),

@@ -382,7 +382,7 @@ _RESERVED_ENV: tuple[tuple[re.Pattern[str], str], ...] = (
         "changes which libraries or scripts every program in the container loads",
     ),
     (
-        re.compile(r"^(?:HOME|PATH|VIRTUAL_ENV|IPYTHONDIR|XDG_[A-Z0-9_]+)$"),
+        re.compile(r"^(?:HOME|PATH|VIRTUAL_ENV|IPYTHONDIR|USER|LOGNAME|XDG_[A-Z0-9_]+)$"),
         "moves where the image's programs and their configuration are found (nbenv sets it in the image)",
     ),
     (re.compile(r"^NBENV_"), "is reserved for nbenv itself"),

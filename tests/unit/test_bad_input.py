@@ -1095,6 +1095,8 @@ ENV_STEERING = [
     "BASH_ENV",
     "IPYTHONDIR",
     "HOME",
+    "USER",
+    "LOGNAME",
     "PATH",
     "VIRTUAL_ENV",
     "XDG_CONFIG_HOME",

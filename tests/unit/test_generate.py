@@ -181,7 +181,14 @@ def test_compose_binds_loopback_mounts_data_read_only_and_uses_a_secret(workspac
         {"target": 8888, "host_ip": "127.0.0.1", "published": "${NBENV_PORT:-8888}", "protocol": "tcp"}
     ]
     assert service["init"] is True and service["cap_drop"] == ["ALL"]
-    assert service["security_opt"] == ["no-new-privileges:true"] and service["user"] == "1000:100"
+    assert service["security_opt"] == ["no-new-privileges:true"]
+    # Who runs it is interpolated at run time (the workspace owner), never written: same file for everyone.
+    assert service["user"] == "${NBENV_UID:-1000}:${NBENV_GID:-100}"
+    assert service["userns_mode"] == "${NBENV_USERNS_MODE:-}"
+    assert service["read_only"] is True
+    home, tmp = service["tmpfs"]
+    assert home.startswith("/home/jovyan:uid=${NBENV_UID:-1000},gid=${NBENV_GID:-100},mode=0700,")
+    assert tmp.startswith("/tmp:mode=1777,")
     volumes = {v["target"]: v for v in service["volumes"]}
     assert volumes["/home/jovyan/work"]["read_only"] is False and volumes["/home/jovyan/work"]["source"] == "../.."
     assert volumes["/home/jovyan/work/data/processed/pems"]["read_only"] is True

@@ -146,15 +146,17 @@ RUN_PATHS = [".nbenv", ".nbenv/run", ".nbenv/run/base"]
 
 
 def _write_token(ws: Workspace) -> object:
+    from nbenv.identity import DEFAULT
     from nbenv.run import write_token
 
-    return write_token(ws, "base")
+    return write_token(ws, "base", DEFAULT)
 
 
 def _write_compose_env(ws: Workspace) -> object:
-    from nbenv.run import write_compose_env
+    from nbenv.identity import DEFAULT
+    from nbenv.run import compose_env, write_compose_env
 
-    write_compose_env(ws, "base", image="nbenv/base:ck-0", port=8888)
+    write_compose_env(ws, "base", compose_env(image="nbenv/base:ck-0", port=8888, identity=DEFAULT))
     return None
 
 
