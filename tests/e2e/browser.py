@@ -12,6 +12,8 @@ through `executable_path`. Every wait is a Playwright locator or web-first asser
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import time
@@ -83,6 +85,7 @@ def notebook_round_trip(
         raise ValueError("rename_to and new_folder are names inside `directory`, without a slash")
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     failed = screenshot.with_name(f"{screenshot.stem}-failed.png")
+    failed.unlink(missing_ok=True)  # a picture of an earlier run's failure would mislead
     start = time.monotonic()
     expect.set_options(timeout=STEP_TIMEOUT_MS)  # web-first assertions wait as long as actions (default: 5 s)
     with sync_playwright() as playwright:
@@ -115,6 +118,41 @@ def notebook_round_trip(
         folder=folder,
         seconds=time.monotonic() - start,
     )
+
+
+def saved_outputs(notebook: Path) -> list[str]:
+    """The text of every output (stream or result) a saved notebook holds."""
+    texts = []
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("text", output.get("data", {}).get("text/plain", ""))
+            texts.append("".join(text) if isinstance(text, list) else str(text))
+    return texts
+
+
+def check_on_host(trip: RoundTrip, *, lab_root: Path, uid: int, gid: int) -> None:
+    """On the host: the renamed notebook holds the cell's output, the untitled name is gone, and the
+    notebook, the new folder and Jupyter's checkpoint folder (if any) belong to uid:gid (the workspace's owner).
+
+    lab_root: the host directory mounted at the lab's root directory.
+    """
+    notebook = lab_root / trip.notebook
+    assert notebook.is_file(), f"{notebook}: the renamed notebook is not on the host"
+    outputs = saved_outputs(notebook)
+    assert any(text.strip() == OUTPUT for text in outputs), f"{notebook}: no saved output {OUTPUT!r}: {outputs}"
+    assert not (lab_root / trip.untitled).exists(), f"{lab_root / trip.untitled}: still there after the rename"
+    made = [notebook]
+    if (checkpoints := notebook.parent / ".ipynb_checkpoints").exists():  # Jupyter's default checkpoints
+        made.append(checkpoints)
+    if trip.folder is not None:
+        assert (lab_root / trip.folder).is_dir(), f"{lab_root / trip.folder}: the new folder is not on the host"
+        made.append(lab_root / trip.folder)
+    for path in made:
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (uid, gid), (
+            f"{path}: made through the browser, owned by {st.st_uid}:{st.st_gid}, "
+            f"not by the workspace's owner {uid}:{gid}"
+        )
 
 
 def _new_page(browser: Browser) -> Page:

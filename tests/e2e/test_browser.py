@@ -4,7 +4,6 @@ workspace owner's files."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.e2e.browser import notebook_round_trip
+from tests.e2e.browser import check_on_host, notebook_round_trip
 from tests.e2e.conftest import Up, git
 
 pytestmark = pytest.mark.e2e
@@ -66,16 +65,6 @@ def lab_root_on_host(workspace: Path, environment: str = "traffic-analysis") -> 
     return (compose_file.parent / str(source)).resolve()
 
 
-def cell_outputs(notebook: Path) -> list[str]:
-    """The text of every stream/result output the saved notebook holds."""
-    texts = []
-    for cell in json.loads(notebook.read_text())["cells"]:
-        for output in cell.get("outputs", []):
-            text = output.get("text", output.get("data", {}).get("text/plain", ""))
-            texts.append("".join(text) if isinstance(text, list) else text)
-    return texts
-
-
 def test_a_notebook_created_run_saved_and_renamed_in_the_browser_is_the_owners_file(demo_up: Up) -> None:
     workspace = demo_up.workspace
     root = lab_root_on_host(workspace)
@@ -94,17 +83,8 @@ def test_a_notebook_created_run_saved_and_renamed_in_the_browser_is_the_owners_f
         new_folder="made-in-browser",
     )
 
-    notebook = root / trip.notebook
-    assert notebook.is_file(), f"{notebook}: the renamed notebook is not on the host"
-    assert any(text.strip() == "42" for text in cell_outputs(notebook)), f"{notebook}: no saved output 42"
-    assert not (root / trip.untitled).exists(), f"{trip.untitled}: still there after the rename"
-    assert trip.folder is not None and (root / trip.folder).is_dir()
     owner = os.stat(workspace)
-    for path in (notebook, root / trip.folder, notebook.parent / ".ipynb_checkpoints"):
-        made = path.stat()
-        assert (made.st_uid, made.st_gid) == (owner.st_uid, owner.st_gid), (
-            f"{path}: owned by {made.st_uid}:{made.st_gid}, the workspace by {owner.st_uid}:{owner.st_gid}"
-        )
+    check_on_host(trip, lab_root=root, uid=owner.st_uid, gid=owner.st_gid)
     assert git("status", "--porcelain", "--untracked-files=all", cwd=workspace) == status_before, (
         "the browser changed nothing else in the checkout"
     )
