@@ -1,4 +1,6 @@
-"""A real browser (headless Chromium) opens the URL that `nbenv up` printed."""
+"""A real browser (headless Chromium) opens the URL that `nbenv up` printed, and a person's round trip
+through JupyterLab (create, run, save, rename a notebook; make a folder) lands on the host as the
+workspace owner's files."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
-from tests.e2e.conftest import Up
+from tests.e2e.browser import check_on_host, notebook_round_trip
+from tests.e2e.conftest import Up, git
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(os.environ.get("NBENV_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -46,3 +50,42 @@ def test_jupyterlab_renders_the_launcher_with_the_environment_kernel(demo_up: Up
     screenshot = ARTIFACTS / "jupyterlab-traffic-analysis.png"
     shot = chromium(f"--screenshot={screenshot}", demo_up.url, profile=tmp_path / "profile-shot")
     assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+KERNEL_LABEL = "Python (traffic-analysis)"
+LAB_ROOT = "/home/jovyan/work"  # the image's --ServerApp.root_dir
+
+
+def lab_root_on_host(workspace: Path, environment: str = "traffic-analysis") -> Path:
+    """The host directory the compose file mounts at the lab's root directory."""
+    compose_file = workspace / "docker" / environment / "compose.yaml"
+    service = yaml.safe_load(compose_file.read_text())["services"]["jupyter"]
+    assert service["working_dir"] == LAB_ROOT, service["working_dir"]
+    (source,) = [v["source"] for v in service["volumes"] if v["type"] == "bind" and v["target"] == LAB_ROOT]
+    return (compose_file.parent / str(source)).resolve()
+
+
+def test_a_notebook_created_run_saved_and_renamed_in_the_browser_is_the_owners_file(demo_up: Up) -> None:
+    workspace = demo_up.workspace
+    root = lab_root_on_host(workspace)
+    assert root == workspace.resolve(), "the lab's root directory is the workspace"
+    # What the browser makes is no change to the checkout (other tests expect a clean tree).
+    with (workspace / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("/notebooks/round-trip.ipynb\n/notebooks/made-in-browser/\n/notebooks/.ipynb_checkpoints/\n")
+    status_before = git("status", "--porcelain", "--untracked-files=all", cwd=workspace)
+
+    trip = notebook_round_trip(
+        demo_up.url,
+        kernel_label=KERNEL_LABEL,
+        screenshot=ARTIFACTS / "jupyterlab-round-trip.png",
+        directory="notebooks",
+        rename_to="round-trip.ipynb",
+        new_folder="made-in-browser",
+    )
+
+    owner = os.stat(workspace)
+    check_on_host(trip, lab_root=root, uid=owner.st_uid, gid=owner.st_gid)
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=workspace) == status_before, (
+        "the browser changed nothing else in the checkout"
+    )
+    assert trip.seconds < 60, f"the round trip took {trip.seconds:.1f}s"
