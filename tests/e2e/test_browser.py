@@ -88,4 +88,3 @@ def test_a_notebook_created_run_saved_and_renamed_in_the_browser_is_the_owners_f
     assert git("status", "--porcelain", "--untracked-files=all", cwd=workspace) == status_before, (
         "the browser changed nothing else in the checkout"
     )
-    assert trip.seconds < 60, f"the round trip took {trip.seconds:.1f}s"
