@@ -279,3 +279,7 @@ def run_ready_workspace(e2e_workspace: Path, base_image: str) -> Path:
     built = nbenv("image", "build", "traffic-analysis", cwd=e2e_workspace)
     assert built.returncode == 0, built.stderr[-4000:]
     return e2e_workspace
+
+
+# A real rootless engine (dockerd-rootless.sh run by a user made for the session), for the mapping tests.
+from tests.e2e.rootless import rootless_base_image, rootless_engine  # noqa: E402, F401

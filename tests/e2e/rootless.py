@@ -21,6 +21,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,7 +34,12 @@ import pytest
 # `dockerd-rootless.sh` as Debian's docker.io ships it, or on the PATH (Docker's own packages).
 ROOTLESS_SCRIPTS = ("/usr/share/docker.io/contrib/dockerd-rootless.sh", "dockerd-rootless.sh")
 # command -> the Debian package that has it (scripts/test installs them through scripts/host-tools)
-ROOTLESS_TOOLS = {"rootlesskit": "rootlesskit", "newuidmap": "uidmap", "newgidmap": "uidmap", "slirp4netns": "slirp4netns"}
+ROOTLESS_TOOLS = {
+    "rootlesskit": "rootlesskit",
+    "newuidmap": "uidmap",
+    "newgidmap": "uidmap",
+    "slirp4netns": "slirp4netns",
+}
 FIRST_UID = 4401
 SUBORDINATE_COUNT = 65536
 TOOL_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
@@ -106,15 +112,14 @@ class RootlessEngine:
     def load_image(self, tag: str) -> float:
         """`docker save TAG | DOCKER_HOST=... docker load` from the default engine; returns seconds."""
         began = time.monotonic()
-        saver = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert saver.stdout is not None
-        try:
-            loaded = self.docker("load", "--quiet", stdin=saver.stdout.fileno())
-        finally:
-            saver.stdout.close()
-            saver_err = saver.stderr.read().decode() if saver.stderr else ""
+        with tempfile.TemporaryFile() as errors:
+            saver = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE, stderr=errors)
+            assert saver.stdout is not None
+            with saver.stdout:
+                loaded = self.docker("load", "--quiet", stdin=saver.stdout.fileno())
             saver.wait(timeout=60)
-        assert saver.returncode == 0, f"docker save {tag}: {saver_err}"
+            errors.seek(0)
+            assert saver.returncode == 0, f"docker save {tag}: {errors.read().decode(errors='replace')}"
         assert loaded.returncode == 0, f"docker load into the rootless engine: {loaded.stderr}"
         return time.monotonic() - began
 
@@ -136,10 +141,14 @@ def _rootless_script() -> str | None:
 def _preflight() -> str:
     """The rootless script, after checking what rootless needs from this host (skip/fail if absent)."""
     if os.geteuid() != 0:
-        _skip_or_fail(f"creating the engine's user (useradd, /etc/subuid) needs root; the tests run as UID {os.geteuid()}")
+        _skip_or_fail(
+            f"creating the engine's user (useradd, /etc/subuid) needs root; the tests run as UID {os.geteuid()}"
+        )
     missing = sorted({package for tool, package in ROOTLESS_TOOLS.items() if not shutil.which(tool, path=TOOL_PATH)})
     if missing:
-        pytest.fail(f"missing Debian packages {', '.join(missing)}: the README's test command (scripts/test) installs them")
+        pytest.fail(
+            f"missing Debian packages {', '.join(missing)}: the README's test command (scripts/test) installs them"
+        )
     script = _rootless_script()
     if script is None:
         pytest.fail("dockerd-rootless.sh not found (Debian's docker.io ships it in /usr/share/docker.io/contrib)")
@@ -275,8 +284,12 @@ def _stop(daemon: subprocess.Popen[bytes], uids: EngineUids) -> None:
         daemon.wait(timeout=10)
 
 
-def _remove_user(user: str) -> None:
-    # userdel -r removes the home (data root included) and the user's /etc/subuid and /etc/subgid lines
+def _remove_user(user: str, subordinate: str) -> None:
+    # userdel -r removes the home (data root included) and, with shadow >= 4.2, the user's
+    # /etc/subuid and /etc/subgid lines; dropped explicitly first for an older userdel.
+    subprocess.run(
+        ["usermod", "--del-subuids", subordinate, "--del-subgids", subordinate, user], capture_output=True, timeout=60
+    )
     result = subprocess.run(["userdel", "--remove", user], capture_output=True, text=True, timeout=60)
     if result.returncode not in (0, 12):  # 12: the home could not be removed entirely (handled below)
         subprocess.run(["userdel", "--force", "--remove", user], capture_output=True, timeout=60)
@@ -297,7 +310,11 @@ def _wait_until_answering(engine_host: str, daemon: subprocess.Popen[bytes], log
             return time.monotonic() - began
         time.sleep(0.1)
     tail = " | ".join(line for line in log.read_text(errors="replace").splitlines()[-8:] if line.strip())
-    how = f"exited with {daemon.returncode}" if daemon.poll() is not None else f"did not answer within {START_TIMEOUT:.0f} s"
+    how = (
+        f"exited with {daemon.returncode}"
+        if daemon.poll() is not None
+        else f"did not answer within {START_TIMEOUT:.0f} s"
+    )
     _skip_or_fail(f"dockerd-rootless.sh {how}; its log ({log}) ends: {tail}")
 
 
@@ -314,10 +331,10 @@ def rootless_docker(log_dir: Path, *, dockerd_args: tuple[str, ...] = ()) -> Ite
         "useradd", "--create-home", "--home-dir", str(home), "--uid", str(uid), "--user-group",
         "--shell", "/usr/sbin/nologin", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", user,
     )  # fmt: skip
+    subordinate = f"{start}-{start + SUBORDINATE_COUNT - 1}"
     try:
         gid = pwd.getpwnam(user).pw_gid
-        last = start + SUBORDINATE_COUNT - 1
-        _run("usermod", "--add-subuids", f"{start}-{last}", "--add-subgids", f"{start}-{last}", user)
+        _run("usermod", "--add-subuids", subordinate, "--add-subgids", subordinate, user)
         runtime = home / "run"
         runtime.mkdir(mode=0o700)
         os.chown(runtime, uid, gid)
@@ -355,7 +372,7 @@ def rootless_docker(log_dir: Path, *, dockerd_args: tuple[str, ...] = ()) -> Ite
             finally:
                 _stop(daemon, EngineUids(uid, range(start, start + SUBORDINATE_COUNT)))
     finally:
-        _remove_user(user)
+        _remove_user(user, subordinate)
         if home.exists():
             shutil.rmtree(home, ignore_errors=True)
 
