@@ -309,7 +309,12 @@ def _wait_until_answering(engine_host: str, daemon: subprocess.Popen[bytes], log
         if probe.returncode == 0:
             return time.monotonic() - began
         time.sleep(0.1)
-    tail = " | ".join(line for line in log.read_text(errors="replace").splitlines()[-8:] if line.strip())
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    # the errors, not dockerd's info chatter or the script's `set -x` trace
+    errors = [
+        line for line in lines if "level=error" in line or "level=fatal" in line or not line.startswith(("time=", "+ "))
+    ]
+    tail = " | ".join((errors or lines)[-4:])
     how = (
         f"exited with {daemon.returncode}"
         if daemon.poll() is not None
