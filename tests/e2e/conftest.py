@@ -281,5 +281,10 @@ def run_ready_workspace(e2e_workspace: Path, base_image: str) -> Path:
     return e2e_workspace
 
 
-# A real rootless engine (dockerd-rootless.sh run by a user made for the session), for the mapping tests.
-from tests.e2e.rootless import rootless_base_image, rootless_engine  # noqa: E402, F401
+# Real rootless and userns-remap engines (see tests/e2e/rootless.py), for the UID mapping tests.
+from tests.e2e.rootless import (  # noqa: E402, F401
+    remapped_base_image,
+    remapped_engine,
+    rootless_base_image,
+    rootless_engine,
+)

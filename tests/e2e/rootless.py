@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -79,24 +79,10 @@ def security_options(docker_host: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class RootlessEngine:
-    user: str
-    uid: int
-    gid: int
-    home: Path
-    docker_host: str  # unix:///home/USER/run/docker.sock
-    subuid_start: int  # container UID n (n >= 1) is host UID subuid_start + n - 1
-    subgid_start: int
-    log: Path  # the daemon's log (kept after teardown, in pytest's tmp dir)
-    started_in: float  # seconds from launch until `docker info` answered
-    storage_driver: str
+class Engine:
+    """A Docker engine other than the default one, reached through its own socket."""
 
-    def host_uid(self, container_uid: int) -> int:
-        """The host UID a file written by `container_uid` gets: 0 is the user itself, the rest its range."""
-        return self.uid if container_uid == 0 else self.subuid_start + container_uid - 1
-
-    def host_gid(self, container_gid: int) -> int:
-        return self.gid if container_gid == 0 else self.subgid_start + container_gid - 1
+    docker_host: str  # unix:///...
 
     def docker(self, *args: str, stdin: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """The docker CLI (run by the test's own user) talking to this engine."""
@@ -120,8 +106,28 @@ class RootlessEngine:
             saver.wait(timeout=60)
             errors.seek(0)
             assert saver.returncode == 0, f"docker save {tag}: {errors.read().decode(errors='replace')}"
-        assert loaded.returncode == 0, f"docker load into the rootless engine: {loaded.stderr}"
+        assert loaded.returncode == 0, f"docker load into {self.docker_host}: {loaded.stderr}"
         return time.monotonic() - began
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootlessEngine(Engine):
+    user: str
+    uid: int
+    gid: int
+    home: Path
+    subuid_start: int  # container UID n (n >= 1) is host UID subuid_start + n - 1
+    subgid_start: int
+    log: Path  # the daemon's log (kept after teardown, in pytest's tmp dir)
+    started_in: float  # seconds from launch until `docker info` answered
+    storage_driver: str
+
+    def host_uid(self, container_uid: int) -> int:
+        """The host UID a file written by `container_uid` gets: 0 is the user itself, the rest its range."""
+        return self.uid if container_uid == 0 else self.subuid_start + container_uid - 1
+
+    def host_gid(self, container_gid: int) -> int:
+        return self.gid if container_gid == 0 else self.subgid_start + container_gid - 1
 
 
 def _skip_or_fail(reason: str) -> NoReturn:
@@ -237,45 +243,36 @@ def _device_access(device: Path, uid: int) -> Iterator[None]:
         os.chmod(device, status.st_mode & 0o7777)
 
 
-@dataclass(frozen=True)
-class EngineUids:
-    """The host UIDs an engine's processes run as: its user's, and its subordinate range."""
-
-    uid: int
-    subordinate: range
-
-    def __contains__(self, value: object) -> bool:
-        return value == self.uid or value in self.subordinate
-
-
-def _processes_of(uids: EngineUids) -> list[int]:
+def _processes(belongs: Callable[[int, str], bool]) -> list[int]:
+    """PIDs of the processes `belongs(uid, command line)` picks."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if entry.stat().st_uid in uids:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if belongs(entry.stat().st_uid, command):
                     pids.append(int(entry.name))
     return pids
 
 
-def _stop(daemon: subprocess.Popen[bytes], uids: EngineUids) -> None:
-    """SIGTERM to the daemon's process group (rootlesskit, dockerd), then whatever of the engine's
-    user and its subordinate UIDs still runs (containerd sits in a session of its own, container
-    processes run as the subordinate UIDs), by PID; SIGKILL what is left after 30 s."""
+def _stop(daemon: subprocess.Popen[bytes], belongs: Callable[[int, str], bool]) -> None:
+    """SIGTERM to the daemon's process group (rootlesskit or unshare, dockerd), then to what else of
+    the engine still runs, by PID (containerd sits in a session of its own, container processes run
+    as subordinate UIDs); SIGKILL what is left after 30 s."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(daemon.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         daemon.wait(timeout=30)
     deadline = time.monotonic() + 30
     sent: set[int] = set()
-    while (left := _processes_of(uids)) and time.monotonic() < deadline:
+    while (left := _processes(belongs)) and time.monotonic() < deadline:
         for pid in left:
             if pid not in sent:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
                 sent.add(pid)
         time.sleep(0.1)
-    for pid in _processes_of(uids):
+    for pid in _processes(belongs):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
@@ -295,7 +292,7 @@ def _remove_user(user: str, subordinate: str) -> None:
         subprocess.run(["userdel", "--force", "--remove", user], capture_output=True, timeout=60)
 
 
-def _wait_until_answering(engine_host: str, daemon: subprocess.Popen[bytes], log: Path) -> float:
+def _wait_until_answering(engine_host: str, daemon: subprocess.Popen[bytes], log: Path, what: str) -> float:
     began = time.monotonic()
     while time.monotonic() - began < START_TIMEOUT:
         if daemon.poll() is not None:
@@ -320,7 +317,7 @@ def _wait_until_answering(engine_host: str, daemon: subprocess.Popen[bytes], log
         if daemon.poll() is not None
         else f"did not answer within {START_TIMEOUT:.0f} s"
     )
-    _skip_or_fail(f"dockerd-rootless.sh {how}; its log ({log}) ends: {tail}")
+    _skip_or_fail(f"{what} {how}; its log ({log}) ends: {tail}")
 
 
 @contextlib.contextmanager
@@ -365,7 +362,7 @@ def rootless_docker(log_dir: Path, *, dockerd_args: tuple[str, ...] = ()) -> Ite
                     start_new_session=True,
                 )  # fmt: skip
             try:
-                started_in = _wait_until_answering(docker_host, daemon, log)
+                started_in = _wait_until_answering(docker_host, daemon, log, "dockerd-rootless.sh")
                 driver = subprocess.run(
                     ["docker", "info", "--format", "{{.Driver}}"],
                     capture_output=True,
@@ -373,9 +370,13 @@ def rootless_docker(log_dir: Path, *, dockerd_args: tuple[str, ...] = ()) -> Ite
                     env={**os.environ, "DOCKER_HOST": docker_host},
                     timeout=30,
                 ).stdout.strip()
-                yield RootlessEngine(user, uid, gid, home, docker_host, start, start, log, started_in, driver)
+                yield RootlessEngine(
+                    docker_host=docker_host, user=user, uid=uid, gid=gid, home=home, subuid_start=start,
+                    subgid_start=start, log=log, started_in=started_in, storage_driver=driver,
+                )  # fmt: skip
             finally:
-                _stop(daemon, EngineUids(uid, range(start, start + SUBORDINATE_COUNT)))
+                subordinate_uids = range(start, start + SUBORDINATE_COUNT)
+                _stop(daemon, lambda owner, _command: owner == uid or owner in subordinate_uids)
     finally:
         _remove_user(user, subordinate)
         if home.exists():
@@ -394,4 +395,112 @@ def rootless_base_image(rootless_engine: RootlessEngine, base_image: str) -> str
     """The session's base image, moved into the rootless engine (no registry: save | load)."""
     seconds = rootless_engine.load_image(base_image)
     print(f"rootless: engine answered after {rootless_engine.started_in:.2f} s, image loaded in {seconds:.2f} s")
+    return base_image
+
+
+# ---------------------------------------------------------------------------------------------
+# A `userns-remap` engine: a second rootful dockerd with --userns-remap, in a network namespace
+# of its own. Never with --bridge=none on the host's network: dockerd then deletes the host's
+# docker0 (libnetwork's removeDefaultBridgeInterface), which breaks the main engine's bridge.
+
+OBSERVED_USERNS_REMAP_SECURITY_OPTIONS = '["name=seccomp,profile=default","name=userns"]'
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemappedEngine(Engine):
+    remap_user: str  # the --userns-remap user, whose subordinate range the containers use
+    subuid_start: int  # container UID n (n >= 0) is host UID subuid_start + n
+    subgid_start: int
+    base: Path  # 0711 directory of this engine: data root, socket, log; workspaces of the tests
+    log: Path
+    started_in: float
+
+    def host_uid(self, container_uid: int) -> int:
+        return self.subuid_start + container_uid
+
+    def host_gid(self, container_gid: int) -> int:
+        return self.subgid_start + container_gid
+
+
+def _unmount_under(*roots: Path) -> None:
+    """Lazily unmount whatever is still mounted below `roots` (deepest first), before removing them."""
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if any(point == str(root) or point.startswith(f"{root}/") for root in roots):
+            mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def userns_remap_docker() -> Iterator[RemappedEngine]:
+    """A system user with its own subordinate range, `dockerd --userns-remap=USER` (own data root,
+    exec root, pid file, socket, cgroup parent and network namespace); all undone after."""
+    if os.geteuid() != 0:
+        _skip_or_fail(f"a userns-remap dockerd needs root; the tests run as UID {os.geteuid()}")
+    dockerd, unshare = shutil.which("dockerd", path=TOOL_PATH), shutil.which("unshare", path=TOOL_PATH)
+    if dockerd is None or unshare is None:
+        pytest.fail("dockerd (docker.io) and unshare (util-linux) are needed for the userns-remap engine")
+    name = f"nbrm{uuid.uuid4().hex[:8]}"
+    base = Path("/var/tmp") / name  # not under pytest's 0700 tmp: the remapped root must traverse it
+    exec_root = Path("/run") / name
+    start = _free_subordinate_start()
+    subordinate = f"{start}-{start + SUBORDINATE_COUNT - 1}"
+    _run(
+        "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+        "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name,
+    )  # fmt: skip
+    try:
+        _run("usermod", "--add-subuids", subordinate, "--add-subgids", subordinate, name)
+        base.mkdir(mode=0o711)
+        (base / "daemon.json").write_text("{}\n")  # not the host's /etc/docker/daemon.json
+        log = base / "dockerd.log"
+        docker_host = f"unix://{base}/docker.sock"
+        with log.open("wb") as log_file:
+            daemon = subprocess.Popen(
+                [
+                    unshare, "--net", "--", dockerd, "--config-file", str(base / "daemon.json"),
+                    f"--userns-remap={name}", "--data-root", str(base / "data"), "--exec-root", str(exec_root),
+                    "--pidfile", str(base / "docker.pid"), "--host", docker_host, f"--cgroup-parent=/{name}",
+                ],
+                env={"PATH": TOOL_PATH, "HOME": "/root"}, stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            started_in = _wait_until_answering(docker_host, daemon, log, "dockerd --userns-remap")
+            yield RemappedEngine(
+                docker_host=docker_host, remap_user=name, subuid_start=start, subgid_start=start, base=base,
+                log=log, started_in=started_in,
+            )  # fmt: skip
+        finally:
+            subordinate_uids = range(start, start + SUBORDINATE_COUNT)
+            _stop(daemon, lambda owner, command: str(exec_root) in command or owner in subordinate_uids)
+            _unmount_under(base, exec_root, Path(f"{exec_root}.{start}.{start}"))
+            # --cgroup-parent=/NAME: /sys/fs/cgroup/CONTROLLER/NAME (v1) or /sys/fs/cgroup/NAME (v2)
+            parents = [*Path("/sys/fs/cgroup").glob(f"*/{name}"), Path("/sys/fs/cgroup") / name]
+            for cgroup in [child for parent in parents for child in parent.glob("*/")] + parents:
+                with contextlib.suppress(OSError):
+                    cgroup.rmdir()  # empty once the containers are gone; a cgroup's files go with it
+    finally:
+        shutil.rmtree(exec_root, ignore_errors=True)
+        shutil.rmtree(f"{exec_root}.{start}.{start}", ignore_errors=True)  # the remapped root's exec root
+        shutil.rmtree(base, ignore_errors=True)
+        subprocess.run(
+            ["usermod", "--del-subuids", subordinate, "--del-subgids", subordinate, name], capture_output=True
+        )
+        subprocess.run(["userdel", name], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def remapped_engine() -> Iterator[RemappedEngine]:
+    """A real `userns-remap` Docker engine for the session (see userns_remap_docker)."""
+    with userns_remap_docker() as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def remapped_base_image(remapped_engine: RemappedEngine, base_image: str) -> str:
+    seconds = remapped_engine.load_image(base_image)
+    print(f"userns-remap: engine answered after {remapped_engine.started_in:.2f} s, image loaded in {seconds:.2f} s")
     return base_image
