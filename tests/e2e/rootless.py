@@ -324,15 +324,22 @@ def _wait_until_answering(engine_host: str, daemon: subprocess.Popen[bytes], log
 def rootless_docker(log_dir: Path, *, dockerd_args: tuple[str, ...] = ()) -> Iterator[RootlessEngine]:
     """Create the user, start `dockerd-rootless.sh` as that user, yield the engine; undo it all after."""
     script = _preflight()
-    uid = _free_id()
     user = f"nbrl{uuid.uuid4().hex[:8]}"  # 12 characters, a new account each session
     home = Path("/home") / user
-    start = _free_subordinate_start()
     log = log_dir / "dockerd-rootless.log"
-    _run(
-        "useradd", "--create-home", "--home-dir", str(home), "--uid", str(uid), "--user-group",
-        "--shell", "/usr/sbin/nologin", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", user,
-    )  # fmt: skip
+    for attempt in range(5):  # another session may take the same free UID at the same moment
+        uid = _free_id()
+        created = subprocess.run(
+            [
+                "useradd", "--create-home", "--home-dir", str(home), "--uid", str(uid), "--user-group",
+                "--shell", "/usr/sbin/nologin", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", user,
+            ],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if created.returncode == 0:
+            break
+        assert created.returncode == 4 and attempt < 4, f"useradd {user}: {created.stderr.strip()}"  # 4: UID taken
+    start = _free_subordinate_start()
     subordinate = f"{start}-{start + SUBORDINATE_COUNT - 1}"
     try:
         gid = pwd.getpwnam(user).pw_gid
