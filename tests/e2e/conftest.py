@@ -279,3 +279,12 @@ def run_ready_workspace(e2e_workspace: Path, base_image: str) -> Path:
     built = nbenv("image", "build", "traffic-analysis", cwd=e2e_workspace)
     assert built.returncode == 0, built.stderr[-4000:]
     return e2e_workspace
+
+
+# Real rootless and userns-remap engines (see tests/e2e/rootless.py), for the UID mapping tests.
+from tests.e2e.rootless import (  # noqa: E402, F401
+    remapped_base_image,
+    remapped_engine,
+    rootless_base_image,
+    rootless_engine,
+)
