@@ -21,7 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbenv.errors import RunError
 from nbenv.plan import GID, UID
+from nbenv.spec.models import Environment
 
 # What compose interpolates into the generated file (`user:`, the HOME tmpfs, `userns_mode:`).
 UID_VARIABLE, GID_VARIABLE, USERNS_VARIABLE = "NBENV_UID", "NBENV_GID", "NBENV_USERNS_MODE"
@@ -92,3 +94,18 @@ def can_write(info: os.stat_result, uid: int, gid: int) -> bool:
     if info.st_gid == gid:
         return bool(mode & stat.S_IWGRP and mode & stat.S_IXGRP)
     return bool(mode & stat.S_IWOTH and mode & stat.S_IXOTH)
+
+
+def check_can_save(root: Path, env: Environment, identity: Identity) -> None:
+    """The container writes each source mount as `identity` (the workspace's owner, or you): where that
+    cannot work, saving a notebook (or a run's output) would fail, so nbenv refuses with one line."""
+    for mount in env.mounts:
+        info = (root / mount.source).stat()
+        if not can_write(info, identity.host_uid, identity.host_gid):
+            you = "you" if identity.host_uid == os.geteuid() else "the workspace's owner"
+            raise RunError(
+                f"{mount.source}: owned by UID {info.st_uid} (mode {stat.filemode(info.st_mode)}): the container "
+                f"runs as {you}, UID {identity.host_uid}, and could not save notebooks there",
+                f"run nbenv as its owner (UID {info.st_uid}), or give UID {identity.host_uid} write access "
+                f"(e.g. `chmod g+w` with a shared group)",
+            )

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import signal
-import stat
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from nbenv.build import ImageBuilder
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.generate import load_lock, plan_for
-from nbenv.identity import Identity, can_write, engine_kind, for_workspace
+from nbenv.identity import Identity, check_can_save, engine_kind, for_workspace
 from nbenv.lock import Lock
 from nbenv.plan import SERVICE, BuildPlan, legacy_compose_project
 from nbenv.provenance import banner
@@ -66,20 +64,28 @@ def up(ws: Workspace, engine: Engine, name: str, options: UpOptions, *, say: Say
     """Plan first (a bad spec fails before waiting for the lock); the same environment's `up`s take turns."""
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
+    identity = for_workspace(ws.root, engine_kind(engine.security_options))
+    check_can_save(ws.root, plan.env, identity)  # before anything is written, the lock file included
     with environment_lock(ws, name, say=say):
-        return _up_locked(ws, engine, loader, lock, plan, options, say=say)
+        return _up_locked(ws, engine, loader, lock, plan, identity, options, say=say)
 
 
 def _up_locked(
-    ws: Workspace, engine: Engine, loader: Loader, lock: Lock, plan: BuildPlan, options: UpOptions, *, say: Say
+    ws: Workspace,
+    engine: Engine,
+    loader: Loader,
+    lock: Lock,
+    plan: BuildPlan,
+    identity: Identity,
+    options: UpOptions,
+    *,
+    say: Say,
 ) -> Running:
     name = plan.env.name
     env = plan.env
     if options.pull and env.data:
         _pull_for_up(ws, env, allow_missing=options.allow_missing, say=say)
     _check_data(ws, env, allow_missing=options.allow_missing, say=say)
-    identity = for_workspace(ws.root, engine_kind(engine.security_options))
-    _check_writable(ws, env, identity)
     built = ImageBuilder(ws, loader, lock, engine, say=say, live=options.live).build(name)
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
@@ -181,21 +187,6 @@ def _removequietly(compose: Compose) -> None:
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)
-
-
-def _check_writable(ws: Workspace, env: Environment, identity: Identity) -> None:
-    """The container writes each read-write source mount as `identity` (the workspace owner, or you):
-    where that cannot work, saving a notebook would fail, so `up` refuses with one line."""
-    for mount in env.mounts:
-        info = (ws.root / mount.source).stat()
-        if not can_write(info, identity.host_uid, identity.host_gid):
-            you = "you" if identity.host_uid == os.geteuid() else "the workspace's owner"
-            raise RunError(
-                f"{mount.source}: owned by UID {info.st_uid} (mode {stat.filemode(info.st_mode)}): the container "
-                f"runs as {you}, UID {identity.host_uid}, and could not save notebooks there",
-                f"run nbenv as its owner (UID {info.st_uid}), or give UID {identity.host_uid} write access "
-                f"(e.g. `chmod g+w` with a shared group)",
-            )
 
 
 def _current_env(ws: Workspace, name: str) -> str:

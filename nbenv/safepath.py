@@ -106,6 +106,14 @@ def owned_dir(root: Path, rel: str, *, what: str, create: bool = True, error: ty
                 os.mkdir(current)
             except FileExistsError:
                 mode = os.lstat(current).st_mode
+            except OSError as exc:  # e.g. someone else's workspace: one line, not a traceback
+                shown = _display(real_root, current)
+                owner = os.stat(current.parent).st_uid
+                raise error(
+                    f"{shown}: cannot create nbenv's {what} there: {exc.strerror}",
+                    f"run nbenv as the owner of {_display(real_root, current.parent)} (UID {owner}), "
+                    "or give yourself write access to it",
+                ) from None
             else:
                 continue
         if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):

@@ -27,7 +27,7 @@ import pytest
 
 from tests.e2e.browser import check_on_host, notebook_round_trip
 from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, free_port, nbenv, project
-from tests.e2e.rootless import RootlessEngine
+from tests.e2e.rootless import RemappedEngine, RootlessEngine
 from tests.e2e.test_run import text_of, write_notebook
 from tests.e2e.users import HostUser, bare_uid, install_compose_plugin, nbenv_as, useradd
 
@@ -281,6 +281,13 @@ def test_a_user_who_cannot_write_the_workspace_gets_one_line_and_nothing_starts(
         assert lines[-2].startswith(".: owned by UID 1000") and "4321" in lines[-2], lines
         assert lines[-1].startswith("  hint: "), lines
         assert docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={owned.project}").stdout == ""
+        # `nbenv run` too: one line before any container, and nbenv's own state is not created either.
+        notebook = write_notebook(owned.workspace / "foreign.ipynb", "print(1)")
+        os.chown(notebook, 1000, 100)
+        ran = nbenv_as(user4321, "run", ENV, "foreign.ipynb", "--no-pull", "--no-build", cwd=owned.workspace)
+        assert ran.returncode == 9, ran.stderr
+        assert ran.stderr.strip().splitlines()[-2].startswith(".: owned by UID 1000"), ran.stderr
+        assert not (owned.workspace / "foreign.out.ipynb").exists()
 
 
 @pytest.mark.security
@@ -311,3 +318,30 @@ def test_on_a_rootless_engine_files_land_as_the_caller(
         shell = owner.nbenv("shell", ENV, "touch", "rootless-shell")
         assert shell.returncode == 0, shell.stderr
         assert_owned(owner.workspace / "rootless-shell", user)
+
+
+@pytest.mark.security
+def test_on_a_userns_remap_engine_nbenv_run_writes_as_the_owner(
+    template: Path, user4321: HostUser, remapped_engine: RemappedEngine
+) -> None:
+    """A daemon-wide `userns-remap` (a real second dockerd, tests/e2e/rootless.py) would make every
+    container UID land as 100000+N; nbenv opts its containers out (`--userns host`), so root running
+    `nbenv run` in UID 4321's workspace writes as 4321, with no capability."""
+    remapped_engine.load_image(f"{OWNER_PREFIX}/{ENV}")
+    remote = {"DOCKER_HOST": remapped_engine.docker_host}
+    with owned_copy(template, user4321, "remap") as owner:
+        ws = owner.workspace
+        notebook = write_notebook(
+            ws / "remap.ipynb",
+            "import os, pathlib\nprint('uid', os.getuid(), os.getgid())",
+            "pathlib.Path('remap-made.txt').write_text('x')",
+            "print([l.split()[1] for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
+            "if l.startswith(('CapEff', 'NoNewPrivs'))])",
+        )
+        os.chown(notebook, user4321.uid, user4321.gid)
+        ran = nbenv("run", ENV, "remap.ipynb", "--no-pull", "--no-build", cwd=ws, env=remote, timeout=600)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert_owned(ws / "remap-made.txt", user4321)
+        assert_owned(ws / "remap.out.ipynb", user4321)
+        text = "".join(text_of(c) for c in json.loads((ws / "remap.out.ipynb").read_text())["cells"])
+        assert f"uid {user4321.uid} {user4321.gid}" in text and "['0000000000000000', '1']" in text

@@ -117,3 +117,23 @@ def test_nbenv_run_is_confined_like_up(identity: Identity) -> None:
 def test_a_remapped_engine_opts_the_run_out_of_the_remap() -> None:
     argv = _argv(Identity(1000, 100, 1000, 100, userns_host=True))
     assert argv[argv.index("--userns") + 1] == "host"
+
+
+@pytest.mark.badinput
+def test_a_source_the_run_uid_cannot_write_is_one_line(tmp_path: Path) -> None:
+    from nbenv.errors import RunError
+    from nbenv.identity import check_can_save
+    from nbenv.spec.models import SourceMount
+
+    class Env:  # the one field check_can_save reads
+        mounts = (SourceMount(source="."), SourceMount(source="src"))
+
+    (tmp_path / "src").mkdir()
+    owner = tmp_path.stat()
+    me = Identity(owner.st_uid, owner.st_gid, owner.st_uid, owner.st_gid)
+    check_can_save(tmp_path, Env(), me)  # type: ignore[arg-type]
+    (tmp_path / "src").chmod(0o555)
+    with pytest.raises(RunError) as caught:
+        check_can_save(tmp_path, Env(), me)  # type: ignore[arg-type]
+    assert caught.value.message.startswith(f"src: owned by UID {owner.st_uid} (mode dr-xr-xr-x): the container")
+    assert "\n" not in caught.value.message and caught.value.hint
