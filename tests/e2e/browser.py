@@ -234,11 +234,14 @@ class _Lab:
         either = self.dialog()
         for locator in wanted:
             either = either.or_(locator)
-        expect(either.first).to_be_visible()
-        for locator in wanted:
-            if locator.first.is_visible():
-                return locator
-        raise AssertionError("JupyterLab shows an error")
+        for _ in range(20):  # the page may re-render between two looks (a renamed tab is a new element)
+            expect(either.first).to_be_visible()
+            for locator in wanted:
+                if locator.first.is_visible():
+                    return locator
+            if self.dialog().first.is_visible():
+                raise AssertionError("JupyterLab shows an error")
+        raise AssertionError("the page kept changing: neither what was expected nor an error stayed visible")
 
     def absent(self, name: str) -> None:
         """The current folder has no `name` yet (so the step that makes it proves something)."""

@@ -144,7 +144,10 @@ def assert_summary_matches(text: str, expected: list[tuple[Any, ...]]) -> None:
 
 @pytest.fixture(scope="module")
 def demo_run(run_ready_workspace: Path) -> Iterator[subprocess.CompletedProcess[str]]:
-    """`nbenv run traffic-analysis notebooks/traffic.ipynb`, once for this module."""
+    """`nbenv run traffic-analysis notebooks/traffic.ipynb`, once for this module. Bytecode a Jupyter
+    kernel of another test (`up`, which does not suppress it) left in the shared workspace goes first."""
+    for cache in list(run_ready_workspace.rglob("__pycache__")):
+        shutil.rmtree(cache)
     result = nbenv("run", "traffic-analysis", "notebooks/traffic.ipynb", cwd=run_ready_workspace, timeout=600)
     yield result
     (run_ready_workspace / "notebooks/traffic.out.ipynb").unlink(missing_ok=True)
