@@ -83,6 +83,14 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
+def remove_images(prefix: str) -> None:
+    """Remove every image of repositories `prefix/...` (what a session or module built)."""
+    images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    mine = [image for image in images if image.startswith(f"{prefix}/")]
+    if mine:
+        docker("rmi", "--force", *mine, check=False)
+
+
 def free_port() -> int:
     import socket
 
@@ -165,10 +173,7 @@ def e2e_workspace(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Ite
         for path in [root, *root.rglob("*")]:
             os.chown(path, 1000, 100)
     yield root
-    images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
-    mine = [image for image in images if image.startswith(f"{PREFIX}/")]
-    if mine:
-        docker("rmi", "--force", *mine, check=False)
+    remove_images(PREFIX)
 
 
 @pytest.fixture(scope="session")

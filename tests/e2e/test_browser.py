@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.e2e.browser import check_on_host, notebook_round_trip
+from tests.e2e.browser import CHROMIUM_ARGS, check_on_host, notebook_round_trip
 from tests.e2e.conftest import Up, git
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +26,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
         pytest.fail("chromium is not installed: the README's test command (scripts/test) installs it")
     flags = [
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_ARGS,
         f"--user-data-dir={profile}",
         "--virtual-time-budget=20000",
         "--window-size=1280,800",

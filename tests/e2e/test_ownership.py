@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import check_on_host, notebook_round_trip
-from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, free_port, nbenv, project
+from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, free_port, nbenv, project, remove_images
 from tests.e2e.rootless import RemappedEngine, RootlessEngine
 from tests.e2e.test_run import text_of, write_notebook
 from tests.e2e.users import HostUser, bare_uid, install_compose_plugin, nbenv_as, useradd
@@ -54,10 +54,7 @@ def template(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.Temp
         assert built.returncode == 0, built.stderr[-3000:]
         yield root
     finally:
-        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
-        mine = [image for image in images if image.startswith(f"{OWNER_PREFIX}/")]
-        if mine:
-            docker("rmi", "--force", *mine, check=False)
+        remove_images(OWNER_PREFIX)
 
 
 @pytest.fixture(scope="module")
