@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -91,7 +92,8 @@ def _up_locked(
         say(line)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
     _remove_legacy(ws, engine, name, compose.compose_file, say=say)
-    states = compose.ps() if compose.env_file else []
+    states = compose.ps()
+    check_same_checkout(name, compose, states)
     running = next((s for s in states if s.state == "running"), None)
     token = read_token(ws, name)
     host = probe_host(env.jupyter.bind)  # the token goes to the address Jupyter is published on, only
@@ -248,7 +250,23 @@ def _compose_of(ws: Workspace, name: str, engine: Engine) -> Compose:
     compose_file = ws.generated_dir / name / "compose.yaml"
     if not compose_file.is_file():
         raise RunError(f"{ws.rel(compose_file)}: not generated yet", f"run `nbenv up {name}`")
-    return compose_for(ws, name, compose_file=compose_file, docker=engine.docker)
+    compose = compose_for(ws, name, compose_file=compose_file, docker=engine.docker)
+    check_same_checkout(name, compose, compose.ps())
+    return compose
+
+
+def check_same_checkout(name: str, compose: Compose, states: Sequence[ServiceState]) -> None:
+    """An environment's compose project is named after the image prefix and the environment, so every
+    checkout of a repository on this engine shares it (another user's clone on a shared server, say):
+    never stop, replace or enter a container that another checkout started."""
+    mine = os.path.realpath(compose.compose_file)
+    for state in states:
+        if state.config_file and os.path.realpath(state.config_file) != mine:
+            raise RunError(
+                f"{name}: running from another checkout ({state.config_file}, container {state.container}); "
+                "nbenv leaves it alone",
+                f"stop it from there (`nbenv down {name}` in that checkout), then run this again",
+            )
 
 
 def ps(ws: Workspace, engine: Engine) -> list[tuple[str, ServiceState]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,15 @@ class ServiceState:
     state: str  # running, exited, ...
     health: str  # healthy, starting, unhealthy, or "" without a healthcheck
     image: str
+    config_file: str = ""  # the compose file it was started from (another checkout's, possibly)
+
+
+def _label(labels: str, key: str) -> str:
+    """One value of `docker ps`'s `Labels` (`k=v,k=v`; a value may itself hold commas)."""
+    _, found, rest = f",{labels}".partition(f",{key}=")
+    if not found:
+        return ""
+    return re.split(r",(?=[\w.-]+=)", rest, maxsplit=1)[0]
 
 
 def _health(status: str) -> str:
@@ -77,7 +87,16 @@ class Compose:
         if result.returncode != 0:
             raise RunError(f"docker ps failed: {result.stderr.strip()[-300:]}")
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        return [ServiceState(r["Names"], r["State"], _health(r.get("Status", "")), r["Image"]) for r in rows]
+        return [
+            ServiceState(
+                r["Names"],
+                r["State"],
+                _health(r.get("Status", "")),
+                r["Image"],
+                _label(r.get("Labels", ""), "com.docker.compose.project.config_files"),
+            )
+            for r in rows
+        ]
 
     def state(self, container: str) -> str:
         """running, exited, ... of one container ("" when it is gone)."""

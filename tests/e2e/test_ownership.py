@@ -342,3 +342,18 @@ def test_on_a_userns_remap_engine_nbenv_run_writes_as_the_owner(
         assert_owned(ws / "remap.out.ipynb", user4321)
         text = "".join(text_of(c) for c in json.loads((ws / "remap.out.ipynb").read_text())["cells"])
         assert f"uid {user4321.uid} {user4321.gid}" in text and "['0000000000000000', '1']" in text
+
+
+@pytest.mark.security
+def test_another_checkouts_environment_is_left_alone(template: Path, user4321: HostUser) -> None:
+    """Two users' clones of one repository on a shared server share the compose project (image prefix +
+    name): the second user's `up`, `down` and `shell` must not stop, replace or enter the first's Jupyter."""
+    with owned_copy(template, ROOT_USER, "first") as first, owned_copy(template, user4321, "second") as second:
+        up = first.nbenv("up", ENV, "--no-pull", "--port", str(free_port()))
+        assert up.returncode == 0, up.stderr[-3000:]
+        running = container_of(first)
+        for args in (("up", ENV, "--no-pull", "--port", str(free_port())), ("down", ENV), ("shell", ENV, "true")):
+            result = second.nbenv(*args)
+            assert result.returncode == 9, (args, result.stderr)
+            assert "running from another checkout" in result.stderr.strip().splitlines()[-2], result.stderr
+        assert container_of(first) == running, "the first checkout's Jupyter still runs, untouched"
