@@ -8,6 +8,10 @@
 # - nbenv-extra-ca: an extra CA, added to the bundle SSL_CERT_FILE names, in a temporary directory
 #   that is removed before the step ends.
 set -eu
+# Proxies and busy indexes drop connections now and then: uv retries a request this many times
+# (its default is 3, within a few seconds) before a whole install step fails.
+UV_HTTP_RETRIES=${UV_HTTP_RETRIES:-10}
+export UV_HTTP_RETRIES
 index=${NBENV_INDEX_SECRET:-/run/secrets/nbenv-index-url}
 extra=${NBENV_EXTRA_CA:-/run/secrets/nbenv-extra-ca}
 if [ -s "$index" ]; then
