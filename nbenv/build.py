@@ -88,7 +88,9 @@ class ImageBuilder:
         if state.problem:
             self.say(f"git: {state.problem}: images are labelled with an unknown commit")
         elif state.dirty:
-            self.say(f"git: uncommitted changes: images built now are labelled dirty ({state.short})")
+            self.say(
+                f"git: uncommitted changes ({state.changes()}): images built now are labelled dirty ({state.short})"
+            )
         return state
 
     def build(

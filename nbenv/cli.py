@@ -329,12 +329,13 @@ def logs(
     raise typer.Exit(_api().logs(repo=_repo(), name=name, follow=follow, tail=tail))
 
 
-@app.command()
+# Everything after the name is the command, its options included (`nbenv shell NAME python -c ...`).
+@app.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 def shell(
     name: Annotated[str, typer.Argument(help="Environment name.")],
     command: Annotated[list[str] | None, typer.Argument(help="Command to run instead of bash.")] = None,
 ) -> None:
-    """A shell (or COMMAND) inside the running environment, as its non-root user."""
+    """A shell (or COMMAND) inside the running environment, as the workspace's owner."""
     raise typer.Exit(_api().shell(repo=_repo(), name=name, command=command or []))
 
 

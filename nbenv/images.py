@@ -115,7 +115,7 @@ def push(
         raise RegistryError(f"cannot push {name}: {git.problem}", "push from a git checkout with at least one commit")
     if git.dirty and not allow_dirty:
         raise RegistryError(
-            f"refusing to push {name}: the working tree has uncommitted changes",
+            f"refusing to push {name}: the working tree has uncommitted changes ({git.changes()})",
             f"commit them first, or `--allow-dirty` to push only sha-{git.short}-dirty",
         )
     built = builder.build(name, options=BuildOptions(fresh_provenance=True))

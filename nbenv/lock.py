@@ -466,7 +466,7 @@ def _check(data: dict[str, Any], text: str, display: str, pyproject: dict[str, A
         raise LockError(
             f"{display}{_line_of(text, 'lock-version')}: metadata.lock-version: {version} records no dependency "
             "groups per package (nbenv needs 2.1)",
-            "run `poetry lock --regenerate` with Poetry 2.x",
+            "run `poetry lock` with Poetry 2.x: it upgrades the format and changes no pinned version",
         )
     expected = content_hash(pyproject)
     found = metadata.get("content-hash")

@@ -29,6 +29,13 @@ class GitState:
     tag: str | None = None  # the release tag pointing exactly at HEAD, e.g. "v1.2.3"
     source: str = ""  # browsable repository URL, credentials stripped
     problem: str | None = None  # why the commit is unknown
+    changed: tuple[str, ...] = ()  # what makes it dirty: `git status --porcelain` paths
+
+    def changes(self, limit: int = 5) -> str:
+        """The first few changed paths, for a message: `src/a.py, notes.md and 3 more`."""
+        shown = ", ".join(self.changed[:limit])
+        more = len(self.changed) - limit
+        return f"{shown} and {more} more" if more > 0 else shown
 
     @property
     def short(self) -> str:

@@ -122,7 +122,24 @@ def owned_dir(root: Path, rel: str, *, what: str, create: bool = True, error: ty
                 f"{shown}: is not a directory, but nbenv keeps its {what} there",
                 "move it away and run the command again",
             )
+    if create and relative.parts and relative.parts[0] == SELF_IGNORING:
+        _ignore_itself(real_root / SELF_IGNORING)
     return real_root / relative
+
+
+SELF_IGNORING = ".nbenv"  # nbenv's state (tokens, caches, run files): never committed, in any repository
+_IGNORE_ALL = "# Written by nbenv: its state (tokens, caches, run files) is never committed.\n*\n"
+
+
+def _ignore_itself(directory: Path) -> None:
+    """A `.gitignore` of `*` inside the directory, so git ignores it in any repository, whatever the
+    repository's own ignore files say. Only created, never overwritten, never through a symlink."""
+    try:
+        fd = os.open(directory / ".gitignore", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError:  # already there (the user's, or ours), or not writable: nothing to do
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(_IGNORE_ALL)
 
 
 def existing_non_link(

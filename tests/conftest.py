@@ -43,6 +43,7 @@ def run_cli(*args: str, cwd: Path) -> Result:
 
 
 CACHE = ".nbenv/cache/"  # nbenv's parse cache (like __pycache__): not a file a user or CI reads
+STATE_IGNORE = ".nbenv/.gitignore"  # written with the cache: git ignores nbenv's state in any repository
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -50,7 +51,7 @@ def snapshot(root: Path) -> dict[str, str]:
     return {
         rel: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not (rel := p.relative_to(root).as_posix()).startswith(CACHE)
+        if p.is_file() and not (rel := p.relative_to(root).as_posix()).startswith(CACHE) and rel != STATE_IGNORE
     }
 
 

@@ -32,7 +32,9 @@ def git_state(root: Path) -> GitState:
         return GitState(None, dirty=True, problem=problem)
     _, status, _ = _git(root, "status", "--porcelain", "--untracked-files=normal")
     _, tags, _ = _git(root, "tag", "--points-at", "HEAD")
-    return GitState(commit, dirty=bool(status), tag=release_tag(tags.split()), source=source_url(root))
+    # `XY path` lines (the output is stripped, so the first one may have lost X's space).
+    changed = tuple(parts[1] for line in status.splitlines() if len(parts := line.split(None, 1)) == 2)
+    return GitState(commit, dirty=bool(status), tag=release_tag(tags.split()), source=source_url(root), changed=changed)
 
 
 def _problem(stderr: str) -> str | None:

@@ -9,6 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli, snapshot
 
 
@@ -123,3 +125,61 @@ def test_the_installed_command_exits_cleanly_without_traceback(workspace: Path) 
     usage = subprocess.run([nbenv, "generate", "--no-such-flag"], cwd=workspace, capture_output=True, text=True)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
     assert subprocess.run([nbenv, "--version"], capture_output=True, text=True).stdout.startswith("nbenv ")
+
+
+def test_shell_passes_every_argument_after_the_name_through(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nbenv shell NAME python -c ...`: the command's own options are not nbenv's."""
+    from nbenv import api
+
+    seen: list[list[str]] = []
+
+    def shell(*, repo: Path | None = None, name: str, command: list[str]) -> int:
+        seen.append([name, *command])
+        return 0
+
+    monkeypatch.setattr(api, "shell", shell)
+    assert run_cli("shell", "base", "python", "-c", "print(1)", "--version", cwd=workspace).code == 0
+    assert run_cli("shell", "base", cwd=workspace).code == 0
+    assert seen == [["base", "python", "-c", "print(1)", "--version"], ["base"]]
+
+
+def test_nbenv_state_ignores_itself_in_any_repository(workspace: Path) -> None:
+    """The state dir (the Jupyter token files) is git-ignored by its own .gitignore, whatever the
+    repository's ignore files say; a file the user put there is never overwritten."""
+    (workspace / ".gitignore").unlink(missing_ok=True)
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    assert run_cli("generate", cwd=workspace).code == 0
+    assert (workspace / ".nbenv/.gitignore").read_text().splitlines()[-1] == "*"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=workspace, capture_output=True, text=True).stdout
+    assert ".nbenv" not in status, status
+    (workspace / ".nbenv/.gitignore").write_text("mine\n")
+    assert run_cli("generate", cwd=workspace).code == 0
+    assert (workspace / ".nbenv/.gitignore").read_text() == "mine\n"
+
+
+def test_a_dirty_tree_names_its_files(tmp_path: Path) -> None:
+    from nbenv.adapters.git import git_state
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid", "GIT_COMMITTER_NAME": "t"}
+    env |= {"GIT_COMMITTER_EMAIL": "t@t.invalid", "PATH": "/usr/bin:/bin"}
+    (tmp_path / "a.py").write_text("a\n")
+    for command in (["git", "init", "-q"], ["git", "add", "a.py"], ["git", "commit", "-qm", "a"]):
+        subprocess.run(command, cwd=tmp_path, check=True, env=env)
+    assert git_state(tmp_path).changed == ()
+    (tmp_path / "a.py").write_text("b\n")
+    for index in range(7):
+        (tmp_path / f"n{index}.txt").write_text("n")
+    state = git_state(tmp_path)
+    assert state.dirty and state.changed[0] == "a.py" and len(state.changed) == 8
+    assert state.changes() == "a.py, n0.txt, n1.txt, n2.txt, n3.txt and 3 more"
+
+
+def test_a_2_0_lock_is_upgraded_without_re_resolving(workspace: Path) -> None:
+    """`poetry lock` (Poetry 2) upgrades the format and keeps every pin; `--regenerate` would re-resolve."""
+    lock = workspace / "poetry.lock"
+    lock.write_text(lock.read_text().replace('lock-version = "2.1"', 'lock-version = "2.0"'))
+    result = run_cli("generate", cwd=workspace)
+    assert result.code == 4
+    assert result.err_lines[-1] == (
+        "  hint: run `poetry lock` with Poetry 2.x: it upgrades the format and changes no pinned version"
+    )
