@@ -19,7 +19,7 @@ from nbenv.adapters.git import git_state
 from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
-from nbenv.generate import generate, plan_for
+from nbenv.generate import build_inputs, generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
@@ -198,8 +198,7 @@ class ImageBuilder:
         return ("up to date", image_id) if image_id else (f"stale: no image {ref} yet", None)
 
     def _key(self, plan: BuildPlan, from_id: str, files: dict[Path, str]) -> str:
-        out = self.ws.root / plan.out_dir
-        return content_key(from_image_id=from_id, files={p.relative_to(out).as_posix(): t for p, t in files.items()})
+        return content_key(from_image_id=from_id, files=build_inputs(self.ws.root / plan.out_dir, files))
 
     def _keep(self, labels: dict[str, str], options: BuildOptions) -> bool:
         """Reuse an image with the same content key, unless a push needs labels that match HEAD."""
@@ -222,10 +221,9 @@ class ImageBuilder:
         return result.rendered
 
     def _context(self, plan: BuildPlan, files: dict[Path, str], tmp: Path) -> Path:
-        """The build context: the generated files only (the extra CA is a build secret, not in it)."""
-        out = self.ws.root / plan.out_dir
-        for path, text in files.items():
-            target = tmp / path.relative_to(out)
+        """The build context: the generated build inputs only (the extra CA is a build secret, not in it)."""
+        for rel, text in build_inputs(self.ws.root / plan.out_dir, files).items():
+            target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         return tmp

@@ -87,6 +87,17 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
 BUILD_SCRIPTS = ("register.py", "fetch_uv.py", "with-secrets.sh")
 
 
+RUN_TIME_FILES = ("compose.yaml",)  # how to run the image (ports, mounts, data), not what is in it
+
+
+def build_inputs(out: Path, rendered: dict[Path, str]) -> dict[str, str]:
+    """The generated files an image is built from, by path relative to `out`: everything but the
+    run-time files, so a new host port or data mount never makes the image stale."""
+    return {
+        rel: text for path, text in rendered.items() if (rel := path.relative_to(out).as_posix()) not in RUN_TIME_FILES
+    }
+
+
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
     """Every generated file of one environment, by absolute path."""
     out = ws.root / plan.out_dir

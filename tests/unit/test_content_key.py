@@ -34,3 +34,27 @@ def test_notebooks_and_source_are_not_inputs_but_the_spec_and_lock_are(workspace
     spec.write_text(spec.read_text().replace('groups = ["notebook"]', 'groups = ["notebook", "models"]'))
     assert run_cli("generate", cwd=workspace).code == 0
     assert content_key(from_image_id="sha256:base", files=files(workspace, "base")) != before
+
+
+def test_run_time_settings_never_make_the_image_stale(workspace: Path) -> None:
+    """The host port, the bind address and the data mounts live in compose.yaml only: not a build input."""
+    from nbenv.generate import build_inputs
+
+    def key() -> str:
+        out = workspace / "docker" / "traffic-analysis"
+        rendered = {p: p.read_text() for p in sorted(out.rglob("*")) if p.is_file() and p.name != ".nbenv-manifest"}
+        return content_key(from_image_id="sha256:parent", files=build_inputs(out, rendered))
+
+    assert run_cli("generate", cwd=workspace).code == 0
+    compose = (workspace / "docker/traffic-analysis/compose.yaml").read_text()
+    before = key()
+    spec = workspace / "environments/traffic-analysis.toml"
+    text = spec.read_text()
+    assert "port = 8888" in text
+    spec.write_text(text.replace("port = 8888", 'port = 8899\nbind = "127.0.0.2"'))
+    assert run_cli("generate", cwd=workspace).code == 0
+    assert (workspace / "docker/traffic-analysis/compose.yaml").read_text() != compose, "the run-time file changed"
+    assert key() == before, "but the image did not"
+    spec.write_text(text.replace('importable = true', 'importable = false'))
+    assert run_cli("generate", cwd=workspace).code == 0
+    assert key() != before, "what is in the image (here: the .pth that imports the project) still does"
