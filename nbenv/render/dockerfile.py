@@ -113,6 +113,7 @@ def _builder(plan: BuildPlan) -> str:
             "# Builder: FROM the parent's image, so the layer has the same absolute path and interpreter as in",
             "# the final stage; uv and the CA bundle come from the tools stage.",
             "FROM ${PARENT_IMAGE} AS builder",
+            "# Root writes /opt here; this stage never runs as a container (only its output is copied).",
             "# hadolint ignore=DL3002",
             "USER 0",
             f"COPY --from=tools {BUILD_DIR}/ {BUILD_DIR}/",
@@ -166,6 +167,9 @@ def _final(plan: BuildPlan) -> str:
     if not plan.is_child:
         lines += [
             "# An init as PID 1 reaps kernels' child processes and forwards signals (nbenv base images have tini).",
+            "# Debian package versions are not pinned: stable replaces them with security updates and drops the",
+            "# old ones, so a pinned version stops installing (the pinned base image makes builds repeatable).",
+            "# hadolint ignore=DL3008",
             "RUN command -v tini >/dev/null || { apt-get update && apt-get install -y --no-install-recommends tini \\",
             "    && rm -rf /var/lib/apt/lists/*; }",
             f"# A non-root user, docker-stacks convention: jovyan, UID {UID}, GID {GID}.",
@@ -175,6 +179,8 @@ def _final(plan: BuildPlan) -> str:
     if plan.system_packages:
         packages = " ".join(plan.system_packages)  # validated Debian package names: no quoting needed
         lines += [
+            "# Not version-pinned, for the reason given above the tini step (DL3008).",
+            "# hadolint ignore=DL3008",
             "RUN apt-get update && apt-get install -y --no-install-recommends " + packages + " \\",
             "    && rm -rf /var/lib/apt/lists/*",
         ]

@@ -55,6 +55,6 @@ def test_run_time_settings_never_make_the_image_stale(workspace: Path) -> None:
     assert run_cli("generate", cwd=workspace).code == 0
     assert (workspace / "docker/traffic-analysis/compose.yaml").read_text() != compose, "the run-time file changed"
     assert key() == before, "but the image did not"
-    spec.write_text(text.replace('importable = true', 'importable = false'))
+    spec.write_text(text.replace("importable = true", "importable = false"))
     assert run_cli("generate", cwd=workspace).code == 0
     assert key() != before, "what is in the image (here: the .pth that imports the project) still does"
