@@ -12,7 +12,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbenv import datasync, images, launch, scaffold
 from nbenv.adapters.compose import ServiceState
@@ -27,7 +27,7 @@ from nbenv.generate import generate as write_generated
 from nbenv.images import Inspection, PushResult
 from nbenv.run import Running
 from nbenv.safepath import owned_dir
-from nbenv.spec.load import Loader, SpecErrors, environment_names, load_file
+from nbenv.spec.load import Loader, SpecErrors, environment_names, load_file, new_environment_hint
 from nbenv.spec.models import Environment
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
@@ -45,7 +45,7 @@ def _names(ws: Workspace, names: Sequence[str]) -> list[str]:
     if not known:
         raise SpecError(
             f"{ws.rel(ws.environments_dir)}/: no environments",
-            "create one with `nbenv new NAME --groups notebook`",
+            new_environment_hint(ws),
         )
     return list(names) or known
 
@@ -79,6 +79,19 @@ class EnvironmentRow:
     port: int | None
     description: str
     problem: str | None
+
+
+def first_environment_hint(*, repo: Path | None = None) -> str:
+    """How to create a first environment here, with this project's own group names."""
+    return new_environment_hint(_workspace(repo))
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of `environments/NAME.toml`, from the pydantic model that validates it."""
+    from nbenv.spec.models import EnvironmentFile
+
+    schema = EnvironmentFile.model_json_schema()
+    return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "nbenv environment spec"}
 
 
 def list_environments(*, repo: Path | None = None) -> list[EnvironmentRow]:

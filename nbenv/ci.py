@@ -10,7 +10,7 @@ from nbenv.base_image import DEFAULT_TAG
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
-from nbenv.spec.load import Loader, environment_names
+from nbenv.spec.load import Loader, environment_names, new_environment_hint
 from nbenv.spec.models import Environment
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
@@ -53,9 +53,7 @@ def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
     doc, loc = ws._config_source()
     names = environment_names(ws)
     if not names:
-        raise SpecError(
-            f"{ws.rel(ws.environments_dir)}/: no environments", "create one with `nbenv new NAME --groups notebook`"
-        )
+        raise SpecError(f"{ws.rel(ws.environments_dir)}/: no environments", new_environment_hint(ws))
     for name, notebooks in config.ci.smoke.items():
         if name not in names:
             raise doc.error(

@@ -107,7 +107,7 @@ def list_() -> None:
     """One line per environment."""
     rows = _api().list_environments(repo=_repo())
     if not rows:
-        typer.echo("no environments (create one with `nbenv new NAME --groups notebook`)")
+        typer.echo(f"no environments ({_api().first_environment_hint(repo=_repo())})")
     for row in rows:
         if row.problem:
             typer.echo(f"{row.name:<24} INVALID  {row.problem}")
@@ -116,6 +116,12 @@ def list_() -> None:
         typer.echo(
             f"{row.name:<24} :{row.port:<6} {parent:<20} groups={','.join(row.groups)}  {row.description}".rstrip()
         )
+
+
+@app.command()
+def schema() -> None:
+    """The JSON Schema of environments/NAME.toml: every key, its type and meaning (for editors)."""
+    typer.echo(json.dumps(_api().spec_schema(), indent=2, ensure_ascii=False))
 
 
 @app.command()

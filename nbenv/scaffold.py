@@ -56,7 +56,8 @@ def _check_request(ws: Workspace, name: str, groups: Sequence[str], extends: str
 def spec_text(name: str, groups: Sequence[str], extends: str | None, description: str) -> str:
     """A commented starter spec (a [[data]] example, the Jupyter defaults), as tomlkit writes it."""
     doc = tomlkit.document()
-    doc.add(tomlkit.comment('A notebook environment: see README.md, section "Environment spec", for every key.'))
+    doc.add(tomlkit.comment("A notebook environment, written by `nbenv new`. Every key, with its type and meaning:"))
+    doc.add(tomlkit.comment("`nbenv schema` prints the JSON Schema of this file (editors validate with it)."))
     doc.add("spec_version", SPEC_VERSION)
     doc.add("name", name)
     doc.add("description", description)

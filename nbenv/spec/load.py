@@ -12,7 +12,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from nbenv.dvc_outs import covering_output, tracked_outputs
-from nbenv.errors import SpecError
+from nbenv.errors import NbenvError, SpecError
 from nbenv.lock import name_problem
 from nbenv.safepath import confine, is_inside
 from nbenv.spec.models import (
@@ -73,6 +73,16 @@ def poetry_groups(ws: Workspace) -> list[str]:
                 raise ws.pyproject.error((*loc, name), problem, "rename the group (and run `poetry lock`)")
             groups.add(name)
     return ["main", *sorted(groups - {"main"})]
+
+
+def new_environment_hint(ws: Workspace) -> str:
+    """How to create a first environment, with groups this project really has."""
+    try:
+        groups = poetry_groups(ws)
+    except NbenvError:  # a broken pyproject.toml is reported by the commands that read it
+        groups = []
+    known = f" (this project's groups: {', '.join(groups)})" if groups else ""
+    return f"create one with `nbenv new NAME --groups GROUP[,GROUP...]`{known}"
 
 
 def environment_names(ws: Workspace) -> list[str]:

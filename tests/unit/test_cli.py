@@ -183,3 +183,33 @@ def test_a_2_0_lock_is_upgraded_without_re_resolving(workspace: Path) -> None:
     assert result.err_lines[-1] == (
         "  hint: run `poetry lock` with Poetry 2.x: it upgrades the format and changes no pinned version"
     )
+
+
+def test_schema_describes_every_spec_and_rejects_what_the_loader_rejects(workspace: Path) -> None:
+    """`nbenv schema` (for editors): the demo specs and a fresh `nbenv new` spec are valid against it,
+    an unknown key or a wrong type is not; `nbenv new` points at it, not at nbenv's own README."""
+    import jsonschema
+
+    result = run_cli("schema", cwd=workspace)
+    assert result.code == 0, result.err
+    schema = json.loads(result.out)
+    assert schema["title"] == "nbenv environment spec"
+    assert run_cli("new", "forecasting", "--groups", "models", cwd=workspace).code == 0
+    written = (workspace / "environments/forecasting.toml").read_text()
+    assert "`nbenv schema`" in written and "README" not in written
+    for spec in sorted((workspace / "environments").glob("*.toml")):
+        jsonschema.validate(tomllib.loads(spec.read_text()), schema)
+    good = tomllib.loads((workspace / "environments/base.toml").read_text())
+    for bad in ({**good, "colour": "red"}, {**good, "groups": "notebook"}, {**good, "jupyter": {"port": "x"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+
+
+def test_the_first_environment_hint_names_this_projects_groups(workspace: Path) -> None:
+    shutil.rmtree(workspace / "environments")
+    (workspace / "environments").mkdir()
+    result = run_cli("list", cwd=workspace)
+    assert result.out.strip() == (
+        "no environments (create one with `nbenv new NAME --groups GROUP[,GROUP...]` "
+        "(this project's groups: main, dev, models, nbenv-builder, notebook))"
+    )
