@@ -27,7 +27,14 @@ from nbenv.generate import generate as write_generated
 from nbenv.images import Inspection, PushResult
 from nbenv.run import Running
 from nbenv.safepath import owned_dir
-from nbenv.spec.load import Loader, SpecErrors, environment_names, load_file, new_environment_hint
+from nbenv.spec.load import (
+    Loader,
+    SpecErrors,
+    default_environment,
+    environment_names,
+    load_file,
+    new_environment_hint,
+)
 from nbenv.spec.models import Environment
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
@@ -195,6 +202,7 @@ def image_build(
     *,
     repo: Path | None = None,
     names: Sequence[str] = (),
+    all_envs: bool = True,
     groups: Sequence[str] | None = None,
     no_cache: bool = False,
     cache_from: Sequence[str] = (),
@@ -202,10 +210,13 @@ def image_build(
     say: Say = quiet,
     live: bool = False,
 ) -> list[BuiltImage]:
-    """Build each environment's image (parents first); skip what is up to date. No names: all of them."""
+    """Build each environment's image (parents first); skip what is up to date. No names: every
+    environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed)."""
     ws = _workspace(repo)
+    if not names and not all_envs:
+        names = [default_environment(ws)]
     if groups is not None and len(names) != 1:
-        raise UsageError("--groups applies to one environment: name it")
+        raise UsageError("--groups applies to one environment: name it (or none, for the default one)")
     loader, lock = Loader(ws), load_lock(ws)
     builder = ImageBuilder(ws, loader, lock, _engine(), say=say, live=live)
     options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
@@ -255,7 +266,7 @@ def image_base(*, tag: str, suite: str = "bookworm", say: Say = quiet) -> str:
 def up(
     *,
     repo: Path | None = None,
-    name: str,
+    name: str | None = None,
     port: int | None = None,
     timeout: float = 180.0,
     pull: bool = True,
@@ -269,13 +280,13 @@ def up(
     """
     ws = _workspace(repo)
     options = launch.UpOptions(port=port, timeout=timeout, pull=pull, allow_missing=allow_missing, live=live)
-    return launch.up(ws, _engine(), name, options, say=say)
+    return launch.up(ws, _engine(), name or default_environment(ws), options, say=say)
 
 
-def down(*, repo: Path | None = None, name: str, say: Say = quiet) -> None:
+def down(*, repo: Path | None = None, name: str | None = None, say: Say = quiet) -> None:
     """Remove the environment's containers and network; keep images, data and the source."""
     ws = _workspace(repo)
-    launch.down(ws, _engine(), name=name, say=say)
+    launch.down(ws, _engine(), name=name or default_environment(ws), say=say)
 
 
 def ps(*, repo: Path | None = None) -> list[tuple[str, ServiceState]]:
@@ -284,9 +295,9 @@ def ps(*, repo: Path | None = None) -> list[tuple[str, ServiceState]]:
     return launch.ps(ws, _engine())
 
 
-def logs(*, repo: Path | None = None, name: str, follow: bool = False, tail: int | None = None) -> int:
+def logs(*, repo: Path | None = None, name: str | None = None, follow: bool = False, tail: int | None = None) -> int:
     ws = _workspace(repo)
-    return launch.logs(ws, _engine(), name=name, follow=follow, tail=tail)
+    return launch.logs(ws, _engine(), name=name or default_environment(ws), follow=follow, tail=tail)
 
 
 def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -> int:
@@ -298,10 +309,11 @@ def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -
 
 
 def _data_targets_of(ws: Workspace, names: Sequence[str], all_envs: bool) -> list[str]:
-    if not names and not all_envs:
-        raise UsageError("name the environments whose data to use, or pass --all")
+    if all_envs and names:
+        raise UsageError("--all uses every environment's data: give either names or --all", "drop one of them")
     loader = Loader(ws)
-    return data_targets([loader.environment(n) for n in (environment_names(ws) if all_envs else names)])
+    chosen = environment_names(ws) if all_envs else (names or [default_environment(ws, loader)])
+    return data_targets([loader.environment(n) for n in chosen])
 
 
 def data_pull(

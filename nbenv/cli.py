@@ -193,7 +193,7 @@ def _live() -> bool:
 
 @image_app.command("build")
 def image_build(
-    names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Environments (default: the default one).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every environment, parents before children.")] = False,
     groups: GroupsOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild even if up to date, without cache.")] = False,
@@ -210,6 +210,7 @@ def image_build(
     built = _api().image_build(
         repo=_repo(),
         names=names or [],
+        all_envs=all_,
         groups=_split(groups),
         no_cache=no_cache,
         cache_from=cache_from or [],
@@ -283,9 +284,14 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+DefaultEnv = Annotated[
+    str | None, typer.Argument(help="Environment name (default: [tool.nbenv] default_environment, else the only leaf).")
+]
+
+
 @app.command()
 def up(
-    name: Annotated[str, typer.Argument(help="Environment name.")],
+    name: DefaultEnv = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Host port (default: the spec's).")] = None,
     timeout: Annotated[
         float, typer.Option(min=0.1, max=MAX_SECONDS, callback=_finite, help="Seconds to wait for Jupyter.")
@@ -310,7 +316,7 @@ def up(
 
 
 @app.command()
-def down(name: Annotated[str, typer.Argument(help="Environment name.")]) -> None:
+def down(name: DefaultEnv = None) -> None:
     """Stop the environment: remove its containers and network (images and data stay)."""
     _api().down(repo=_repo(), name=name, say=_say)
 
@@ -327,7 +333,7 @@ def ps() -> None:
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="Environment name.")],
+    name: DefaultEnv = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
     tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
 ) -> None:
@@ -388,7 +394,9 @@ def run_(
 data_app = typer.Typer(help="DVC-tracked data: pull, push, status; CSV -> Parquet compaction.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-EnvsArgument = Annotated[list[str] | None, typer.Argument(help="Environments whose declared data to use.")]
+EnvsArgument = Annotated[
+    list[str] | None, typer.Argument(help="Environments whose declared data to use (default: the default one).")
+]
 AllOption = Annotated[bool, typer.Option("--all", help="Every environment's data.")]
 JobsOption = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel transfers (DVC's default).")]
 RemoteOption = Annotated[str | None, typer.Option("--remote", "-r", help="DVC remote (default: DVC's default).")]

@@ -12,7 +12,7 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from nbenv.dvc_outs import covering_output, tracked_outputs
-from nbenv.errors import NbenvError, SpecError
+from nbenv.errors import NbenvError, SpecError, UsageError
 from nbenv.lock import name_problem
 from nbenv.safepath import confine, is_inside
 from nbenv.spec.models import (
@@ -73,6 +73,33 @@ def poetry_groups(ws: Workspace) -> list[str]:
                 raise ws.pyproject.error((*loc, name), problem, "rename the group (and run `poetry lock`)")
             groups.add(name)
     return ["main", *sorted(groups - {"main"})]
+
+
+def default_environment(ws: Workspace, loader: Loader | None = None) -> str:
+    """The environment a command acts on when none is named: `default_environment` from the repo-wide
+    settings, else the one environment no other extends (the demo's `traffic-analysis`), else an error
+    listing the names."""
+    names = environment_names(ws)
+    if not names:
+        raise SpecError(f"{ws.rel(ws.environments_dir)}/: no environments", new_environment_hint(ws))
+    if chosen := ws.config.default_environment:
+        if chosen not in names:
+            doc, loc = ws._config_source()
+            raise doc.error(
+                (*loc, "default_environment"),
+                f"no environment {chosen!r}{did_you_mean(chosen, names)}",
+                f"one of: {', '.join(names)}",
+            )
+        return chosen
+    loader = loader or Loader(ws)
+    parents = {loader.environment(name).extends for name in names}
+    leaves = [name for name in names if name not in parents]
+    if len(leaves) == 1:
+        return leaves[0]
+    raise UsageError(
+        f"name an environment: {', '.join(names)}",
+        'or set `default_environment = "NAME"` in [tool.nbenv] (pyproject.toml), or pass --all where offered',
+    )
 
 
 def new_environment_hint(ws: Workspace) -> str:

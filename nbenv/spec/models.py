@@ -349,6 +349,9 @@ class RepoConfig(Strict):
     ca_bundle: Text | None = Field(None, description="Extra CA bundle for builds (proxies, private indexes).")
     environments_dir: RepoPath = "environments"
     generated_dir: RepoPath = "docker"
+    default_environment: EnvName | None = Field(
+        None, description="What `nbenv up`, `data pull`, `image build` ... act on when no name is given."
+    )
     ci: CiSettings = Field(default_factory=CiSettings, description="`[tool.nbenv.ci]`: `nbenv ci github`.")
 
 

@@ -329,11 +329,27 @@ CASES = [
 
 DATA_CASES = [
     Case(
-        "data-pull-no-target",
+        "data-pull-names-and-all",
         lambda root: None,
-        r"^name the environments whose data to use, or pass --all$",
+        r"^--all uses every environment's data: give either names or --all$",
+        args=("data", "pull", "base", "--all"),
+        code=2,
+    ),
+    Case(
+        "data-pull-no-name-two-leaves",  # no name, and no single default: one line naming them
+        lambda root: (root / "environments/other.toml").write_text(
+            (root / TA).read_text().replace('name = "traffic-analysis"', 'name = "other"')
+        ),
+        r"^name an environment: base, other, traffic-analysis$",
         args=("data", "pull"),
         code=2,
+    ),
+    Case(
+        "default-environment-unknown",
+        edit("pyproject.toml", "[tool.nbenv]\n", '[tool.nbenv]\ndefault_environment = "trafic-analysis"\n'),
+        r"^pyproject\.toml:\d+: tool\.nbenv\.default_environment: no environment 'trafic-analysis'; did you mean",
+        args=("up",),
+        code=3,
     ),
     Case(
         "data-pull-unknown-env",

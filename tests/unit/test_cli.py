@@ -213,3 +213,39 @@ def test_the_first_environment_hint_names_this_projects_groups(workspace: Path) 
         "no environments (create one with `nbenv new NAME --groups GROUP[,GROUP...]` "
         "(this project's groups: main, dev, models, nbenv-builder, notebook))"
     )
+
+
+def test_commands_act_on_the_default_environment_when_none_is_named(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As typed in the product's description: `nbenv up`, `nbenv data pull`,
+    `nbenv image build --groups main,notebook,models` act on the one environment no other extends."""
+    from nbenv.api import _data_targets_of
+    from nbenv.errors import SpecError, UsageError
+    from nbenv.spec.load import default_environment
+    from nbenv.workspace import Workspace
+
+    ws = Workspace(workspace)
+    assert default_environment(ws) == "traffic-analysis"  # base is extended by it: the only leaf
+    assert _data_targets_of(ws, [], False) == ["data/processed/climate", "data/processed/pems"]
+    # `--groups` without a name reaches the engine (here: none) instead of "name it".
+    monkeypatch.setenv("NBENV_DOCKER", "/nonexistent/docker")
+    built = run_cli("image", "build", "--groups", "main,notebook,models", cwd=workspace)
+    assert built.code == 6 and "docker command" in built.err_lines[0], built.err
+
+    # A second leaf: no guess, one line listing the names; the setting decides.
+    shutil.copy(workspace / "environments/traffic-analysis.toml", workspace / "environments/other.toml")
+    other = workspace / "environments/other.toml"
+    other.write_text(other.read_text().replace('name = "traffic-analysis"', 'name = "other"'))
+    with pytest.raises(UsageError) as ambiguous:
+        default_environment(Workspace(workspace))
+    assert ambiguous.value.message == "name an environment: base, other, traffic-analysis"
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("[tool.nbenv]\n", '[tool.nbenv]\ndefault_environment = "other"\n')
+    )
+    assert default_environment(Workspace(workspace)) == "other"
+    pyproject.write_text(pyproject.read_text().replace('default_environment = "other"', 'default_environment = "othr"'))
+    with pytest.raises(SpecError) as unknown:
+        default_environment(Workspace(workspace))
+    assert "default_environment: no environment 'othr'" in unknown.value.message and "other" in unknown.value.message
