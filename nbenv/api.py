@@ -32,6 +32,7 @@ from nbenv.spec.load import (
     SpecErrors,
     default_environment,
     environment_names,
+    existing_environments,
     load_file,
     new_environment_hint,
 )
@@ -48,12 +49,7 @@ def _workspace(repo: Path | None) -> Workspace:
 
 
 def _names(ws: Workspace, names: Sequence[str]) -> list[str]:
-    known = environment_names(ws)
-    if not known:
-        raise SpecError(
-            f"{ws.rel(ws.environments_dir)}/: no environments",
-            new_environment_hint(ws),
-        )
+    known = existing_environments(ws)
     return list(names) or known
 
 
@@ -202,7 +198,7 @@ def image_build(
     *,
     repo: Path | None = None,
     names: Sequence[str] = (),
-    all_envs: bool = True,
+    all_envs: bool = False,
     groups: Sequence[str] | None = None,
     no_cache: bool = False,
     cache_from: Sequence[str] = (),

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbenv.base_image import DEFAULT_TAG
-from nbenv.errors import DriftError, SpecError, UsageError
+from nbenv.errors import DriftError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
-from nbenv.spec.load import Loader, environment_names, new_environment_hint
+from nbenv.spec.load import Loader, existing_environments
 from nbenv.spec.models import Environment
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
@@ -51,9 +51,7 @@ def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
     """Every environment's build job, with the cross-checks of `[tool.nbenv.ci]` against the repository."""
     config = ws.config  # validated, the registry included
     doc, loc = ws._config_source()
-    names = environment_names(ws)
-    if not names:
-        raise SpecError(f"{ws.rel(ws.environments_dir)}/: no environments", new_environment_hint(ws))
+    names = existing_environments(ws)
     for name, notebooks in config.ci.smoke.items():
         if name not in names:
             raise doc.error(

@@ -31,7 +31,7 @@ from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
-from nbenv.identity import DEFAULT, Identity, check_can_save, engine_kind, for_workspace
+from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, hand_over
 from nbenv.plan import HOME, STATE_DIR, TMP_TMPFS, Mount, compose_project, home_tmpfs, run_plan
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
@@ -429,7 +429,7 @@ def run_notebook(
     service = run_plan(env, plan, project=compose_project(ws.config, name), token_file=token_file(name))
     notebook_dir = ws.rel(notebook.resolve().parent)
     cwd = container_path_of(env, notebook_dir) if not Path(notebook_dir).is_absolute() else None
-    identity = for_workspace(ws.root, engine_kind(engine.security_options))
+    identity = for_workspace(ws.root, engine.security_options)
     check_can_save(ws.root, env, identity)
     # The mountpoint of the tmpfs that hides .nbenv/ exists before Docker needs it (else Docker
     # would create it in the repository, owned by root).
@@ -439,8 +439,7 @@ def run_notebook(
         # through its bind mount, is 0700 too and belongs to the user the container runs as.
         io = Path(tmp) / "io"
         io.mkdir(mode=0o700)
-        if os.geteuid() == 0 and identity.host_uid != 0:
-            os.chown(io, identity.host_uid, identity.host_gid)  # nbenv's own fresh directory
+        hand_over(io, identity)
         (io / "input.ipynb").write_text(json.dumps(prepared, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         (io / "driver.py").write_text(DRIVER, encoding="utf-8")
         job = {

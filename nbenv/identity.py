@@ -76,9 +76,17 @@ def decide(kind: EngineKind, *, caller: tuple[int, int], owner: tuple[int, int])
     return Identity(uid, gid, uid, gid, userns_host=kind.userns_remap)
 
 
-def for_workspace(root: Path, kind: EngineKind) -> Identity:
+def for_workspace(root: Path, security_options: Iterable[str]) -> Identity:
+    """Who runs the containers of the workspace at `root`, on the engine with these SecurityOptions."""
     info = root.stat()
-    return decide(kind, caller=(os.geteuid(), os.getegid()), owner=(info.st_uid, info.st_gid))
+    return decide(engine_kind(security_options), caller=(os.geteuid(), os.getegid()), owner=(info.st_uid, info.st_gid))
+
+
+def hand_over(path: Path, identity: Identity) -> None:
+    """As root running another owner's environment: give nbenv's own fresh file or directory (the token,
+    `nbenv run`'s exchange directory; never a link) to the user the container runs as."""
+    if os.geteuid() == 0 and identity.host_uid != 0:
+        os.chown(path, identity.host_uid, identity.host_gid, follow_symlinks=False)
 
 
 DEFAULT = Identity(UID, GID, UID, GID)  # what the image's USER line says, for a bare `docker run`

@@ -23,7 +23,7 @@ from nbenv.build import ImageBuilder
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.generate import load_lock, plan_for
-from nbenv.identity import Identity, check_can_save, engine_kind, for_workspace
+from nbenv.identity import Identity, check_can_save, for_workspace
 from nbenv.lock import Lock
 from nbenv.plan import SERVICE, BuildPlan, legacy_compose_project
 from nbenv.provenance import banner
@@ -65,7 +65,7 @@ def up(ws: Workspace, engine: Engine, name: str, options: UpOptions, *, say: Say
     """Plan first (a bad spec fails before waiting for the lock); the same environment's `up`s take turns."""
     loader, lock = Loader(ws), load_lock(ws)
     plan = plan_for(ws, loader, lock, name)
-    identity = for_workspace(ws.root, engine_kind(engine.security_options))
+    identity = for_workspace(ws.root, engine.security_options)
     check_can_save(ws.root, plan.env, identity)  # before anything is written, the lock file included
     with environment_lock(ws, name, say=say):
         return _up_locked(ws, engine, loader, lock, plan, identity, options, say=say)

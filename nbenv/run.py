@@ -22,7 +22,7 @@ from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
-from nbenv.identity import Identity
+from nbenv.identity import Identity, hand_over
 from nbenv.plan import compose_project
 from nbenv.safepath import existing_non_link, owned_dir, read_regular
 from nbenv.ui import Say
@@ -103,10 +103,7 @@ def write_token(ws: Workspace, name: str, identity: Identity) -> str:
     os.chmod(path.parent, 0o700)  # the directory (owned: no symlink on its path) guards the file on the host
     token = secrets.token_urlsafe(32)
     atomic_write(path, token, mode=0o600)
-    if os.geteuid() == 0 and identity.host_uid != 0:
-        # Root runs the environment of another owner: the token file (nbenv's own, just written,
-        # never a link: atomic_write renamed it into place) becomes readable by that owner only.
-        os.chown(path, identity.host_uid, identity.host_gid, follow_symlinks=False)
+    hand_over(path, identity)  # atomic_write renamed it into place: never a link
     return token
 
 

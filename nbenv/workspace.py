@@ -12,12 +12,12 @@ from pydantic import ValidationError
 
 from nbenv.certs import REPO_HINT, repo_ca_bundle
 from nbenv.errors import SpecError
-from nbenv.safepath import read_regular
+from nbenv.safepath import SELF_IGNORING, read_regular
 from nbenv.spec.models import RepoConfig, env_value_problem, image_prefix_problem
 from nbenv.tomlio import TomlDocument, read_toml, validation_errors
 
 CONFIG_FILE = "nbenv.toml"
-STATE_DIR = ".nbenv"
+STATE_DIR = SELF_IGNORING  # .nbenv: it ignores itself in git (safepath.owned_dir writes its .gitignore)
 PYPROJECT_LIMIT = 8 * 1024 * 1024
 
 

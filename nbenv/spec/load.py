@@ -79,9 +79,7 @@ def default_environment(ws: Workspace, loader: Loader | None = None) -> str:
     """The environment a command acts on when none is named: `default_environment` from the repo-wide
     settings, else the one environment no other extends (the demo's `traffic-analysis`), else an error
     listing the names."""
-    names = environment_names(ws)
-    if not names:
-        raise SpecError(f"{ws.rel(ws.environments_dir)}/: no environments", new_environment_hint(ws))
+    names = existing_environments(ws)
     if chosen := ws.config.default_environment:
         if chosen not in names:
             doc, loc = ws._config_source()
@@ -100,6 +98,13 @@ def default_environment(ws: Workspace, loader: Loader | None = None) -> str:
         f"name an environment: {', '.join(names)}",
         'or set `default_environment = "NAME"` in [tool.nbenv] (pyproject.toml), or pass --all where offered',
     )
+
+
+def existing_environments(ws: Workspace) -> list[str]:
+    """The environment names; none at all is an error that says how to create the first one."""
+    if names := environment_names(ws):
+        return names
+    raise SpecError(f"{ws.rel(ws.environments_dir)}/: no environments", new_environment_hint(ws))
 
 
 def new_environment_hint(ws: Workspace) -> str:
