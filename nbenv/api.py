@@ -181,10 +181,12 @@ def new(
     extends: str | None = None,
     description: str = "",
     force: bool = False,
+    data: Sequence[str] = (),
 ) -> Path:
-    """Write environments/NAME.toml with the given groups (validated first; nothing written on error)."""
+    """Write environments/NAME.toml with the given groups and DVC-tracked data (validated first;
+    nothing written on error)."""
     ws = _workspace(repo)
-    return scaffold.new(ws, name=name, groups=groups, extends=extends, description=description, force=force)
+    return scaffold.new(ws, name=name, groups=groups, extends=extends, description=description, force=force, data=data)
 
 
 # --- images and running environments (need a Docker engine) ---------------------------------

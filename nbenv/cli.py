@@ -83,16 +83,32 @@ def _main(
 @app.command()
 def new(
     name: Annotated[str, typer.Argument(help="Environment name (becomes the image and kernel name).")],
-    groups: GroupsOption = None,
+    groups: Annotated[
+        str | None, typer.Option("--groups", "-g", help="Comma-separated dependency groups the environment installs.")
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", help="A DVC-tracked path to mount read-only (repeatable)."),
+    ] = None,
     extends: Annotated[str | None, typer.Option(help="Build FROM this environment's image.")] = None,
     description: Annotated[str, typer.Option(help="One line shown by `nbenv list`.")] = "",
     force: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
 ) -> None:
     """Write environments/NAME.toml."""
     path = _api().new(
-        repo=_repo(), name=name, groups=_split(groups) or [], extends=extends, description=description, force=force
+        repo=_repo(),
+        name=name,
+        groups=_split(groups) or [],
+        extends=extends,
+        description=description,
+        force=force,
+        data=data or [],
     )
-    typer.echo(f"wrote {path}\nnext: edit it, then `nbenv generate {name}`")
+    typer.echo(
+        f"wrote {path}\n"
+        f"next: `nbenv up {name}` (generates its Dockerfile and compose file, builds, starts Jupyter), "
+        "then commit the spec and the generated files"
+    )
 
 
 @app.command()

@@ -8,21 +8,53 @@ from pathlib import Path
 
 import tomlkit
 
+from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import UsageError
 from nbenv.fs import atomic_write
 from nbenv.spec.load import environment_names, poetry_groups
-from nbenv.spec.models import SPEC_VERSION, _env_name, _group, text_problem
+from nbenv.spec.models import SPEC_VERSION, _env_name, _group, _repo_path, text_problem
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
 
 
-def new(ws: Workspace, *, name: str, groups: Sequence[str], extends: str | None, description: str, force: bool) -> Path:
+_SHOWN_OUTPUTS = 8  # DVC outputs listed in the starter spec's [[data]] comment
+
+
+def new(
+    ws: Workspace,
+    *,
+    name: str,
+    groups: Sequence[str],
+    extends: str | None,
+    description: str,
+    force: bool,
+    data: Sequence[str] = (),
+) -> Path:
     """Write environments/NAME.toml; every check runs first, so nothing is written on error."""
     _check_request(ws, name, groups, extends, description)
+    outputs = tracked_outputs(ws.root)
+    paths = [_data_path(value, outputs) for value in data]
     path = ws.spec_path(name)
     if path.exists() and not force:
         raise UsageError(f"{ws.rel(path)}: already exists", "edit it, or pass --force to replace it")
-    atomic_write(path, spec_text(name, groups, extends, description))
+    atomic_write(path, spec_text(name, groups, extends, description, data=paths, tracked=sorted(outputs)))
+    return path
+
+
+def _data_path(value: str, outputs: dict[str, str]) -> str:
+    """A --data value: a repo-relative path that a .dvc file or a dvc.yaml output tracks."""
+    try:
+        path = _repo_path(value)
+    except ValueError as exc:
+        raise UsageError(f"--data: {exc}") from None
+    if covering_output(path, outputs) is None:
+        known = (
+            f"DVC tracks: {', '.join(sorted(outputs)[:_SHOWN_OUTPUTS])}" if outputs else "DVC tracks nothing here yet"
+        )
+        raise UsageError(
+            f"--data: {path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
+            f"{known}; track it first with `dvc add {path}`",
+        )
     return path
 
 
@@ -53,8 +85,17 @@ def _check_request(ws: Workspace, name: str, groups: Sequence[str], extends: str
         raise UsageError(f"--extends: no environment {extends!r}{did_you_mean(extends, environment_names(ws))}")
 
 
-def spec_text(name: str, groups: Sequence[str], extends: str | None, description: str) -> str:
-    """A commented starter spec (a [[data]] example, the Jupyter defaults), as tomlkit writes it."""
+def spec_text(
+    name: str,
+    groups: Sequence[str],
+    extends: str | None,
+    description: str,
+    *,
+    data: Sequence[str] = (),
+    tracked: Sequence[str] = (),
+) -> str:
+    """A commented starter spec, as tomlkit writes it: the chosen [[data]] (else a commented example
+    naming what DVC tracks in this repository) and the Jupyter defaults."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment("A notebook environment, written by `nbenv new`. Every key, with its type and meaning:"))
     doc.add(tomlkit.comment("`nbenv schema` prints the JSON Schema of this file (editors validate with it)."))
@@ -68,8 +109,17 @@ def spec_text(name: str, groups: Sequence[str], extends: str | None, description
     doc.add("importable", True)
     doc.add(tomlkit.nl())
     doc.add(tomlkit.comment("DVC-tracked data, mounted read-only (path: a .dvc output or a dvc.yaml out):"))
-    doc.add(tomlkit.comment("[[data]]"))
-    doc.add(tomlkit.comment('path = "data/processed/example"'))
+    if data:
+        entries = tomlkit.aot()
+        for path in data:
+            entry = tomlkit.table()
+            entry.add("path", path)
+            entries.append(entry)
+        doc.add("data", entries)
+    else:
+        for path in tracked[:_SHOWN_OUTPUTS] or ["data/processed/example"]:
+            doc.add(tomlkit.comment("[[data]]"))
+            doc.add(tomlkit.comment(f"path = {tomlkit.string(path).as_string()}"))
     doc.add(tomlkit.nl())
     jupyter = tomlkit.table()
     jupyter.add("port", 8888)

@@ -249,3 +249,48 @@ def test_commands_act_on_the_default_environment_when_none_is_named(
     with pytest.raises(SpecError) as unknown:
         default_environment(Workspace(workspace))
     assert "default_environment: no environment 'othr'" in unknown.value.message and "other" in unknown.value.message
+
+
+def test_new_with_data_writes_the_tracked_paths_and_validates(workspace: Path) -> None:
+    result = run_cli(
+        "new",
+        "adopted",
+        "--groups",
+        "notebook",
+        "--data",
+        "data/processed/pems",
+        "--data",
+        "data/raw/csv/climate",
+        cwd=workspace,
+    )
+    assert result.code == 0, result.err
+    assert "next: `nbenv up adopted`" in result.out
+    spec = tomllib.loads((workspace / "environments/adopted.toml").read_text())
+    assert spec["data"] == [{"path": "data/processed/pems"}, {"path": "data/raw/csv/climate"}]
+    assert run_cli("validate", cwd=workspace).code == 0
+
+
+def test_new_without_data_lists_what_dvc_tracks_as_examples(workspace: Path) -> None:
+    assert run_cli("new", "plain", "--groups", "notebook", cwd=workspace).code == 0
+    text = (workspace / "environments/plain.toml").read_text()
+    assert "data/processed/example" not in text  # the demo tracks real outputs: they are the examples
+    assert '# path = "data/processed/pems"' in text
+    assert "# [[data]]" in text and "data" not in tomllib.loads(text)
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("notebooks", "'notebooks' is not tracked by DVC"),
+        ("../outside", "points outside the repository"),
+        ("/etc/passwd", "must be a path relative to the repository root"),
+        ("data/\x1b[31mred", "--data:"),
+    ],
+)
+def test_new_refuses_data_that_dvc_does_not_track(workspace: Path, value: str, expected: str) -> None:
+    before = snapshot(workspace)
+    result = run_cli("new", "bad", "--groups", "notebook", "--data", value, cwd=workspace)
+    assert result.code == 2 and expected in result.err_lines[0], result.err
+    assert len(result.err_lines) <= 2 and "Traceback" not in result.err
+    assert snapshot(workspace) == before
