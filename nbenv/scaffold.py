@@ -16,7 +16,6 @@ from nbenv.spec.models import SPEC_VERSION, _env_name, _group, _repo_path, text_
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
 
-
 _SHOWN_OUTPUTS = 8  # DVC outputs listed in the starter spec's [[data]] comment
 
 
