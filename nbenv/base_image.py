@@ -195,7 +195,11 @@ def tarball_python(tarball: Path) -> str | None:
     """The Python X.Y of a root filesystem tarball: Debian's /usr/bin/python3 links to python3.X."""
     with tarfile.open(tarball, mode="r:") as archive:
         for member in archive:
-            if member.name in _PYTHON3_MEMBERS and member.issym() and (match := _PYTHON_LINK.fullmatch(member.linkname)):
+            if (
+                member.name in _PYTHON3_MEMBERS
+                and member.issym()
+                and (match := _PYTHON_LINK.fullmatch(member.linkname))
+            ):
                 return match.group(1)
     return None
 

@@ -89,8 +89,12 @@ def parse_pep440(text: object) -> VersionConstraint:
             raise InvalidSpecifier(text)
         SpecifierSet(text)
     except InvalidSpecifier:
-        poetry = " (Poetry's ^ and ~ belong in [tool.poetry.dependencies] python)" if re.search(r"\^|~(?!=)", text) else ""
-        raise ValueError(f"{text!r} is not a PEP 440 version specifier (e.g. '>=3.11' or '>=3.11,<3.14'){poetry}") from None
+        poetry = (
+            " (Poetry's ^ and ~ belong in [tool.poetry.dependencies] python)" if re.search(r"\^|~(?!=)", text) else ""
+        )
+        raise ValueError(
+            f"{text!r} is not a PEP 440 version specifier (e.g. '>=3.11' or '>=3.11,<3.14'){poetry}"
+        ) from None
     return _poetry_parse(text, "PEP 440 version specifier")
 
 
@@ -135,13 +139,18 @@ def suites_shown(suites: Sequence[str] = AUTO_SUITES) -> str:
     return ", ".join(f"{suite}: Python {SUITE_PYTHON[suite]}" for suite in suites)
 
 
-def read_project_python(pyproject: TomlDocument, lock_text: str | None, lock_display: str = "poetry.lock") -> ProjectPython:
+def read_project_python(
+    pyproject: TomlDocument, lock_text: str | None, lock_display: str = "poetry.lock"
+) -> ProjectPython:
     """The project's constraints, from pyproject.toml and (when given) poetry.lock's text."""
     sources: list[PythonSource] = []
     project = pyproject.data.get("project")
     if isinstance(project, dict) and "requires-python" in project:
-        loc = ("project", "requires-python")
-        sources.append(_source(pyproject, loc, "requires-python", project["requires-python"], parse_pep440))
+        sources.append(
+            _source(
+                pyproject, ("project", "requires-python"), "requires-python", project["requires-python"], parse_pep440
+            )
+        )
     tool = pyproject.data.get("tool")
     poetry = tool.get("poetry") if isinstance(tool, dict) else None
     dependencies = poetry.get("dependencies") if isinstance(poetry, dict) else None
@@ -160,7 +169,9 @@ def read_project_python(pyproject: TomlDocument, lock_text: str | None, lock_dis
     return ProjectPython(tuple(sources))
 
 
-def _source(doc: TomlDocument, loc: tuple[str, ...], field: str, value: object, parse: Callable[[object], VersionConstraint]) -> PythonSource:
+def _source(
+    doc: TomlDocument, loc: tuple[str, ...], field: str, value: object, parse: Callable[[object], VersionConstraint]
+) -> PythonSource:
     try:
         constraint = parse(value)
     except ValueError as exc:
@@ -171,7 +182,7 @@ def _source(doc: TomlDocument, loc: tuple[str, ...], field: str, value: object, 
 
 
 _FIX = {
-    "requires-python": "write a PEP 440 specifier set, e.g. requires-python = \">=3.11\"",
+    "requires-python": 'write a PEP 440 specifier set, e.g. requires-python = ">=3.11"',
     "python": 'write a Poetry constraint, e.g. python = "^3.11" or ">=3.11,<3.14"',
 }
 
@@ -190,7 +201,11 @@ def lock_python_versions(text: str) -> tuple[object, int | None] | None:
         except tomllib.TOMLDecodeError:  # the lock reader reports it
             return None
         metadata = data.get("metadata")
-        return (metadata["python-versions"], None) if isinstance(metadata, dict) and "python-versions" in metadata else None
+        return (
+            (metadata["python-versions"], None)
+            if isinstance(metadata, dict) and "python-versions" in metadata
+            else None
+        )
     following = _NEXT_TABLE.search(text, match.end())
     section = text[match.end() : following.start() if following else len(text)]
     try:

@@ -236,16 +236,22 @@ class Loader:
             self._resolved[current] = environment
         return self._resolved[name]
 
+    def _base_field(self, loaded: LoadedFile) -> tuple[str | None, TomlDocument, tuple[str, ...]]:
+        """(the base image named for a root environment, the file and field that name it); (None, the
+        spec, ()) when neither its base_image nor [tool.nbenv] default_base_image is set."""
+        if loaded.spec.base_image is not None:
+            return loaded.spec.base_image, loaded.doc, ("base_image",)
+        if "default_base_image" in self.ws.config.model_fields_set:
+            doc, config_loc = self.ws._config_source()
+            return self.ws.config.default_base_image, doc, (*config_loc, "default_base_image")
+        return None, loaded.doc, ()
+
     def _root_base(self, loaded: LoadedFile) -> str:
         """The base image of a root environment: its own base_image, else [tool.nbenv] default_base_image
         when set, else nbenv's base of the first Debian suite whose Python fits the project. A named base
         that nbenv makes has a known Python, checked here; any other's is checked at build time."""
-        if loaded.spec.base_image is not None:
-            named, doc, loc = loaded.spec.base_image, loaded.doc, ("base_image",)
-        elif "default_base_image" in self.ws.config.model_fields_set:
-            doc, config_loc = self.ws._config_source()
-            named, loc = self.ws.config.default_base_image, (*config_loc, "default_base_image")
-        else:
+        named, doc, loc = self._base_field(loaded)
+        if named is None:
             suite = choose_suite(self.python)
             if suite is None:
                 raise no_suite_fits(self.python, loaded.doc.display)
@@ -254,13 +260,30 @@ class Loader:
         python = recipe.python if recipe is not None else None
         refusing = self.python.refusing(python) if python is not None else None
         if refusing is not None:
-            field = loc[-1]
             raise doc.error(
                 loc,
                 f"{named} has Python {python}, but {refusing.shown()} ({_file_line(refusing)}) excludes it",
-                _named_base_hint(self.python, named, field, declared=named in self.ws.config.base_images),
+                self._base_hint(named, loc),
             )
         return named
+
+    def _base_hint(self, named: str, loc: tuple[str, ...]) -> str:
+        field = loc[-1] if loc else "base_image"
+        return _named_base_hint(self.python, named, field, declared=named in self.ws.config.base_images)
+
+    def _root_file(self, name: str) -> LoadedFile:
+        env = self.environment(name)
+        return self.file(env.lineage[0] if env.lineage else name)
+
+    def base_error(self, name: str, what: str, hint: str) -> SpecError:
+        """One line at the field that names `name`'s base image (the spec's base_image, or default_base_image)."""
+        _named, doc, loc = self._base_field(self._root_file(name))
+        return doc.error(loc, what, hint) if loc else SpecError(f"{doc.display}: {what}", hint)
+
+    def base_hint(self, name: str) -> str:
+        """How to name a base image whose Python fits, for `name`'s chain."""
+        named, _doc, loc = self._base_field(self._root_file(name))
+        return self._base_hint(named or self.environment(name).base_image, loc)
 
     def _check_repo(self, loaded: LoadedFile, env: Environment) -> None:
         spec, doc = loaded.spec, loaded.doc
@@ -445,8 +468,11 @@ def no_suite_fits(project: ProjectPython, spec_display: str) -> SpecError:
         (s for s in project.sources if not any(s.allows(SUITE_PYTHON[suite]) for suite in AUTO_SUITES)), None
     )
     source = blocking or project.sources[0]
-    what = source.shown() if blocking else f"{project.describe()} together"
-    message = f"{source.where}: {what} fits none of the Pythons of the base images nbenv makes ({suites_shown()})"
+    others = "" if blocking else "".join(f" with {o.shown()} ({_file_line(o)})" for o in project.sources[1:])
+    message = (
+        f"{source.where}: {source.text!r}{others} fits none of the Pythons of the base images nbenv makes "
+        f"({suites_shown()})"
+    )
     fitting = _fitting_python(project)
     if fitting is None:
         return SpecError(message, "the constraints exclude each other: make them agree, then run `poetry lock`")
