@@ -24,7 +24,7 @@ from nbenv.generate import build_inputs, generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
-from nbenv.pyversion import python_problem
+from nbenv.pyversion import choose_suite, python_problem
 from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
 from nbenv.spec.load import Loader, base_recipe
 from nbenv.ui import Say
@@ -277,5 +277,14 @@ class ImageBuilder:
             return image_id
         raise BuildError(
             f"{env_file}: base_image: {ref} is not available locally and cannot be pulled",
-            f"make one from Debian packages: `nbenv image base --tag {ref}` (or `docker load` it)",
+            self._make_base_hint(ref),
+        )
+
+    def _make_base_hint(self, ref: str) -> str:
+        suite = choose_suite(self.loader.python)
+        if suite is None:
+            return f"make one from Debian packages: `nbenv image base --tag {ref}` (or `docker load` it)"
+        return (
+            f"make one from Debian packages: `nbenv image base --tag {ref} --suite {suite}` (or `docker load` it); "
+            f'[tool.nbenv.base_images."{ref}"] suite = "{suite}" has nbenv make it when missing'
         )

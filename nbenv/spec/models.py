@@ -225,7 +225,11 @@ class EnvironmentFile(Strict):
     name: EnvName
     description: Text | None = None
     extends: EnvName | None = Field(None, description="Parent environment whose image this one builds FROM.")
-    base_image: ImageRef | None = None
+    base_image: ImageRef | None = Field(
+        None,
+        description="Base image (only without extends); default: [tool.nbenv] default_base_image, else "
+        "nbenv/debian-python:SUITE for the first Debian suite whose Python fits the project's requires-python.",
+    )
     groups: list[GroupName] | None = Field(None, description="Poetry groups to install; 'main' = the project's deps.")
     importable: bool | None = Field(None, description="Make the project's own package importable from the mount.")
     data: list[DataMount] | None = None

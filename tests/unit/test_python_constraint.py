@@ -277,7 +277,9 @@ def test_the_python_label_comes_from_the_root_filesystem(tmp_path: Path) -> None
 
 @pytest.mark.fault
 def test_a_suite_whose_python_is_not_the_tables_is_a_build_error() -> None:
-    with pytest.raises(BuildError, match="Debian bookworm's python3 is 3.12, but nbenv's table of suites says 3.11"):
+    with pytest.raises(
+        BuildError, match=re.escape("Debian bookworm's python3 is 3.12, but nbenv's table of suites says 3.11")
+    ):
         checked_python("bookworm", "3.12")
     with pytest.raises(BuildError, match="no /usr/bin/python3"):
         checked_python("trixie", None)
@@ -534,3 +536,33 @@ def test_image_base_refuses_a_suite_its_tag_contradicts(
     line, hint = _one_line(workspace, "image", "base", *args, code=2)
     assert problem in line, line
     assert hint.startswith("drop --suite")
+
+
+@pytest.mark.parametrize(
+    ("tag", "suite", "expected"),
+    [
+        (None, None, ("nbenv/debian-python:bookworm", "bookworm", ())),
+        (None, "trixie", ("nbenv/debian-python:trixie", "trixie", ())),
+        ("nbenv/debian-python:trixie", None, ("nbenv/debian-python:trixie", "trixie", ())),
+        (TEAM, None, (TEAM, "trixie", ("graphviz",))),
+        (TEAM, "trixie", (TEAM, "trixie", ("graphviz",))),
+        ("team/other:1", None, ("team/other:1", "bookworm", ())),
+        ("team/other:1", "trixie", ("team/other:1", "trixie", ())),
+    ],
+)
+def test_image_base_takes_the_suite_from_the_tag_or_its_declaration(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, tag: str | None, suite: str | None, expected: tuple[object, ...]
+) -> None:
+    """`nbenv image base` (and the CI step that runs it): what it would build, the build itself replaced."""
+    from nbenv import api
+
+    set_python(workspace, requires_python=">=3.11", config=_declared("trixie", 'packages = ["graphviz"]\n'))
+    plans: list[base_image.BaseImagePlan] = []
+    monkeypatch.setattr(api, "_engine", lambda: type("E", (), {"docker": "docker"})())
+    monkeypatch.setattr(base_image, "build_base_image", lambda plan, **_: plans.append(plan) or "sha256:0")
+    assert api.image_base(repo=workspace, tag=tag, suite=suite) == (expected[0], "sha256:0")
+    (plan,) = plans
+    assert (plan.tag, plan.suite) == expected[:2]
+    assert set(expected[2]) <= set(plan.packages) and len(plan.packages) == len(base_image.BASE_PACKAGES) + len(
+        expected[2]
+    )
