@@ -65,11 +65,6 @@ class ProjectPython:
         """`requires-python '>=3.12'` (and the others that add something), for messages."""
         return " and ".join(dict.fromkeys(source.shown() for source in self.sources)) or "any Python"
 
-    def where(self, python: str | None = None) -> str:
-        """The file:line of the constraint that refuses `python` (else of the first constraint)."""
-        source = (self.refusing(python) if python else None) or (self.sources[0] if self.sources else None)
-        return source.where if source else "pyproject.toml"
-
 
 def _checked_text(text: object, what: str) -> str:
     if not isinstance(text, str):

@@ -132,6 +132,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.badinput
 @pytest.mark.parametrize("text", HOSTILE, ids=[repr(t[:20]) for t in HOSTILE])
 def test_a_hostile_requires_python_is_one_value_error(text: str) -> None:
@@ -141,6 +142,7 @@ def test_a_hostile_requires_python_is_one_value_error(text: str) -> None:
     assert "\n" not in message and len(message) < 300
 
 
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.badinput
 @pytest.mark.parametrize("text", [t for t in HOSTILE if not t.startswith(("^", "~", "3.11.*"))], ids=repr)
 def test_a_hostile_poetry_constraint_is_one_value_error(text: str) -> None:
@@ -202,6 +204,7 @@ def test_the_lock_python_versions_in_any_table_layout() -> None:
     assert lock_python_versions("not toml [") is None  # the lock reader reports it
 
 
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.badinput
 @pytest.mark.parametrize("value", ['"^3.11 ||| x"', '"$(id)"', "3.12", '""'], ids=repr)
 def test_a_bad_lock_python_versions_is_one_lock_error(value: str) -> None:
@@ -494,6 +497,7 @@ def test_a_declared_base_whose_python_does_not_fit(workspace: Path) -> None:
     )
 
 
+@pytest.mark.hostile("grammars (names, versions, markers, hashes)")
 @pytest.mark.badinput
 @pytest.mark.parametrize(
     ("table", "problem"),
