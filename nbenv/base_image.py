@@ -20,6 +20,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections import deque
@@ -32,13 +33,20 @@ from nbenv.errors import BuildError, EngineUnavailable
 
 DEFAULT_TAG = "nbenv/debian-python:bookworm"
 DEFAULT_SUITE = "bookworm"
+# The python3 of each Debian release nbenv knows (X.Y): a stable release never moves to another minor.
+# The base image built from a suite tells its own in the label `nbenv.base.python` (read from the root filesystem).
+SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+# The suites nbenv picks from when no base image is named, in this order: the first whose Python fits.
+AUTO_SUITES = ("bookworm", "trixie")
+NBENV_BASE_REPOSITORY = DEFAULT_TAG.partition(":")[0]  # nbenv/debian-python: the suite is the tag
+PYTHON_LABEL = "nbenv.base.python"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
 USER_NAME, USER_UID, USER_GID = "jovyan", 1000, 100
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, alphanumeric first.
-_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-_SUITE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+SUITE_RE = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # Docker's reference grammar (distribution/reference), without digests: [HOST[:PORT]/]PATH[:TAG].
 _HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_HOST_PART}(?:\.{_HOST_PART})*"
@@ -74,6 +82,39 @@ _START_HINT = "start Docker (the project's scripts/engine does it on Debian as r
 _STATUS_LINE = re.compile(r"[IWE]: ")  # mmdebstrap's own status lines
 _DETAIL_LINES = 40  # other output kept back, shown only on failure
 _STOP_GRACE_SECONDS = 10.0  # Ctrl-C in a terminal reaches mmdebstrap too: let it unmount and clean up itself
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """How nbenv makes a base image: a Debian suite and the extra packages (its Python: SUITE_PYTHON)."""
+
+    suite: str
+    packages: tuple[str, ...] = ()
+
+    @property
+    def python(self) -> str | None:
+        return SUITE_PYTHON.get(self.suite)
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """(repository, tag or None) of an image reference; `host:5000/team/x:1` -> ("host:5000/team/x", "1")."""
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last or "@" in ref:
+        return ref, None
+    tag = last.rsplit(":", 1)[1]
+    return ref[: -len(tag) - 1], tag
+
+
+def nbenv_recipe(ref: str) -> BaseRecipe | None:
+    """The recipe of `nbenv/debian-python[:SUITE]` (the tag is the suite; none: bookworm), else None."""
+    repository, tag = split_ref(ref)
+    if repository != NBENV_BASE_REPOSITORY:
+        return None
+    return BaseRecipe(tag or DEFAULT_SUITE)
+
+
+def suite_tag(suite: str) -> str:
+    return f"{NBENV_BASE_REPOSITORY}:{suite}"
 
 
 @dataclass(frozen=True)
@@ -138,11 +179,46 @@ def build_base_image(
         command = mmdebstrap_command(plan, mode=mode, target=tarball)
         log(f"building the root filesystem of {plan.tag}: Debian {plan.suite} minbase + {', '.join(plan.packages)}")
         _run_mmdebstrap([executable, *command[1:]], log)
-        log(f"importing {tarball.stat().st_size / 1e6:.0f} MB into the engine as {plan.tag}")
-        image_id = _import(plan, tarball, docker_cmd)
+        python = checked_python(plan.suite, tarball_python(tarball))
+        log(f"importing {tarball.stat().st_size / 1e6:.0f} MB into the engine as {plan.tag} (Python {python})")
+        image_id = _import(plan, tarball, docker_cmd, python=python)
     size = _image_size(docker_cmd, image_id)
     log(f"built {plan.tag} ({image_id[:19]}, {size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
     return image_id
+
+
+_PYTHON_LINK = re.compile(r"python(3\.[0-9]{1,3})")
+_PYTHON3_MEMBERS = {"./usr/bin/python3", "usr/bin/python3", "./bin/python3", "bin/python3"}
+
+
+def tarball_python(tarball: Path) -> str | None:
+    """The Python X.Y of a root filesystem tarball: Debian's /usr/bin/python3 links to python3.X."""
+    with tarfile.open(tarball, mode="r:") as archive:
+        for member in archive:
+            if (
+                member.name in _PYTHON3_MEMBERS
+                and member.issym()
+                and (match := _PYTHON_LINK.fullmatch(member.linkname))
+            ):
+                return match.group(1)
+    return None
+
+
+def checked_python(suite: str, found: str | None) -> str:
+    """The Python the image's label records: what the root filesystem holds, which for a suite nbenv
+    knows must be the one its table (and so every static check) assumed."""
+    if found is None:
+        raise BuildError(
+            f"the Debian {suite} root filesystem has no /usr/bin/python3 -> python3.X link",
+            "check that the suite ships python3 (bookworm and trixie do)",
+        )
+    expected = SUITE_PYTHON.get(suite)
+    if expected is not None and expected != found:
+        raise BuildError(
+            f"Debian {suite}'s python3 is {found}, but nbenv's table of suites says {expected}",
+            "report this to nbenv; meanwhile name a base_image whose Python you know",
+        )
+    return found
 
 
 def mmdebstrap_mode(euid: int, user: str, subuid: str, subgid: str) -> str:
@@ -172,12 +248,12 @@ def _check_tag(tag: str) -> None:
 
 
 def _check_suite(suite: str) -> None:
-    if not _SUITE.fullmatch(suite):
+    if not SUITE_RE.fullmatch(suite):
         raise BuildError(f"invalid Debian suite {suite!r}", "use a codename or suite such as bookworm")
 
 
 def _check_package(name: str) -> None:
-    if not isinstance(name, str) or not _PACKAGE.fullmatch(name):
+    if not isinstance(name, str) or not PACKAGE_RE.fullmatch(name):
         raise BuildError(
             f"invalid Debian package name {name!r}",
             "a package name has lowercase letters, digits, '+', '-' and '.', e.g. graphviz",
@@ -304,9 +380,13 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def _import(plan: BaseImagePlan, tarball: Path, docker_cmd: Sequence[str]) -> str:
+def _import(plan: BaseImagePlan, tarball: Path, docker_cmd: Sequence[str], *, python: str) -> str:
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    changes = [*plan.import_changes, _label("org.opencontainers.image.created", created)]
+    changes = [
+        *plan.import_changes,
+        _label(PYTHON_LABEL, python),
+        _label("org.opencontainers.image.created", created),
+    ]
     result = _docker(
         docker_cmd,
         "import",

@@ -16,6 +16,7 @@ from pathlib import Path
 from nbenv import __version__
 from nbenv.adapters.engine import BuildRequest, Engine
 from nbenv.adapters.git import git_state
+from nbenv.base_image import PYTHON_LABEL
 from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
@@ -23,12 +24,11 @@ from nbenv.generate import build_inputs, generate, plan_for
 from nbenv.lock import Lock
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
+from nbenv.pyversion import choose_suite, python_problem
 from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
-from nbenv.spec.load import Loader
+from nbenv.spec.load import Loader, base_recipe
 from nbenv.ui import Say
 from nbenv.workspace import Workspace
-
-NBENV_BASE_REPOSITORY = "nbenv/debian-python"
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ class ImageBuilder:
         else:
             from_ref, arg = plan.env.base_image, "BASE_IMAGE"
             from_id = self._ensure_base(from_ref, env_file=plan.env.file)
+            self._check_base_python(name, from_ref, from_id)  # before anything is written or built
         files = self._regenerate(plan)
         key = self._key(plan, from_id, files)
         ref = f"{plan.image}:ck-{key[:12]}"
@@ -228,16 +229,46 @@ class ImageBuilder:
             target.write_text(text, encoding="utf-8")
         return tmp
 
+    def _check_base_python(self, name: str, ref: str, image_id: str) -> None:
+        """Before building FROM a base whose Python is not known from its recipe (any image nbenv did not
+        make, or a Debian suite nbenv has no table entry for), check it against the project's constraint:
+        the image's `nbenv.base.python` label, else what its python3 answers."""
+        recipe = base_recipe(self.ws, ref)
+        if recipe is not None and recipe.python is not None:
+            return  # checked where the environment was loaded
+        info = self.engine.inspect(image_id)
+        label = (info.labels if info else {}).get(PYTHON_LABEL, "")
+        python: str | None = label if label and python_problem(label) is None else None
+        if python is None:
+            python, why = self.engine.python_version(image_id)
+            if python is None:
+                raise self.loader.base_error(
+                    name,
+                    f"{ref} has no python3 that runs ({why}), and nbenv installs the environment with it",
+                    "name a base image with Python 3 as python3 on its PATH, or remove the field "
+                    "(nbenv then makes one from Debian packages)",
+                )
+        refusing = self.loader.python.refusing(python)
+        if refusing is not None:
+            raise self.loader.base_error(
+                name,
+                f"{ref} has Python {python}, but {refusing.shown()} ({refusing.where.rsplit(': ', 1)[0]}) excludes it",
+                self.loader.base_hint(name),
+            )
+        self.say(f"base image {ref}: Python {python}, as the project needs")
+
     def _ensure_base(self, ref: str, *, env_file: str) -> str:
         if image_id := self.engine.image_id(ref):
             return image_id
-        if ref.split(":")[0] == NBENV_BASE_REPOSITORY:
-            self.say(f"base image {ref} not found: building it from Debian packages (`nbenv image base`)")
+        if (recipe := base_recipe(self.ws, ref)) is not None:
+            self.say(
+                f"base image {ref} not found: building it from Debian {recipe.suite} packages "
+                f"(`nbenv image base --tag {ref}`)"
+            )
             from nbenv.base_image import base_image_plan, build_base_image
 
-            suite = ref.split(":", 1)[1] if ":" in ref else "bookworm"
             return build_base_image(
-                base_image_plan(tag=ref, suite=suite),
+                base_image_plan(tag=ref, suite=recipe.suite, extra_packages=recipe.packages),
                 docker_cmd=(self.engine.docker,),
                 log=lambda line: self.say(f"  {line}"),
             )
@@ -246,5 +277,14 @@ class ImageBuilder:
             return image_id
         raise BuildError(
             f"{env_file}: base_image: {ref} is not available locally and cannot be pulled",
-            f"make one from Debian packages: `nbenv image base --tag {ref}` (or `docker load` it)",
+            self._make_base_hint(ref),
+        )
+
+    def _make_base_hint(self, ref: str) -> str:
+        suite = choose_suite(self.loader.python)
+        if suite is None:
+            return f"make one from Debian packages: `nbenv image base --tag {ref}` (or `docker load` it)"
+        return (
+            f"make one from Debian packages: `nbenv image base --tag {ref} --suite {suite}` (or `docker load` it); "
+            f'[tool.nbenv.base_images."{ref}"] suite = "{suite}" has nbenv make it when missing'
         )

@@ -6,18 +6,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbenv.base_image import DEFAULT_TAG
 from nbenv.errors import DriftError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
-from nbenv.spec.load import Loader, existing_environments
+from nbenv.spec.load import Loader, base_recipe, existing_environments
 from nbenv.spec.models import Environment
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
 
 _OUTPUT = re.compile(r"^[A-Za-z0-9._/-]+\.ya?ml$")
-_BASE_SUITE_DEFAULT = "bookworm"  # as nbenv/build.py reads a base tag without a suite
-NBENV_BASE_REPOSITORY = DEFAULT_TAG.partition(":")[0]  # the base images `nbenv image base` makes
 
 
 @dataclass(frozen=True)
@@ -26,12 +23,14 @@ class CiResult:
     changed: bool  # written (or, with check, would be: never, since that raises)
 
 
-def _base_of(env: Environment) -> tuple[str | None, str | None]:
-    """The nbenv-made base image the environment's chain builds FROM, and its Debian suite (as build.py reads it)."""
-    repository, _, tag = env.base_image.partition(":")
-    if repository != NBENV_BASE_REPOSITORY:
+def _base_of(ws: Workspace, env: Environment) -> tuple[str | None, str | None]:
+    """The base image nbenv makes that the environment's chain builds FROM (nbenv/debian-python:SUITE or a
+    base declared in [tool.nbenv.base_images]), and its Debian suite; (None, None) for any other image,
+    which `nbenv image build` pulls (runners reach registries)."""
+    recipe = base_recipe(ws, env.base_image)
+    if recipe is None:
         return None, None
-    return env.base_image, tag or _BASE_SUITE_DEFAULT
+    return env.base_image, recipe.suite
 
 
 def _output(ws: Workspace, output: Path | None) -> Path:
@@ -69,7 +68,7 @@ def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
     loader = Loader(ws)
     environments = []
     for name in names:
-        base_image, base_suite = _base_of(loader.environment(name))
+        base_image, base_suite = _base_of(ws, loader.environment(name))
         environments.append(
             WorkflowEnvironment(
                 name=name,

@@ -282,12 +282,19 @@ def image_push(
 
 @image_app.command("base")
 def image_base(
-    tag: Annotated[str, typer.Option(help="Tag of the base image.")] = "nbenv/debian-python:bookworm",
-    suite: Annotated[str, typer.Option(help="Debian suite.")] = "bookworm",
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            help="Tag of the base image (default nbenv/debian-python:SUITE; a declared base brings its suite)."
+        ),
+    ] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="Debian suite: bookworm (Python 3.11), trixie (Python 3.13); default bookworm.")
+    ] = None,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    image_id = _api().image_base(tag=tag, suite=suite, say=_say)
-    typer.echo(f"{tag}\t{image_id}")
+    built, image_id = _api().image_base(repo=_repo(), tag=tag, suite=suite, say=_say)
+    typer.echo(f"{built}\t{image_id}")
 
 
 MAX_SECONDS = 7 * 86400.0  # a week: any longer wait is a typo (1e400 would overflow the clock)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from nbenv.certs import REPO_HINT, repo_ca_bundle
 from nbenv.errors import SpecError
 from nbenv.safepath import SELF_IGNORING, read_regular
-from nbenv.spec.models import RepoConfig, env_value_problem, image_prefix_problem
+from nbenv.spec.models import RepoConfig, declared_base_problem, env_value_problem, image_prefix_problem
 from nbenv.tomlio import TomlDocument, read_toml, validation_errors
 
 CONFIG_FILE = "nbenv.toml"
@@ -115,6 +115,9 @@ class Workspace:
             config = RepoConfig.model_validate(raw)
         except ValidationError as exc:
             raise validation_errors(doc, exc, RepoConfig, prefix=loc)[0] from None
+        for tag, declared in config.base_images.items():
+            if problem := declared_base_problem(tag, declared):
+                raise doc.error((*loc, "base_images", tag), problem)
         if problem := image_prefix_problem(config.image_prefix):
             raise doc.error((*loc, "image_prefix"), problem)
         if config.registry and (problem := registry_problem(config.registry)):

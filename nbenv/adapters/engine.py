@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,24 @@ class Engine:
             repo_tags=tuple(data.get("RepoTags") or ()),
             size=int(data.get("Size") or 0),
         )
+
+    def python_version(self, image: str) -> tuple[str | None, str]:
+        """(X.Y, "") that `python3` in `image` reports, else (None, why): run with no network, no
+        capabilities and no new privileges, removed at once; the image's entrypoint is bypassed."""
+        command = [
+            self.docker, "run", "--rm", "--network", "none", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--entrypoint", "python3", image,
+            "-c", "import sys; print('%d.%d' % sys.version_info[:2])",
+        ]  # fmt: skip
+        try:
+            result = run(command, timeout=120)
+        except subprocess.TimeoutExpired:
+            return None, "python3 did not answer within 120 s"
+        answer = result.stdout.strip()
+        if result.returncode == 0 and re.fullmatch(r"3\.[0-9]{1,3}", answer):
+            return answer, ""
+        detail = (result.stderr.strip().splitlines() or [answer or f"exit {result.returncode}"])[-1]
+        return None, detail[:200]
 
     def pull(self, ref: str) -> bool:
         return run([self.docker, "pull", "--quiet", ref], timeout=600).returncode == 0

@@ -48,7 +48,9 @@ def _safe(value: str, what: str) -> str:
 class WorkflowEnvironment:
     name: str
     smoke: tuple[str, ...] = ()  # repo-relative notebooks to run with `nbenv run`
-    base_image: str | None = None  # the nbenv-made base (`nbenv image base`) its chain is built FROM, if any
+    # The base nbenv makes (`nbenv image base`: nbenv/debian-python:SUITE or one declared in
+    # [tool.nbenv.base_images]) its chain is built FROM; None for any other base, which the build pulls.
+    base_image: str | None = None
     base_suite: str | None = None
 
 
@@ -114,6 +116,8 @@ docker info --format '{{.DriverStatus}}'
 """
 
 # mmdebstrap's root mode needs root; the user namespaces of its unshare mode are not allowed here.
+# Run in the checkout: a declared base's extra packages come from [tool.nbenv.base_images], and
+# `image base` refuses a --suite its tag's declaration contradicts.
 _BASE_IMAGE = """\
 sudo apt-get update
 sudo apt-get install -y mmdebstrap debian-archive-keyring

@@ -11,10 +11,12 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from nbenv.base_image import AUTO_SUITES, SUITE_PYTHON, BaseRecipe, nbenv_recipe, suite_tag
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import NbenvError, SpecError, UsageError
-from nbenv.lock import name_problem
-from nbenv.safepath import confine, is_inside
+from nbenv.lock import LOCK_LIMIT, name_problem
+from nbenv.pyversion import ProjectPython, PythonSource, choose_suite, read_project_python, suites_shown
+from nbenv.safepath import confine, is_inside, read_regular
 from nbenv.spec.models import (
     CONTAINER_HOME,
     Environment,
@@ -172,6 +174,14 @@ class Loader:
         self._resolved: dict[str, Environment] = {}
         self._outputs: dict[str, str] | None = None
         self._broken_dvc_files: dict[str, str] = {}
+        self._python: ProjectPython | None = None
+
+    @property
+    def python(self) -> ProjectPython:
+        """The project's Python constraint (requires-python, Poetry's python, the lock's python-versions)."""
+        if self._python is None:
+            self._python = read_project_python(self.ws.pyproject, _lock_text(self.ws))
+        return self._python
 
     def file(self, name: str) -> LoadedFile:
         if name not in self._files:
@@ -220,10 +230,60 @@ class Loader:
                 continue
             loaded = self.file(current)
             parent = self._resolved[loaded.spec.extends] if loaded.spec.extends is not None else None
-            environment = _merge(self.ws, loaded, parent)
+            base_image = parent.base_image if parent is not None else self._root_base(loaded)
+            environment = _merge(self.ws, loaded, parent, base_image)
             self._check_repo(loaded, environment)
             self._resolved[current] = environment
         return self._resolved[name]
+
+    def _base_field(self, loaded: LoadedFile) -> tuple[str | None, TomlDocument, tuple[str, ...]]:
+        """(the base image named for a root environment, the file and field that name it); (None, the
+        spec, ()) when neither its base_image nor [tool.nbenv] default_base_image is set."""
+        if loaded.spec.base_image is not None:
+            return loaded.spec.base_image, loaded.doc, ("base_image",)
+        if "default_base_image" in self.ws.config.model_fields_set:
+            doc, config_loc = self.ws._config_source()
+            return self.ws.config.default_base_image, doc, (*config_loc, "default_base_image")
+        return None, loaded.doc, ()
+
+    def _root_base(self, loaded: LoadedFile) -> str:
+        """The base image of a root environment: its own base_image, else [tool.nbenv] default_base_image
+        when set, else nbenv's base of the first Debian suite whose Python fits the project. A named base
+        that nbenv makes has a known Python, checked here; any other's is checked at build time."""
+        named, doc, loc = self._base_field(loaded)
+        if named is None:
+            suite = choose_suite(self.python)
+            if suite is None:
+                raise no_suite_fits(self.python, loaded.doc.display)
+            return suite_tag(suite)
+        recipe = base_recipe(self.ws, named)
+        python = recipe.python if recipe is not None else None
+        refusing = self.python.refusing(python) if python is not None else None
+        if refusing is not None:
+            raise doc.error(
+                loc,
+                f"{named} has Python {python}, but {refusing.shown()} ({_file_line(refusing)}) excludes it",
+                self._base_hint(named, loc),
+            )
+        return named
+
+    def _base_hint(self, named: str, loc: tuple[str, ...]) -> str:
+        field = loc[-1] if loc else "base_image"
+        return _named_base_hint(self.python, named, field, declared=named in self.ws.config.base_images)
+
+    def _root_file(self, name: str) -> LoadedFile:
+        env = self.environment(name)
+        return self.file(env.lineage[0] if env.lineage else name)
+
+    def base_error(self, name: str, what: str, hint: str) -> SpecError:
+        """One line at the field that names `name`'s base image (the spec's base_image, or default_base_image)."""
+        _named, doc, loc = self._base_field(self._root_file(name))
+        return doc.error(loc, what, hint) if loc else SpecError(f"{doc.display}: {what}", hint)
+
+    def base_hint(self, name: str) -> str:
+        """How to name a base image whose Python fits, for `name`'s chain."""
+        named, _doc, loc = self._base_field(self._root_file(name))
+        return self._base_hint(named or self.environment(name).base_image, loc)
 
     def _check_repo(self, loaded: LoadedFile, env: Environment) -> None:
         spec, doc = loaded.spec, loaded.doc
@@ -376,7 +436,66 @@ class Loader:
         return self._outputs
 
 
-def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None) -> Environment:
+def _lock_text(ws: Workspace) -> str | None:
+    """poetry.lock's text, or None: a missing or unreadable lock is reported where the lock is read."""
+    try:
+        return read_regular(ws.root / "poetry.lock", display="poetry.lock", limit=LOCK_LIMIT).decode("utf-8")
+    except (NbenvError, UnicodeDecodeError):
+        return None
+
+
+def base_recipe(ws: Workspace, ref: str) -> BaseRecipe | None:
+    """How nbenv makes the base image `ref`: a base declared in [tool.nbenv.base_images], or its own
+    nbenv/debian-python:SUITE; None for any other image (pulled, its Python checked at build time)."""
+    declared = ws.config.base_images.get(ref)
+    if declared is not None:
+        return BaseRecipe(declared.suite, tuple(declared.packages))
+    return nbenv_recipe(ref)
+
+
+def _file_line(source: PythonSource) -> str:
+    return source.where.rsplit(": ", 1)[0]
+
+
+def _fitting_python(project: ProjectPython) -> str | None:
+    """The newest Python 3.X (3.8 to 3.20) the project allows, for a hint."""
+    return next((f"3.{minor}" for minor in range(20, 7, -1) if project.allows(f"3.{minor}")), None)
+
+
+def no_suite_fits(project: ProjectPython, spec_display: str) -> SpecError:
+    """No base nbenv makes has a Python the project allows: one line at the constraint that excludes them."""
+    blocking = next(
+        (s for s in project.sources if not any(s.allows(SUITE_PYTHON[suite]) for suite in AUTO_SUITES)), None
+    )
+    source = blocking or project.sources[0]
+    others = "" if blocking else "".join(f" with {o.shown()} ({_file_line(o)})" for o in project.sources[1:])
+    message = (
+        f"{source.where}: {source.text!r}{others} fits none of the Pythons of the base images nbenv makes "
+        f"({suites_shown()})"
+    )
+    fitting = _fitting_python(project)
+    if fitting is None:
+        return SpecError(message, "the constraints exclude each other: make them agree, then run `poetry lock`")
+    return SpecError(
+        message,
+        f"relax it to include one of them, or name a base image whose Python fits: "
+        f'base_image = "python:{fitting}-slim" in {spec_display} (or default_base_image in [tool.nbenv])',
+    )
+
+
+def _named_base_hint(project: ProjectPython, named: str, field: str, *, declared: bool) -> str:
+    suite = choose_suite(project)
+    if suite is None:
+        fitting = _fitting_python(project)
+        other = f'e.g. {field} = "python:{fitting}-slim"' if fitting else "the constraints exclude each other"
+        return f"relax the project's Python constraint, or name a base image whose Python fits ({other})"
+    fix = f'{field} = "{suite_tag(suite)}" (Python {SUITE_PYTHON[suite]})'
+    if declared:
+        return f'{fix}, or suite = "{suite}" in [tool.nbenv.base_images."{named}"]'
+    return f"{fix}, or remove {field}: nbenv then picks the Debian suite whose Python fits"
+
+
+def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None, base_image: str) -> Environment:
     """Apply a file over its resolved parent (or over the defaults for a root environment)."""
     spec = loaded.spec
     own_groups = tuple(g for g in spec.groups or [] if parent is None or g not in parent.groups)
@@ -400,7 +519,7 @@ def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None) -> Env
         file=loaded.doc.display,
         extends=spec.extends,
         lineage=(*parent.lineage, parent.name) if parent else (),
-        base_image=parent.base_image if parent else (spec.base_image or ws.config.default_base_image),
+        base_image=base_image,
         groups=(*(parent.groups if parent else ()), *own_groups),
         own_groups=own_groups,
         importable=spec.importable if spec.importable is not None else (parent.importable if parent else True),

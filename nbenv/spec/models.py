@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
+
 SPEC_VERSION = 1
 CONTAINER_HOME = "/home/jovyan"
 CONTAINER_WORK = f"{CONTAINER_HOME}/work"
@@ -223,7 +225,11 @@ class EnvironmentFile(Strict):
     name: EnvName
     description: Text | None = None
     extends: EnvName | None = Field(None, description="Parent environment whose image this one builds FROM.")
-    base_image: ImageRef | None = None
+    base_image: ImageRef | None = Field(
+        None,
+        description="Base image (only without extends); default: [tool.nbenv] default_base_image, else "
+        "nbenv/debian-python:SUITE for the first Debian suite whose Python fits the project's requires-python.",
+    )
     groups: list[GroupName] | None = Field(None, description="Poetry groups to install; 'main' = the project's deps.")
     importable: bool | None = Field(None, description="Make the project's own package importable from the mount.")
     data: list[DataMount] | None = None
@@ -337,10 +343,55 @@ class CiSettings(Strict):
     )
 
 
+def _suite(value: str) -> str:
+    if not SUITE_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Debian suite (a codename such as 'bookworm' or 'trixie')")
+    return value
+
+
+def _base_package(value: str) -> str:
+    if not PACKAGE_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Debian package name (lowercase letters, digits, + - ., e.g. 'graphviz')")
+    return value
+
+
+class DeclaredBase(Strict):
+    """`[tool.nbenv.base_images."TAG"]`: a base image nbenv makes from Debian packages under TAG."""
+
+    suite: Annotated[str, AfterValidator(_suite)] = Field(
+        description="Debian suite: bookworm (Python 3.11) or trixie (Python 3.13); others: Python checked at build."
+    )
+    packages: list[Annotated[str, AfterValidator(_base_package)]] = Field(
+        default_factory=list, max_length=500, description="Extra Debian packages (name only, no version)."
+    )
+
+
+def declared_base_problem(tag: str, declared: DeclaredBase) -> str | None:
+    """Why `tag` cannot be a base image nbenv makes as declared, or None."""
+    if "@" in tag:
+        return f"{tag!r} names an image by digest, which no image nbenv makes can have: declare NAME:TAG"
+    if len(split_ref(tag)[0]) > 255:
+        return f"{tag[:40]!r}...: the image name is longer than 255 characters"
+    own = nbenv_recipe(tag)
+    if own is not None and own.suite != declared.suite:
+        return (
+            f"{tag!r} is nbenv's own base of Debian {own.suite} (the tag names the suite), not {declared.suite!r}: "
+            f"declare another tag, or suite = {own.suite!r}"
+        )
+    return None
+
+
 class RepoConfig(Strict):
     """Repo-wide settings: `[tool.nbenv]` in pyproject.toml, or nbenv.toml at the root."""
 
-    default_base_image: ImageRef = Field("nbenv/debian-python:bookworm", description="Base image of root environments.")
+    default_base_image: ImageRef = Field(
+        "nbenv/debian-python:bookworm",
+        description="Base image of root environments; unset: nbenv/debian-python:SUITE whose Python fits the project.",
+    )
+    base_images: dict[ImageRef, DeclaredBase] = Field(
+        default_factory=dict,
+        description='Base images nbenv makes under other tags: [tool.nbenv.base_images."TAG"] suite, packages.',
+    )
     image_prefix: Annotated[str, Field(max_length=200)] = Field(
         "nbenv", description="Image repository prefix, e.g. 'nbenv' or 'registry:5000/team'."
     )

@@ -141,6 +141,7 @@ def test_image_config_and_labels(built: Built) -> None:
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in config["Env"]
     found = config["Labels"]
     assert found["nbenv.base.suite"] == "bookworm"
+    assert found["nbenv.base.python"] == "3.11", "read from the root filesystem: the Python every check assumes"
     assert found["nbenv.base.packages"] == "ca-certificates,python3,python3-venv,tini"
     assert found["org.opencontainers.image.title"]
     assert "jovyan" in found["org.opencontainers.image.description"]
