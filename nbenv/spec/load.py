@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from nbenv.adapters.dvc import hidden_dvc_file
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import NbenvError, SpecError, UsageError
 from nbenv.lock import name_problem
@@ -264,6 +265,13 @@ class Loader:
                     ("data", index, "path"),
                     f"{data.path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
                     f"run `dvc add {data.path}`, or add it to a stage's outs in dvc.yaml",
+                )
+            if hidden := hidden_dvc_file(self.ws.root, self.outputs()[out]):
+                what, fix = hidden
+                raise doc.error(
+                    ("data", index, "path"),
+                    f"{data.path!r} is tracked by {self.outputs()[out]}, which DVC does not read: {what}",
+                    fix,
                 )
         if env.importable and project_mount_target(self.ws, env) is None:
             raise doc.error(
