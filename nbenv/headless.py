@@ -26,6 +26,7 @@ from typing import Any
 
 from nbenv import datasync
 from nbenv.adapters.engine import Engine
+from nbenv.adapters.git import exclude_locally
 from nbenv.adapters.process import argv, run, stream
 from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
@@ -213,6 +214,9 @@ def cell_at(notebook: Mapping[str, Any], index: int) -> CellFailure:
     cells = notebook.get("cells") or []
     source = _source(cells[index]) if 0 <= index < len(cells) else ""
     return CellFailure(index, _first_line(source, 80), "", "")
+
+
+OUTPUT_PATTERN = "*.out.ipynb"  # what `default_output` names: excluded in git's info/exclude
 
 
 def default_output(notebook: Path) -> Path:
@@ -519,6 +523,8 @@ def run_notebook(
             # Checked again now that the container (which could write the source tree) is gone.
             target = _output_target(ws.root, given_target)
             _write_output(target, executed)
+            if output is None:  # nbenv chose the name: git ignores it locally (not in the user's .gitignore)
+                exclude_locally(ws.root, OUTPUT_PATTERN)
     return _outcome(
         where, given_target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout
     )
