@@ -150,7 +150,7 @@ class Dvc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             return f"{shown} is unreachable: {reason}"
         if not exists and _is_local(remote.fs):
-            return f"{shown} is unreachable: the directory does not exist"
+            return f"{shown} is unreachable: {NO_DIRECTORY}"
         return None
 
     def _explained(self, action: str, targets: Sequence[str], corrupted: dict[str, str]) -> DataError | None:
@@ -189,23 +189,31 @@ class Dvc:
     def status(self, targets: Sequence[str]) -> list[TargetStatus]:
         repo = self._open()
         unreachable = self.unreachable()
+        # A local remote without its directory yet: what only the cache holds is "not-pushed" (a push
+        # creates the directory); anything else cannot be told, so "unreachable", never "missing".
+        no_directory = unreachable is not None and unreachable.endswith(NO_DIRECTORY)
         rows = []
         for target in targets:
             with _translated("status", [target], self.remote):
                 local = repo.status(targets=self._paths([target]))
             try:
-                if unreachable:
+                if unreachable and not no_directory:
                     raise OSError(unreachable)
                 with _quiet_dvc():
                     cloud = repo.status(targets=self._paths([target]), cloud=True, remote=self.remote)
                 remote = _remote_state(cloud, not_in_cache="not in cache" in str(local))
-                if remote in ("ok", "not-pushed"):  # DVC trusts a directory's manifest on the remote: ask per file
+                if unreachable:
+                    remote = "not-pushed" if remote == "not-pushed" else "unreachable"
+                elif remote in ("ok", "not-pushed"):  # DVC trusts a directory's manifest on the remote: ask per file
                     remote = self._remote_files_state(target, remote)
             except Exception:  # an unreachable remote is a status to show, not a failure
                 remote = "unreachable"
             workspace = "missing" if not (self.root / target).exists() else ("modified" if local else "ok")
             rows.append(TargetStatus(target, workspace, remote))
         return rows
+
+
+NO_DIRECTORY = "the directory does not exist"
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,18 @@ def test_an_unrelated_ignore_rule_is_no_error(repo: Path) -> None:
     (repo / ".gitignore").write_text("*.log\n!data/a.dvc\n")
     result = run_cli("validate", cwd=repo)
     assert result.code == 0, result.err
+
+
+def test_a_remote_directory_not_made_yet_holds_nothing_pushed(repo: Path) -> None:
+    """Before the first push a local remote has no directory: what the cache holds is `not-pushed`
+    (a push creates it), what nothing holds is `unreachable` (never `missing`)."""
+    shutil.rmtree(repo.parent / "remote")
+    status = run_cli("data", "status", "x", cwd=repo)
+    assert status.code == 0, status.err
+    assert [line.split() for line in status.out.splitlines()[1:]] == [
+        ["data/a", "ok", "not-pushed"],
+        ["data/b.csv", "ok", "not-pushed"],
+    ]
+    _forget(repo)
+    status = run_cli("data", "status", "x", cwd=repo)
+    assert [line.split()[-1] for line in status.out.splitlines()[1:]] == ["unreachable", "unreachable"]
