@@ -154,33 +154,36 @@ class Dvc:
         return None
 
     def _explained(self, action: str, targets: Sequence[str], corrupted: dict[str, str]) -> DataError | None:
-        """After a fetch: one DataError naming what is not in the cache and why, or None if all is there."""
-        if not (problems := self._missing_objects(targets, corrupted)):
+        """After a fetch: one DataError naming what is not in the cache and why, or None if all is there.
+        The cache is asked first; the remote only when something is missing, once for whether it answers
+        at all, and then per missing file."""
+        if not self._not_in_cache(targets, None):
             return None
         if reason := self.unreachable():
+            removed = f"; DVC removed {len(corrupted)} corrupt object(s) from the cache" if corrupted else ""
             return DataError(
-                f"{action}: {', '.join(targets)}: not in the cache, and {reason}",
+                f"{action}: {', '.join(targets)}: not in the cache, and {reason}{removed}",
                 "`dvc remote list` shows the remote's URL: fix it (or start the server) and run again",
             )
+        with _quiet_dvc():
+            remote = self._open().cloud.get_remote(self.remote)
+        problems = [_why(path, oid, corrupted, remote, odb) for path, oid, odb in self._not_in_cache(targets, remote)]
+        if not problems:  # the manifest came from the remote this time: nothing missing after all
+            return None
         first = problems[0]
         more = f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""
         return DataError(f"{action}: {first.path}: {first.why}{more}", first.hint)
 
-    def _missing_objects(self, targets: Sequence[str], corrupted: dict[str, str]) -> list[_Problem]:
-        """Every file of the targets whose object is not in the cache, with why, DVC's objects asked directly."""
-        repo = self._open()
-        try:
-            with _quiet_dvc():
-                remote = repo.cloud.get_remote(self.remote)
-        except Exception:
-            remote = None
-        problems: list[_Problem] = []
+    def _not_in_cache(self, targets: Sequence[str], remote: Any) -> list[tuple[str, str, Any]]:
+        """(path, object id, the remote's object store or None) of every file of the targets whose object
+        is not in the cache; a directory's files are listed from its manifest (the cache's, or with
+        `remote`, the remote's), else the manifest itself is the missing file."""
+        missing = []
         for out, cache, remote_odb in self._outs(targets, remote):
             for path, oid in _files(out, cache, remote_odb):
-                if not any(_overlaps(path, target) for target in targets) or cache.exists(oid):
-                    continue
-                problems.append(_why(path, oid, corrupted, remote, remote_odb))
-        return problems
+                if any(_overlaps(path, target) for target in targets) and not cache.exists(oid):
+                    missing.append((path, oid, remote_odb))
+        return missing
 
     def push(self, targets: Sequence[str], *, jobs: int | None) -> int:
         with _translated("push", targets, self.remote):
