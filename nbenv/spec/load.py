@@ -173,6 +173,7 @@ class Loader:
         self._resolved: dict[str, Environment] = {}
         self._outputs: dict[str, str] | None = None
         self._broken_dvc_files: dict[str, str] = {}
+        self._hidden: dict[str, tuple[str, str] | None] = {}  # DVC file -> what hides it from DVC, and the fix
 
     def file(self, name: str) -> LoadedFile:
         if name not in self._files:
@@ -266,7 +267,10 @@ class Loader:
                     f"{data.path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
                     f"run `dvc add {data.path}`, or add it to a stage's outs in dvc.yaml",
                 )
-            if hidden := hidden_dvc_file(self.ws.root, self.outputs()[out]):
+            declared = self.outputs()[out]
+            if declared not in self._hidden:
+                self._hidden[declared] = hidden_dvc_file(self.ws.root, declared)
+            if hidden := self._hidden[declared]:
                 what, fix = hidden
                 raise doc.error(
                     ("data", index, "path"),
