@@ -167,11 +167,12 @@ class Dvc:
             )
         with _quiet_dvc():
             remote = self._open().cloud.get_remote(self.remote)
-        problems = [_why(path, oid, corrupted, remote, odb) for path, oid, odb in self._not_in_cache(targets, remote)]
-        if not problems:  # the manifest came from the remote this time: nothing missing after all
+        missing = self._not_in_cache(targets, remote)
+        if not missing:  # the manifest came from the remote this time: nothing missing after all
             return None
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""
+        path, oid, odb = missing[0]  # one line: the first file, with why (its remote copy is read, not more)
+        first = _why(path, oid, corrupted, remote, odb)
+        more = f" (and {len(missing) - 1} more file(s))" if len(missing) > 1 else ""
         return DataError(f"{action}: {first.path}: {first.why}{more}", first.hint)
 
     def _not_in_cache(self, targets: Sequence[str], remote: Any) -> list[tuple[str, str, Any]]:
@@ -423,7 +424,7 @@ def hidden_dvc_file(root: Path, declared: str) -> tuple[str, str] | None:
     DVC's own logic (its DvcIgnoreFilter and its git check); DVC is opened only when a `.dvcignore`
     lies on the file's way or git ignores the file, so the common case costs one `git check-ignore`."""
     parts = Path(declared).parts
-    on_the_way = any((root.joinpath(*parts[:depth]) / ".dvcignore").is_file() for depth in range(len(parts)))
+    on_the_way = any(_has_rules(root.joinpath(*parts[:depth]) / ".dvcignore") for depth in range(len(parts)))
     git_rule = _git_ignore_rule(root, declared)
     if not on_the_way and git_rule is None:
         return None
@@ -454,6 +455,20 @@ def hidden_dvc_file(root: Path, declared: str) -> tuple[str, str] | None:
     finally:
         repo.close()
     return None
+
+
+def _has_rules(path: Path) -> bool:
+    """Whether a `.dvcignore` holds a rule (`dvc init` writes one of comments only): a cheap first look."""
+    from nbenv.errors import NbenvError
+    from nbenv.safepath import MiB, read_regular
+
+    if not path.is_file():
+        return False
+    try:
+        text = read_regular(path, display=str(path), limit=MiB).decode("utf-8", "replace")
+    except NbenvError:
+        return True  # let DVC decide
+    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def _git_ignore_rule(root: Path, declared: str) -> str | None:
