@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nbenv import __version__
 from nbenv.base_image import DEFAULT_TAG
-from nbenv.errors import DriftError, UsageError
+from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.render.workflow import (
     DEFAULT_OUTPUT,
@@ -109,7 +109,10 @@ def _install(ws: Workspace) -> str:
     if install == "." or install.startswith("./"):
         doc, loc = ws._config_source()
         field = (*loc, "ci", "nbenv")
-        path = confine(ws.root, install, what="tool.nbenv.ci.nbenv")
+        try:
+            path = confine(ws.root, install, what="the nbenv to install")
+        except SpecError as exc:  # a symlink out of the repository
+            raise doc.error(field, exc.message, exc.hint) from None
         if not path.exists():
             raise doc.error(field, f"{install}: no such file or directory in the repository", _INSTALL_HINT)
     return install

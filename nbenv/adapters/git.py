@@ -115,7 +115,7 @@ def _common_dir(root: Path) -> int | None:
         common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
     except (OSError, UnicodeDecodeError):
         return None  # not a linked worktree (a submodule, or a made-up pointer): left alone
-    if Path(back).resolve() != dot_git.resolve():
+    if (gitdir / back).resolve() != dot_git.resolve():  # absolute, or relative to the git directory
         return None
     try:
         return _open_dir(common)

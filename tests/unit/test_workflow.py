@@ -445,6 +445,18 @@ def test_a_hostile_nbenv_setting_is_one_line_naming_the_field(workspace: Path, v
     assert snapshot(workspace) == before
 
 
+@pytest.mark.security
+@pytest.mark.hostile("symlink: ci nbenv path")
+def test_an_nbenv_path_through_a_symlink_out_of_the_repository_is_refused(workspace: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (workspace / "tools").symlink_to(tmp_path / "elsewhere")
+    _add_config(workspace, '\n[tool.nbenv.ci]\nnbenv = "./tools"\n')
+    result = run_cli("ci", "github", cwd=workspace)
+    assert result.code == 3, result.err
+    assert re.match(r"^pyproject\.toml:\d+: tool\.nbenv\.ci\.nbenv: tools: .*leads outside the repository", result.err)
+    assert not (workspace / DEFAULT_OUTPUT).exists()
+
+
 @pytest.mark.badinput
 @pytest.mark.security
 @pytest.mark.parametrize(
