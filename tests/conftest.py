@@ -70,8 +70,8 @@ def workspace(tmp_path: Path) -> Iterator[Path]:
             shutil.copy2(source, root / name)
     pyproject = root / "pyproject.toml"
     text = pyproject.read_text()
-    start = text.index(NBENV_OWN_CI)
-    pyproject.write_text(text[:start] + text[text.index("\n\n", start) + 2 :])
+    if (start := text.find(NBENV_OWN_CI)) >= 0:
+        pyproject.write_text(text[:start] + text[text.index("\n\n", start) + 2 :])
     yield root
 
 
