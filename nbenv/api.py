@@ -128,8 +128,9 @@ def generate(
     raise DriftError naming every file that would change."""
     ws = _workspace(repo)
     if groups is not None and len(names) != 1:
+        example = names[0] if names else existing_environments(ws)[0]
         raise UsageError(
-            "--groups applies to one environment: name it, e.g. `nbenv generate traffic-analysis --groups ...`"
+            f"--groups applies to one environment: name it, e.g. `nbenv generate {example} --groups {','.join(groups)}`"
         )
     loader = Loader(ws)
     lock = load_lock(ws)

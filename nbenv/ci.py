@@ -6,9 +6,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbenv.errors import DriftError, UsageError
+from nbenv import __version__
+from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.fs import atomic_write
-from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
+from nbenv.render.workflow import (
+    DEFAULT_OUTPUT,
+    INDEX_URL_RE,
+    WorkflowEnvironment,
+    WorkflowPlan,
+    render_workflow,
+)
+from nbenv.safepath import confine
 from nbenv.spec.load import Loader, base_recipe, existing_environments
 from nbenv.spec.models import Environment
 from nbenv.tomlio import did_you_mean
@@ -77,7 +85,55 @@ def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
                 base_suite=base_suite,
             )
         )
-    return WorkflowPlan(environments=tuple(environments), settings=config.ci, registry=config.registry, output=output)
+    return WorkflowPlan(
+        environments=tuple(environments),
+        settings=config.ci,
+        registry=config.registry,
+        output=output,
+        install=_install(ws),
+        index_url=_index_url(ws),
+    )
+
+
+def nbenv_requirement() -> str:
+    """The nbenv that writes the workflow, pinned: what the workflow installs unless `[tool.nbenv.ci] nbenv` says."""
+    return f"nbenv=={__version__}"
+
+
+def _install(ws: Workspace) -> str:
+    """`[tool.nbenv.ci] nbenv` (validated by the model), a repo path checked to exist; else this nbenv, pinned."""
+    install = ws.config.ci.nbenv
+    if install is None:
+        return nbenv_requirement()
+    if install == "." or install.startswith("./"):
+        doc, loc = ws._config_source()
+        field = (*loc, "ci", "nbenv")
+        try:
+            path = confine(ws.root, install, what="the nbenv to install")
+        except SpecError as exc:  # a symlink out of the repository
+            raise doc.error(field, exc.message, exc.hint) from None
+        if not path.exists():
+            raise doc.error(field, f"{install}: no such file or directory in the repository", _INSTALL_HINT)
+    return install
+
+
+_INSTALL_HINT = 'e.g. nbenv = "nbenv==1.2.3", or remove the setting to install this nbenv version, pinned'
+
+
+def _index_url(ws: Workspace) -> str | None:
+    """`[tool.nbenv] index_url`, where the workflow's pip finds nbenv too; held to a URL charset for the workflow."""
+    url = ws.config.index_url
+    if url is None:
+        return None
+    if not INDEX_URL_RE.fullmatch(url):
+        doc, loc = ws._config_source()
+        raise doc.error(
+            (*loc, "index_url"),
+            f"{url!r} cannot be written into the CI workflow: "
+            "an http(s) URL of letters, digits and . _ ~ : / + = % - only",
+            "remove the query or quotes; credentials belong in NBENV_INDEX_URL at build time",
+        )
+    return url
 
 
 def github(*, repo: Path | None = None, output: Path | None = None, check: bool = False) -> CiResult:

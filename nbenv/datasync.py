@@ -121,7 +121,10 @@ def pull(root: Path, targets: Sequence[str], *, jobs: int | None, remote: str | 
     finally:
         dvc.close()
     if missing := missing_targets(root, targets):
-        raise DataError(f"pull: not in the workspace after checkout: {', '.join(missing)}", "see `nbenv data status`")
+        raise DataError(
+            f"pull: not in the workspace after checkout: {', '.join(missing)}",
+            "`dvc status --cloud` shows what DVC sees",
+        )
     files = bytes_ = 0
     for target in targets:
         count, size = _tree(root, target)

@@ -26,6 +26,7 @@ from typing import Any
 
 from nbenv import datasync
 from nbenv.adapters.engine import Engine
+from nbenv.adapters.git import exclude_locally
 from nbenv.adapters.process import argv, run, stream
 from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
@@ -215,6 +216,9 @@ def cell_at(notebook: Mapping[str, Any], index: int) -> CellFailure:
     return CellFailure(index, _first_line(source, 80), "", "")
 
 
+OUTPUT_PATTERN = "*.out.ipynb"  # what `default_output` names: excluded in git's info/exclude
+
+
 def default_output(notebook: Path) -> Path:
     """`NAME.out.ipynb` beside the input: visible, never the input itself."""
     stem = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.name
@@ -326,10 +330,51 @@ def _confined_path(root: Path, path: Path, *, what: str) -> Path:
 # notebook cell by cell, prints progress, and writes the executed notebook and a status file even
 # when a cell fails, times out or the kernel dies.
 DRIVER = r"""
-import json, math, os, sys, time
+import asyncio, json, math, os, sys, threading, time
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async
+
+# The kernel's own stderr (and its worker processes') reaches the terminal while cells run; from the
+# shutdown on it is held back, and shown only if the run failed.
+relay = {"echo": True, "held": []}
+stderr_read, stderr_write = os.pipe()
+
+def relay_stderr():
+    with os.fdopen(stderr_read, "rb") as pipe:
+        for line in iter(pipe.readline, b""):
+            if relay["echo"]:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+            else:
+                relay["held"].append(line)
+
+relay_thread = threading.Thread(target=relay_stderr, daemon=True)
+relay_thread.start()
+
+def close_write_end(**_):  # the kernel has its copy: the pipe ends when the kernel and its workers do
+    if stderr_write is not None:
+        os.close(stderr_write)
+        globals()["stderr_write"] = None
+
+class Client(NotebookClient):
+    # jupyter_client's shutdown first interrupts the kernel's whole process group (SIGINT), so worker
+    # processes (joblib's loky, multiprocessing) print KeyboardInterrupt tracebacks into a run that
+    # succeeded. Ask the kernel to exit instead, as a program exits; only a kernel that does not is
+    # stopped the hard way (nbclient's own cleanup, below).
+    async def _async_cleanup_kernel(self):
+        relay["echo"] = False
+        try:
+            if self.kc is not None and self.km is not None and await ensure_async(self.km.is_alive()):
+                await ensure_async(self.kc.shutdown(reply=True, timeout=5))
+                for _ in range(50):
+                    if not await ensure_async(self.km.is_alive()):
+                        break
+                    await asyncio.sleep(0.1)
+        except Exception:
+            pass
+        await super()._async_cleanup_kernel()
 
 job = json.load(open(sys.argv[1], encoding="utf-8"))
 with open(job["input"], encoding="utf-8") as f:
@@ -348,14 +393,14 @@ def on_cell_start(cell, cell_index, **_):
 def remaining(cell):
     return max(1, math.ceil(deadline - time.monotonic()))
 
-client = NotebookClient(
+client = Client(
     nb, kernel_name=job["kernel"], resources={"metadata": {"path": job["cwd"]}},
-    timeout_func=remaining if deadline else None, on_cell_start=on_cell_start,
-    shutdown_kernel="immediate",  # the container is thrown away: no need to wait for a graceful exit
+    timeout_func=remaining if deadline else None, on_cell_start=on_cell_start, on_notebook_start=close_write_end,
+    shutdown_kernel="immediate",  # after the shutdown request above: the container is thrown away
 )
 outcome, detail = "ok", ""
 try:
-    client.execute()
+    client.execute(stderr=stderr_write)
 except CellTimeoutError:
     outcome = "timeout"
 except CellExecutionError:
@@ -365,6 +410,12 @@ except DeadKernelError as exc:
 except Exception as exc:
     outcome, detail = "crashed", f"{type(exc).__name__}: {exc}"
 finally:
+    close_write_end()
+    relay_thread.join(timeout=2)  # a process that left the kernel's group may hold the pipe: not waited for
+    if outcome != "ok":
+        for line in relay["held"]:
+            sys.stderr.buffer.write(line)
+        sys.stderr.flush()
     for path, text in ((job["output"], nbformat.writes(nb, version=nbformat.NO_CONVERT) + "\n"),
                        (job["status"], json.dumps({"outcome": outcome, "cell": state["cell"], "detail": detail}))):
         with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -472,6 +523,8 @@ def run_notebook(
             # Checked again now that the container (which could write the source tree) is gone.
             target = _output_target(ws.root, given_target)
             _write_output(target, executed)
+            if output is None:  # nbenv chose the name: git ignores it locally (not in the user's .gitignore)
+                exclude_locally(ws.root, OUTPUT_PATTERN)
     return _outcome(
         where, given_target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout
     )

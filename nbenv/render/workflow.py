@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from nbenv.spec.models import CiSettings
+from nbenv import __version__
+from nbenv.spec.models import NBENV_INSTALL_RE, CiSettings
 
 # Current major versions of the actions the workflow uses.
 CHECKOUT = "actions/checkout@v7"
@@ -35,6 +36,7 @@ CHECK_TIMEOUT_MINUTES = 15
 PUSHING = "github.event_name == 'push'"
 
 _SAFE = re.compile(r"^[A-Za-z0-9._/:@+ \[\]-]+$")  # [ ] for an IPv6 registry
+INDEX_URL_RE = re.compile(r"^https?://[A-Za-z0-9._~:/+=%\[\]-]+$")  # no user (no @), query, quote or `$`
 
 
 def _safe(value: str, what: str) -> str:
@@ -60,18 +62,35 @@ class WorkflowPlan:
     settings: CiSettings
     registry: str | None  # [tool.nbenv] registry; None: the NBENV_REGISTRY repository variable
     output: str  # repo-relative path of this workflow (so the check job checks the right file)
+    # What `pip install` installs as nbenv: a requirement (`nbenv==X.Y.Z`) or a repo path.
+    install: str = f"nbenv=={__version__}"
+    index_url: str | None = None  # [tool.nbenv] index_url: where pip finds it (PIP_INDEX_URL)
 
 
 def _expr(text: str) -> str:
     return "${{ " + text + " }}"
 
 
-def _setup_steps(settings: CiSettings) -> list[dict[str, Any]]:
+def _install_step(plan: WorkflowPlan) -> dict[str, Any]:
+    """nbenv itself, as the plan says (by default the version that wrote the workflow, pinned), never the
+    repository's own project: the value reaches pip through `env:` and a constant script."""
+    if not NBENV_INSTALL_RE.fullmatch(plan.install) or "${{" in plan.install or plan.install.startswith("-"):
+        raise ValueError(f"unsafe nbenv requirement for a workflow: {plan.install!r}")
+    env = {"NBENV_INSTALL": plan.install}
+    if plan.index_url is not None:
+        if not INDEX_URL_RE.fullmatch(plan.index_url):
+            raise ValueError(f"unsafe index URL for a workflow: {plan.index_url!r}")
+        env["PIP_INDEX_URL"] = plan.index_url
+    return {"name": "Install nbenv", "env": env, "run": 'python -m pip install "$NBENV_INSTALL"'}
+
+
+def _setup_steps(plan: WorkflowPlan) -> list[dict[str, Any]]:
+    settings = plan.settings
     return [
         # No token is left in .git/config for later steps (nothing here pushes to git).
         {"uses": CHECKOUT, "with": {"persist-credentials": False}},
         {"uses": SETUP_PYTHON, "with": {"python-version": _safe(settings.python_version, "python_version")}},
-        {"name": "Install nbenv", "run": "python -m pip install ."},
+        _install_step(plan),
     ]
 
 
@@ -81,7 +100,7 @@ def _check_job(plan: WorkflowPlan) -> dict[str, Any]:
         "runs-on": _safe(plan.settings.runs_on, "runs_on"),
         "timeout-minutes": CHECK_TIMEOUT_MINUTES,
         "steps": [
-            *_setup_steps(plan.settings),
+            *_setup_steps(plan),
             {"name": "Dockerfiles and compose files match the specs", "run": "nbenv generate --check"},
             {
                 "name": "This workflow matches the specs",
@@ -155,7 +174,7 @@ def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
     has_base = _expr("matrix.base_image != ''")
     has_smoke = _expr("matrix.smoke != ''")
     job["steps"] = [
-        *_setup_steps(settings),
+        *_setup_steps(plan),
         {"name": "Use the containerd image store", "run": _CONTAINERD_STORE},
         {"uses": SETUP_BUILDX, "with": {"driver": "docker"}},
         # `docker buildx build` in a run step needs the runtime token and cache URL for type=gha.

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from nbenv.adapters.dvc import hidden_dvc_file
 from nbenv.base_image import AUTO_SUITES, SUITE_PYTHON, BaseRecipe, nbenv_recipe, suite_tag
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import NbenvError, SpecError, UsageError
@@ -175,6 +176,7 @@ class Loader:
         self._outputs: dict[str, str] | None = None
         self._broken_dvc_files: dict[str, str] = {}
         self._python: ProjectPython | None = None
+        self._hidden: dict[str, tuple[str, str] | None] = {}  # DVC file -> what hides it from DVC, and the fix
 
     @property
     def python(self) -> ProjectPython:
@@ -324,6 +326,16 @@ class Loader:
                     ("data", index, "path"),
                     f"{data.path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
                     f"run `dvc add {data.path}`, or add it to a stage's outs in dvc.yaml",
+                )
+            declared = self.outputs()[out]
+            if declared not in self._hidden:
+                self._hidden[declared] = hidden_dvc_file(self.ws.root, declared)
+            if hidden := self._hidden[declared]:
+                what, fix = hidden
+                raise doc.error(
+                    ("data", index, "path"),
+                    f"{data.path!r} is tracked by {self.outputs()[out]}, which DVC does not read: {what}",
+                    fix,
                 )
         if env.importable and project_mount_target(self.ws, env) is None:
             raise doc.error(

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
@@ -321,6 +323,44 @@ def _notebook(value: str) -> str:
     return normalized
 
 
+# `nbenv = "..."`: how the workflow installs nbenv. It reaches the workflow as an `env:` value that a
+# constant `pip install "$NBENV_INSTALL"` reads, and is held to a charset on top of that: no quotes,
+# `$`, braces, `;` (markers), `%`, `?`, `&` or whitespace other than the spaces of `name @ URL`.
+NBENV_INSTALL_RE = re.compile(r"^[A-Za-z0-9._/:@+=<>!~,#\[\] -]+$")
+NBENV_PATH_RE = re.compile(r"^[A-Za-z0-9._/+-]+$")
+NBENV_URL_SCHEMES = ("https://", "git+https://", "git+ssh://")
+_NBENV_INSTALL_EXAMPLE = "e.g. 'nbenv==1.2.3', 'nbenv @ git+https://host/org/nbenv@<commit>' or '.' (the checkout)"
+
+
+def _nbenv_install(value: str) -> str:
+    """A PEP 508 requirement naming nbenv (a version, or `nbenv @ URL`), or a repo-relative path
+    ('.', './tools/nbenv'): what `pip install` gets in the workflow."""
+    _no_control(value)
+    if len(value) > 500:
+        raise ValueError(f"must be at most 500 characters, got {len(value)}")
+    if value == "." or value.startswith("./"):
+        normalized = _repo_path(value)
+        if not NBENV_PATH_RE.fullmatch(normalized):
+            raise ValueError(f"{value!r}: a path here is letters, digits and . _ - + / ({_NBENV_INSTALL_EXAMPLE})")
+        return normalized if normalized == "." else f"./{normalized}"
+    if not NBENV_INSTALL_RE.fullmatch(value) or "${{" in value:
+        raise ValueError(
+            f"{value!r} is not a requirement nbenv writes into a workflow: letters, digits, space and "
+            f". _ / : @ + = < > ! ~ , # [ ] - only ({_NBENV_INSTALL_EXAMPLE})"
+        )
+    try:
+        requirement = Requirement(value)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"{value!r} is not a PEP 508 requirement ({reason}); {_NBENV_INSTALL_EXAMPLE}") from None
+    if canonicalize_name(requirement.name) != "nbenv":
+        raise ValueError(f"{value!r} installs {requirement.name!r}, not nbenv ({_NBENV_INSTALL_EXAMPLE})")
+    if requirement.url is not None and not requirement.url.startswith(NBENV_URL_SCHEMES):
+        schemes = ", ".join(NBENV_URL_SCHEMES)
+        raise ValueError(f"{value!r}: the URL must start with {schemes} (a runner sees no local file)")
+    return value
+
+
 class CiSettings(Strict):
     """`[tool.nbenv.ci]`: what `nbenv ci github` writes into .github/workflows/nbenv.yml."""
 
@@ -340,6 +380,12 @@ class CiSettings(Strict):
     )
     smoke: dict[EnvName, Annotated[list[Annotated[str, AfterValidator(_notebook)]], Field(min_length=1)]] = Field(
         default_factory=dict, description="Notebooks each environment runs after its build: `nbenv run ENV NOTEBOOK`."
+    )
+    nbenv: Annotated[str, AfterValidator(_nbenv_install)] | None = Field(
+        None,
+        description="What the workflow pip-installs as nbenv: a PEP 508 requirement ('nbenv==1.2.3', "
+        "'nbenv @ git+https://host/org/nbenv@<commit>') or a repo-relative path ('.'). "
+        "Default: the nbenv version that wrote the workflow, pinned.",
     )
 
 

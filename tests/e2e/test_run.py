@@ -320,6 +320,26 @@ def test_a_failing_cell_is_one_line_and_the_partial_notebook_is_written(
 
 
 @pytest.mark.fault
+def test_a_successful_run_with_joblib_workers_prints_no_traceback(run_ready_workspace: Path, scratch: Path) -> None:
+    """Issue 15: jupyter_client's shutdown interrupts the kernel's whole process group, and loky's idle
+    workers printed KeyboardInterrupt tracebacks into a run that succeeded. The driver now asks the
+    kernel to exit, and holds back what the kernel writes from its shutdown on unless the run failed."""
+    notebook = write_notebook(
+        scratch / "workers.ipynb",
+        "from joblib import Parallel, delayed\nimport math\n"
+        "print(sum(Parallel(n_jobs=2, backend='loky')(delayed(math.sqrt)(i) for i in range(100))))",
+    )
+    result = nbenv("run", "traffic-analysis", str(notebook), "--no-pull", cwd=run_ready_workspace, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "[1/1] cell 1: from joblib import Parallel, delayed" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert "KeyboardInterrupt" not in result.stdout + result.stderr, result.stderr
+    executed = json.loads((scratch / "workers.out.ipynb").read_text())
+    assert float(text_of(executed["cells"][0])) == pytest.approx(sum(i**0.5 for i in range(100)))
+    assert headless_containers() == []
+
+
+@pytest.mark.fault
 def test_a_timeout_is_one_clear_line(run_ready_workspace: Path, scratch: Path) -> None:
     notebook = write_notebook(scratch / "slow.ipynb", "import time", "time.sleep(120)")
     started = time.monotonic()

