@@ -26,6 +26,7 @@ from typing import Any
 
 from nbenv import datasync
 from nbenv.adapters.engine import Engine
+from nbenv.adapters.git import EXECUTED_NOTEBOOKS, exclude_locally
 from nbenv.adapters.process import argv, run, stream
 from nbenv.build import ImageBuilder
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
@@ -472,6 +473,8 @@ def run_notebook(
             # Checked again now that the container (which could write the source tree) is gone.
             target = _output_target(ws.root, given_target)
             _write_output(target, executed)
+            if output is None and (exclude := exclude_locally(ws.root)) is not None:
+                say(f"git: {EXECUTED_NOTEBOOKS} (what `nbenv run` writes) is now ignored in this clone ({exclude})")
     return _outcome(
         where, given_target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout
     )

@@ -7,7 +7,9 @@ builds still work and say so, pushes refuse.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -67,3 +69,34 @@ def public_url(url: str) -> str:
     scheme = "https" if via_ssh else parts.scheme
     path = parts.path.removesuffix(".git")
     return urlunsplit((scheme, host, path, "", ""))
+
+
+EXECUTED_NOTEBOOKS = "*.out.ipynb"
+_EXCLUDE_NOTE = "# Executed notebooks that `nbenv run` writes beside their input (NAME.out.ipynb): never committed.\n"
+
+
+def exclude_locally(root: Path, pattern: str = EXECUTED_NOTEBOOKS) -> Path | None:
+    """Make git ignore `pattern` in this clone: a line in `$GIT_DIR/info/exclude` (never committed, the
+    project's own .gitignore untouched). Returns the exclude file when a line was added; None when it was
+    there already, or there is no repository, or the file is not a plain file nbenv may append to (a
+    symlink is never followed). `pattern` is one of nbenv's constants, never a value from the repository."""
+    if pattern != EXECUTED_NOTEBOOKS:
+        raise ValueError(f"not a pattern nbenv writes: {pattern!r}")
+    code, git_path, _ = _git(root, "rev-parse", "--git-path", "info/exclude")
+    if code != 0 or not git_path:
+        return None
+    exclude = root / git_path  # relative to `root` (git -C), unless git answers an absolute path
+    try:
+        exclude.parent.mkdir(mode=0o755, exist_ok=True)  # `info/` is missing in a `git init --template=`
+        fd = os.open(exclude, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device: never read, never written
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "r+", encoding="utf-8", errors="replace") as handle:
+        text = handle.read(1 << 20)
+        if pattern in (line.strip() for line in text.splitlines()):
+            return None
+        handle.write(("" if not text or text.endswith("\n") else "\n") + _EXCLUDE_NOTE + pattern + "\n")
+    return exclude
