@@ -181,10 +181,16 @@ def new(
     extends: str | None = None,
     description: str = "",
     force: bool = False,
+    data: Sequence[str] = (),
 ) -> Path:
-    """Write environments/NAME.toml with the given groups (validated first; nothing written on error)."""
+    """Write environments/NAME.toml with the given groups and data (validated first; nothing written on error)."""
     ws = _workspace(repo)
-    return scaffold.new(ws, name=name, groups=groups, extends=extends, description=description, force=force)
+    return scaffold.new(ws, name=name, groups=groups, extends=extends, description=description, force=force, data=data)
+
+
+def new_environment_notes(*, repo: Path | None = None, groups: Sequence[str], extends: str | None) -> list[str]:
+    """Notes on a spec `new` wrote (e.g. groups that leave out the project's own dependencies)."""
+    return scaffold.notes(_workspace(repo), groups=groups, extends=extends)
 
 
 # --- images and running environments (need a Docker engine) ---------------------------------

@@ -3,27 +3,93 @@ environments/NAME.toml. The spec's text is pure (`spec_text`); only `new` touche
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import tomlkit
 
+from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import UsageError
 from nbenv.fs import atomic_write
-from nbenv.spec.load import environment_names, poetry_groups
-from nbenv.spec.models import SPEC_VERSION, _env_name, _group, text_problem
+from nbenv.lock import name_problem
+from nbenv.spec.load import environment_names, poetry_groups, pyproject_table
+from nbenv.spec.models import SPEC_VERSION, _env_name, _group, _repo_path, text_problem
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
 
 
-def new(ws: Workspace, *, name: str, groups: Sequence[str], extends: str | None, description: str, force: bool) -> Path:
+def new(
+    ws: Workspace,
+    *,
+    name: str,
+    groups: Sequence[str],
+    extends: str | None,
+    description: str,
+    force: bool,
+    data: Sequence[str] = (),
+) -> Path:
     """Write environments/NAME.toml; every check runs first, so nothing is written on error."""
     _check_request(ws, name, groups, extends, description)
+    paths = _check_data(ws, data)
     path = ws.spec_path(name)
     if path.exists() and not force:
         raise UsageError(f"{ws.rel(path)}: already exists", "edit it, or pass --force to replace it")
-    atomic_write(path, spec_text(name, groups, extends, description))
+    atomic_write(path, spec_text(name, groups, extends, description, paths))
     return path
+
+
+def _check_data(ws: Workspace, data: Sequence[str]) -> list[str]:
+    """`--data` paths: repo-relative and tracked by DVC (a .dvc file or a dvc.yaml output covers each),
+    as `validate` will require; normalised, without duplicates."""
+    paths: list[str] = []
+    outputs: dict[str, str] | None = None
+    for value in data:
+        try:
+            path = _repo_path(value)
+        except ValueError as exc:
+            raise UsageError(f"--data: {exc}") from None
+        outputs = tracked_outputs(ws.root) if outputs is None else outputs
+        if covering_output(path, outputs) is None:
+            known = sorted(outputs)
+            raise UsageError(
+                f"--data: {path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
+                f"DVC tracks here: {', '.join(known)}"
+                if known
+                else "track it first with `dvc add` (or a dvc.yaml stage)",
+            )
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def main_dependencies(ws: Workspace) -> list[str]:
+    """The names of the project's own dependencies (group `main`): `[project].dependencies`, else
+    Poetry's `[tool.poetry.dependencies]` without `python`. Only well-formed names (they are printed)."""
+    names: set[str] = set()
+    for requirement in pyproject_table(ws, ("project",)).get("dependencies", []) or []:
+        if isinstance(requirement, str) and (match := _REQUIREMENT_NAME.match(requirement.strip())):
+            names.add(match.group(0))
+    for key in pyproject_table(ws, ("tool", "poetry", "dependencies")):
+        if key.lower() != "python" and name_problem(key) is None:
+            names.add(key)
+    return sorted(names, key=str.lower)
+
+
+def notes(ws: Workspace, *, groups: Sequence[str], extends: str | None) -> list[str]:
+    """What the user should know about the spec just written (printed, never an error): a root
+    environment without `main` leaves out the project's own dependencies, which its package
+    (importable = true) usually needs: `from PKG import ...` would then fail only inside the notebook."""
+    if extends is not None or "main" in groups or not (deps := main_dependencies(ws)):
+        return []
+    shown = ", ".join(deps[:5]) + (", ..." if len(deps) > 5 else "")
+    return [
+        f"note: the groups leave out main, the project's own dependencies ({shown}); the project's package "
+        f"(importable = true) may not import without them: add main to --groups unless no notebook imports it"
+    ]
 
 
 def _check_request(ws: Workspace, name: str, groups: Sequence[str], extends: str | None, description: str) -> None:
@@ -53,7 +119,7 @@ def _check_request(ws: Workspace, name: str, groups: Sequence[str], extends: str
         raise UsageError(f"--extends: no environment {extends!r}{did_you_mean(extends, environment_names(ws))}")
 
 
-def spec_text(name: str, groups: Sequence[str], extends: str | None, description: str) -> str:
+def spec_text(name: str, groups: Sequence[str], extends: str | None, description: str, data: Sequence[str] = ()) -> str:
     """A commented starter spec (a [[data]] example, the Jupyter defaults), as tomlkit writes it."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment("A notebook environment, written by `nbenv new`. Every key, with its type and meaning:"))
@@ -68,9 +134,17 @@ def spec_text(name: str, groups: Sequence[str], extends: str | None, description
     doc.add("importable", True)
     doc.add(tomlkit.nl())
     doc.add(tomlkit.comment("DVC-tracked data, mounted read-only (path: a .dvc output or a dvc.yaml out):"))
-    doc.add(tomlkit.comment("[[data]]"))
-    doc.add(tomlkit.comment('path = "data/processed/example"'))
-    doc.add(tomlkit.nl())
+    if data:
+        entries = tomlkit.aot()
+        for path in data:
+            entry = tomlkit.table()
+            entry.add("path", path)
+            entries.append(entry)
+        doc.add("data", entries)
+    else:
+        doc.add(tomlkit.comment("[[data]]"))
+        doc.add(tomlkit.comment('path = "data/processed/example"'))
+        doc.add(tomlkit.nl())
     jupyter = tomlkit.table()
     jupyter.add("port", 8888)
     jupyter.add("interface", "lab")

@@ -190,8 +190,8 @@ cress,10,55
 
 # Hand steps every project shares (the test does them as a user would).
 COMMON_HAND_STEPS = (
-    "add the [[data]] entry to environments/NAME.toml (`nbenv new` has no option for the data)",
     "commit the spec and the generated docker/NAME/ files (deliberate: they are the user's to review)",
+    "name the registry for `nbenv image push` (--registry, or [tool.nbenv] registry: the user's choice)",
 )
 
 PROJECTS = (

@@ -184,20 +184,6 @@ def init_repository(root: Path) -> None:
     assert git("status", "--porcelain", cwd=root) == ""
 
 
-def add_data_entry(root: Path, env: str) -> None:
-    spec = root / "environments" / f"{env}.toml"
-    spec.write_text(
-        spec.read_text().replace(
-            '# path = "data/processed/example"\n',
-            '# path = "data/processed/example"\n\n[[data]]\npath = "data/raw"\n',
-            1,
-        )
-    )
-    assert '\n[[data]]\npath = "data/raw"\n' in spec.read_text(), (
-        "the spec written by nbenv new has the [[data]] example"
-    )
-
-
 def commit(root: Path, message: str) -> None:
     git("add", "-A", cwd=root)
     git("commit", "-q", "-m", message, cwd=root)
@@ -283,11 +269,10 @@ def test_a_new_user_adopts_nbenv(p: Project, adoption_root: Path, registry: str)
             "the project: git + DVC, data pushed, then a fresh clone (setup)", "git/dvc", time.monotonic() - start, None
         )
         env = p.env
-        journal.run("nbenv new", ["nbenv", "new", env, "--groups", p.groups, "--description", p.description], root)
-        journal.hand(
-            "declare the data",
-            f"[[data]] path = 'data/raw' in environments/{env}.toml",
-            lambda: add_data_entry(root, env),
+        journal.run(
+            "nbenv new",
+            ["nbenv", "new", env, "--groups", p.groups, "--description", p.description, "--data", "data/raw"],
+            root,
         )
         journal.run("nbenv validate", ["nbenv", "validate"], root)
         journal.run("nbenv generate", ["nbenv", "generate"], root)
