@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,8 +58,10 @@ class Journal:
     """The steps of one adoption, in order, with their times; written as a markdown table."""
 
     project: Project
+    base: str = ""
     steps: list[Step] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)  # step -> what the command printed on stderr
 
     def run(
         self,
@@ -83,6 +85,7 @@ class Journal:
                 argv, cwd=root, capture_output=True, text=True, timeout=timeout, env={**os.environ, **GIT_ENV, **TOOLS}
             )
         seconds = time.monotonic() - start
+        self.logs[step] = result.stderr
         problem = f"exit {result.returncode}: {last_lines(result.stderr)}" if result.returncode != 0 else None
         if problem is None and check is not None:
             problem = check(result)
@@ -125,11 +128,15 @@ class Journal:
             "|---|---|---:|---|",
             *(f"| {cell(s.step)} | `{cell(s.command)}` | {s.seconds:.1f} | {cell(s.result)} |" for s in self.steps),
             "",
-            f"Total: {sum(s.seconds for s in self.steps):.1f} s.",
+            f"Total: {sum(s.seconds for s in self.steps):.1f} s. Default bookworm base: {self.base}.",
             "",
             "Done by hand: " + "; ".join((*COMMON_HAND_STEPS, *p.hand_steps)) + ".",
             "",
         ]
+        for step, text in self.logs.items():
+            if text.strip():
+                shown = text.strip().splitlines()[-60:]
+                lines += [f"<details><summary>{step}: stderr</summary>", "", "```", *shown, "```", "</details>", ""]
         return "\n".join(lines)
 
 
@@ -241,6 +248,25 @@ def prefix_of_env(env: str) -> str:
     return f"{PREFIX}-{env}"
 
 
+DEFAULT_BASE = "nbenv/debian-python:bookworm"  # what a project without [tool.nbenv] builds FROM
+
+
+@pytest.fixture(scope="module")
+def default_base(request: pytest.FixtureRequest, engine: None) -> Iterator[str]:
+    """nbenv's default base, as a new user's first `up` finds it. When the engine lacks it (a fresh CI
+    engine), the session's own bookworm base (the same `nbenv image base` build) is tagged so, rather than
+    built a second time, and the tag is removed at the end: `up` then times the project's image only."""
+    if docker("image", "inspect", DEFAULT_BASE, check=False).returncode == 0:
+        yield f"{DEFAULT_BASE} was already in the engine"
+        return
+    session_base = request.getfixturevalue("base_image")
+    docker("tag", session_base, DEFAULT_BASE)
+    try:
+        yield f"{DEFAULT_BASE} tagged from this session's base {session_base} (built once per session)"
+    finally:
+        docker("rmi", DEFAULT_BASE, check=False)
+
+
 @pytest.fixture
 def adoption_root(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Path:
     return tmp_path_factory.mktemp("adopt") / "repo"
@@ -257,9 +283,9 @@ def adoption_root(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Pat
         for p in PROJECTS
     ],
 )
-def test_a_new_user_adopts_nbenv(p: Project, adoption_root: Path, registry: str) -> None:
+def test_a_new_user_adopts_nbenv(p: Project, adoption_root: Path, registry: str, default_base: str) -> None:
     root = adoption_root
-    journal = Journal(p)
+    journal = Journal(p, base=default_base)
     port = free_port()
     try:
         start = time.monotonic()
