@@ -256,15 +256,25 @@ def default_base(request: pytest.FixtureRequest, engine: None) -> Iterator[str]:
     """nbenv's default base, as a new user's first `up` finds it. When the engine lacks it (a fresh CI
     engine), the session's own bookworm base (the same `nbenv image base` build) is tagged so, rather than
     built a second time, and the tag is removed at the end: `up` then times the project's image only."""
-    if docker("image", "inspect", DEFAULT_BASE, check=False).returncode == 0:
-        yield f"{DEFAULT_BASE} was already in the engine"
-        return
-    session_base = request.getfixturevalue("base_image")
-    docker("tag", session_base, DEFAULT_BASE)
+    before = set(default_bases())
     try:
-        yield f"{DEFAULT_BASE} tagged from this session's base {session_base} (built once per session)"
+        if DEFAULT_BASE in before:
+            yield f"{DEFAULT_BASE} was already in the engine"
+        else:
+            session_base = request.getfixturevalue("base_image")
+            docker("tag", session_base, DEFAULT_BASE)
+            yield f"{DEFAULT_BASE} tagged from this session's base {session_base} (built once per session)"
     finally:
-        docker("rmi", DEFAULT_BASE, check=False)
+        # The tag above, and any base `up` built on its own (another suite): not --force, so a base that
+        # something else started using meanwhile stays.
+        made = sorted(set(default_bases()) - before)
+        if made:
+            docker("rmi", *made, check=False)
+
+
+def default_bases() -> list[str]:
+    out = docker("images", "--format", "{{.Repository}}:{{.Tag}}", DEFAULT_BASE.split(":")[0], check=False).stdout
+    return out.split()
 
 
 @pytest.fixture
