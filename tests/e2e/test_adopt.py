@@ -17,6 +17,7 @@ isolation) and are removed at the end; the base image is nbenv's default, as a n
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -217,8 +218,6 @@ def api_get(url: str, token: str | None) -> tuple[int, str]:
 
 def printed(notebook: Path) -> str:
     """Everything the executed notebook's cells printed (stdout streams), in order."""
-    import json
-
     nb = json.loads(notebook.read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"a cell failed: {errors[0].get('ename')}: {errors[0].get('evalue')}"
@@ -230,22 +229,16 @@ def printed(notebook: Path) -> str:
     )
 
 
-def remove_containers(root: Path, env: str) -> None:
-    """Whatever `up` or `run` of this environment left (the label compose gives its project)."""
-    label = f"com.docker.compose.project={project(env, prefix_of_env(env))}"
-    ids = docker("ps", "-aq", "--filter", f"label={label}", check=False).stdout.split()
-    if ids:
-        docker("rm", "--force", *ids, check=False)
-    ids = docker("ps", "-aq", "--filter", f"ancestor={prefix_of_env(env)}/{env}:latest", check=False).stdout.split()
-    if ids:
-        docker("rm", "--force", *ids, check=False)
-    networks = docker("network", "ls", "-q", "--filter", f"label={label}", check=False).stdout.split()
-    if networks:
-        docker("network", "rm", *networks, check=False)
-
-
-def prefix_of_env(env: str) -> str:
-    return f"{PREFIX}-{env}"
+def remove_containers(p: Project) -> None:
+    """Whatever `up` (a compose project) or `run` (a container labelled with it) of this environment left."""
+    name = project(p.env, prefix_of(p))
+    for label in (f"com.docker.compose.project={name}", f"nbenv.project={name}"):
+        ids = docker("ps", "-aq", "--filter", f"label={label}", check=False).stdout.split()
+        if ids:
+            docker("rm", "--force", *ids, check=False)
+    networks = docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}", check=False)
+    if ids := networks.stdout.split():
+        docker("network", "rm", *ids, check=False)
 
 
 DEFAULT_BASE = "nbenv/debian-python:bookworm"  # what a project without [tool.nbenv] builds FROM
@@ -255,26 +248,18 @@ DEFAULT_BASE = "nbenv/debian-python:bookworm"  # what a project without [tool.nb
 def default_base(request: pytest.FixtureRequest, engine: None) -> Iterator[str]:
     """nbenv's default base, as a new user's first `up` finds it. When the engine lacks it (a fresh CI
     engine), the session's own bookworm base (the same `nbenv image base` build) is tagged so, rather than
-    built a second time, and the tag is removed at the end: `up` then times the project's image only."""
-    before = set(default_bases())
+    built a second time, and the tag is removed at the end: `up` then times the project's image only.
+    A base `up` builds by itself for another suite (trixie, for a project that needs Python >= 3.12) is
+    nbenv's shared default tag, which other sessions may be using: it stays, as it would for a user."""
+    if docker("image", "inspect", DEFAULT_BASE, check=False).returncode == 0:
+        yield f"{DEFAULT_BASE} was already in the engine"
+        return
+    session_base = request.getfixturevalue("base_image")
+    docker("tag", session_base, DEFAULT_BASE)
     try:
-        if DEFAULT_BASE in before:
-            yield f"{DEFAULT_BASE} was already in the engine"
-        else:
-            session_base = request.getfixturevalue("base_image")
-            docker("tag", session_base, DEFAULT_BASE)
-            yield f"{DEFAULT_BASE} tagged from this session's base {session_base} (built once per session)"
+        yield f"{DEFAULT_BASE} tagged from this session's base {session_base} (built once per session)"
     finally:
-        # The tag above, and any base `up` built on its own (another suite): not --force, so a base that
-        # something else started using meanwhile stays.
-        made = sorted(set(default_bases()) - before)
-        if made:
-            docker("rmi", *made, check=False)
-
-
-def default_bases() -> list[str]:
-    out = docker("images", "--format", "{{.Repository}}:{{.Tag}}", DEFAULT_BASE.split(":")[0], check=False).stdout
-    return out.split()
+        docker("rmi", DEFAULT_BASE, check=False)
 
 
 @pytest.fixture
@@ -362,7 +347,7 @@ def test_a_new_user_adopts_nbenv(p: Project, adoption_root: Path, registry: str,
         (ARTIFACTS / f"{p.fixture}.md").write_text(journal.markdown())
         if root.exists():
             nbenv("down", p.env, cwd=root, timeout=300)
-        remove_containers(root, p.env)
+        remove_containers(p)
         remove_images(prefix_of(p))
         for image in docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
             if image.startswith(f"{registry}/{prefix_of(p)}/"):
