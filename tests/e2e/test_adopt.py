@@ -32,13 +32,15 @@ from pathlib import Path
 
 import pytest
 
+import nbenv as nbenv_package
 from tests.conftest import REPO
-from tests.e2e.adopt_projects import COMMON_HAND_STEPS, FIXTURES, PROJECTS, Project, notebook_json
+from tests.e2e.adopt_projects import COMMON_HAND_STEPS, FIXTURES, PROJECTS, Project, missing_features, notebook_json
 from tests.e2e.conftest import GIT_ENV, PREFIX, docker, free_port, git, nbenv, project, remove_images
 
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = REPO / "test-artifacts" / "adopt"
+NBENV_ROOT = Path(nbenv_package.__file__).resolve().parents[1]  # the nbenv the CLI subprocess runs
 TOOLS = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
@@ -273,7 +275,10 @@ def adoption_root(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Pat
         pytest.param(
             p,
             id=p.fixture,
-            marks=[pytest.mark.xfail(reason=p.lands_with, raises=StepFailed, strict=False)] if p.lands_with else [],
+            # strict: once nbenv has what the project needs, the mark goes and the project must pass.
+            marks=[pytest.mark.xfail(reason="; ".join(missing), raises=StepFailed, strict=True)]
+            if (missing := missing_features(p, NBENV_ROOT))
+            else [],
         )
         for p in PROJECTS
     ],
