@@ -474,7 +474,8 @@ def run_notebook(
             target = _output_target(ws.root, given_target)
             _write_output(target, executed)
             if output is None and (exclude := exclude_locally(ws.root)) is not None:
-                say(f"git: {EXECUTED_NOTEBOOKS} (what `nbenv run` writes) is now ignored in this clone ({exclude})")
+                shown = exclude.relative_to(ws.root) if exclude.is_relative_to(ws.root) else exclude
+                say(f"git: {EXECUTED_NOTEBOOKS} (what `nbenv run` writes) is now ignored in this clone ({shown})")
     return _outcome(
         where, given_target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout
     )
