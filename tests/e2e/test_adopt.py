@@ -138,7 +138,8 @@ class Journal:
         ]
         for step, text in self.logs.items():
             if text.strip():
-                shown = text.strip().splitlines()[-60:]
+                every = text.strip().splitlines()
+                shown = every if len(every) <= 80 else [*every[:20], f"... ({len(every) - 80} lines)", *every[-60:]]
                 lines += [f"<details><summary>{step}: stderr</summary>", "", "```", *shown, "```", "</details>", ""]
         return "\n".join(lines)
 
