@@ -86,24 +86,29 @@ def new(
     groups: Annotated[
         str | None, typer.Option("--groups", "-g", help="Comma-separated dependency groups the environment installs.")
     ] = None,
-    data: Annotated[
-        list[str] | None,
-        typer.Option("--data", help="A DVC-tracked path to mount read-only (repeatable)."),
-    ] = None,
     extends: Annotated[str | None, typer.Option(help="Build FROM this environment's image.")] = None,
     description: Annotated[str, typer.Option(help="One line shown by `nbenv list`.")] = "",
     force: Annotated[bool, typer.Option(help="Replace an existing spec.")] = False,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data", help="A DVC-tracked path to mount read-only (a .dvc output or dvc.yaml out); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Write environments/NAME.toml."""
+    chosen = _split(groups) or []
     path = _api().new(
         repo=_repo(),
         name=name,
-        groups=_split(groups) or [],
+        groups=chosen,
         extends=extends,
         description=description,
         force=force,
         data=data or [],
     )
+    for note in _api().new_environment_notes(repo=_repo(), groups=chosen, extends=extends):
+        typer.echo(note, err=True)
     typer.echo(
         f"wrote {path}\n"
         f"next: `nbenv up {name}` (generates its Dockerfile and compose file, builds, starts Jupyter), "

@@ -3,6 +3,7 @@ environments/NAME.toml. The spec's text is pure (`spec_text`); only `new` touche
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,12 +12,11 @@ import tomlkit
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import UsageError
 from nbenv.fs import atomic_write
-from nbenv.spec.load import environment_names, poetry_groups
+from nbenv.lock import name_problem
+from nbenv.spec.load import environment_names, poetry_groups, pyproject_table
 from nbenv.spec.models import SPEC_VERSION, _env_name, _group, _repo_path, text_problem
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
-
-_SHOWN_OUTPUTS = 8  # DVC outputs listed in the starter spec's [[data]] comment
 
 
 def new(
@@ -32,29 +32,66 @@ def new(
     """Write environments/NAME.toml; every check runs first, so nothing is written on error."""
     _check_request(ws, name, groups, extends, description)
     outputs = tracked_outputs(ws.root)
-    paths = [_data_path(value, outputs) for value in data]
+    paths = _check_data(data, outputs)
     path = ws.spec_path(name)
     if path.exists() and not force:
         raise UsageError(f"{ws.rel(path)}: already exists", "edit it, or pass --force to replace it")
-    atomic_write(path, spec_text(name, groups, extends, description, data=paths, tracked=sorted(outputs)))
+    atomic_write(path, spec_text(name, groups, extends, description, paths, tracked=sorted(outputs)))
     return path
 
 
-def _data_path(value: str, outputs: dict[str, str]) -> str:
-    """A --data value: a repo-relative path that a .dvc file or a dvc.yaml output tracks."""
-    try:
-        path = _repo_path(value)
-    except ValueError as exc:
-        raise UsageError(f"--data: {exc}") from None
-    if covering_output(path, outputs) is None:
-        known = (
-            f"DVC tracks: {', '.join(sorted(outputs)[:_SHOWN_OUTPUTS])}" if outputs else "DVC tracks nothing here yet"
-        )
-        raise UsageError(
-            f"--data: {path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
-            f"{known}; track it first with `dvc add {path}`",
-        )
-    return path
+_SHOWN_OUTPUTS = 8  # DVC outputs named in a hint or in the starter spec's [[data]] examples
+
+
+def _check_data(data: Sequence[str], outputs: dict[str, str]) -> list[str]:
+    """`--data` paths: repo-relative and tracked by DVC (a .dvc file or a dvc.yaml output covers each),
+    as `validate` will require; normalised, without duplicates."""
+    paths: list[str] = []
+    for value in data:
+        try:
+            path = _repo_path(value)
+        except ValueError as exc:
+            raise UsageError(f"--data: {exc}") from None
+        if covering_output(path, outputs) is None:
+            known = sorted(outputs)
+            raise UsageError(
+                f"--data: {path!r} is not tracked by DVC (no .dvc file or dvc.yaml output covers it)",
+                f"DVC tracks here: {', '.join(known[:_SHOWN_OUTPUTS])}"
+                if known
+                else "track it first with `dvc add` (or a dvc.yaml stage)",
+            )
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def main_dependencies(ws: Workspace) -> list[str]:
+    """The names of the project's own dependencies (group `main`): `[project].dependencies`, else
+    Poetry's `[tool.poetry.dependencies]` without `python`. Only well-formed names (they are printed)."""
+    names: set[str] = set()
+    for requirement in pyproject_table(ws, ("project",)).get("dependencies", []) or []:
+        if isinstance(requirement, str) and (match := _REQUIREMENT_NAME.match(requirement.strip())):
+            names.add(match.group(0))
+    for key in pyproject_table(ws, ("tool", "poetry", "dependencies")):
+        if key.lower() != "python" and name_problem(key) is None:
+            names.add(key)
+    return sorted(names, key=str.lower)
+
+
+def notes(ws: Workspace, *, groups: Sequence[str], extends: str | None) -> list[str]:
+    """What the user should know about the spec just written (printed, never an error): a root
+    environment without `main` leaves out the project's own dependencies, which its package
+    (importable = true) usually needs: `from PKG import ...` would then fail only inside the notebook."""
+    if extends is not None or "main" in groups or not (deps := main_dependencies(ws)):
+        return []
+    shown = ", ".join(deps[:5]) + (", ..." if len(deps) > 5 else "")
+    return [
+        f"note: the groups leave out main, the project's own dependencies ({shown}); the project's package "
+        f"(importable = true) may not import without them: add main to --groups unless no notebook imports it"
+    ]
 
 
 def _check_request(ws: Workspace, name: str, groups: Sequence[str], extends: str | None, description: str) -> None:
@@ -89,11 +126,11 @@ def spec_text(
     groups: Sequence[str],
     extends: str | None,
     description: str,
-    *,
     data: Sequence[str] = (),
+    *,
     tracked: Sequence[str] = (),
 ) -> str:
-    """A commented starter spec, as tomlkit writes it: the chosen [[data]] (else a commented example
+    """A commented starter spec, as tomlkit writes it: the chosen [[data]] (else commented examples
     naming what DVC tracks in this repository) and the Jupyter defaults."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment("A notebook environment, written by `nbenv new`. Every key, with its type and meaning:"))
@@ -116,10 +153,10 @@ def spec_text(
             entries.append(entry)
         doc.add("data", entries)
     else:
-        for path in tracked[:_SHOWN_OUTPUTS] or ["data/processed/example"]:
+        for example in tracked[:_SHOWN_OUTPUTS] or ["data/processed/example"]:
             doc.add(tomlkit.comment("[[data]]"))
-            doc.add(tomlkit.comment(f"path = {tomlkit.string(path).as_string()}"))
-    doc.add(tomlkit.nl())
+            doc.add(tomlkit.comment(f"path = {tomlkit.string(example).as_string()}"))
+        doc.add(tomlkit.nl())
     jupyter = tomlkit.table()
     jupyter.add("port", 8888)
     jupyter.add("interface", "lab")
