@@ -128,8 +128,9 @@ def generate(
     raise DriftError naming every file that would change."""
     ws = _workspace(repo)
     if groups is not None and len(names) != 1:
+        example = names[0] if names else existing_environments(ws)[0]
         raise UsageError(
-            "--groups applies to one environment: name it, e.g. `nbenv generate traffic-analysis --groups ...`"
+            f"--groups applies to one environment: name it, e.g. `nbenv generate {example} --groups {','.join(groups)}`"
         )
     loader = Loader(ws)
     lock = load_lock(ws)
@@ -183,7 +184,8 @@ def new(
     force: bool = False,
     data: Sequence[str] = (),
 ) -> Path:
-    """Write environments/NAME.toml with the given groups and data (validated first; nothing written on error)."""
+    """Write environments/NAME.toml with the given groups and DVC-tracked data (validated first;
+    nothing written on error)."""
     ws = _workspace(repo)
     return scaffold.new(ws, name=name, groups=groups, extends=extends, description=description, force=force, data=data)
 
@@ -257,12 +259,36 @@ def image_push(
     return images.push(builder, engine, ws, name, registry=target, allow_dirty=allow_dirty, say=say)
 
 
-def image_base(*, tag: str, suite: str = "bookworm", say: Say = quiet) -> str:
-    """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry."""
-    from nbenv.base_image import base_image_plan, build_base_image
+def image_base(
+    *, repo: Path | None = None, tag: str | None = None, suite: str | None = None, say: Say = quiet
+) -> tuple[str, str]:
+    """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry;
+    return (tag, image id). Without a tag: nbenv/debian-python:SUITE. A tag declared in the repository's
+    [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite."""
+    from nbenv.base_image import DEFAULT_SUITE, base_image_plan, build_base_image, nbenv_recipe, suite_tag
+    from nbenv.spec.load import base_recipe
 
+    tag = tag or suite_tag(suite or DEFAULT_SUITE)
+    try:
+        ws: Workspace | None = _workspace(repo)
+    except SpecError:
+        if repo is not None:
+            raise
+        ws = None  # outside any project: only nbenv's own tags have a recipe
+    recipe = base_recipe(ws, tag) if ws is not None else nbenv_recipe(tag)
+    if suite is not None and recipe is not None and recipe.suite != suite:
+        what = "declared in [tool.nbenv.base_images] as" if ws and tag in ws.config.base_images else "nbenv's base of"
+        raise UsageError(
+            f"--suite {suite}: {tag} is {what} Debian {recipe.suite}",
+            f"drop --suite, or build --tag nbenv/debian-python:{suite}",
+        )
+    plan = base_image_plan(
+        tag=tag,
+        suite=suite or (recipe.suite if recipe else DEFAULT_SUITE),
+        extra_packages=recipe.packages if recipe else (),
+    )
     engine = _engine()
-    return build_base_image(base_image_plan(tag=tag, suite=suite), docker_cmd=(engine.docker,), log=say)
+    return tag, build_base_image(plan, docker_cmd=(engine.docker,), log=say)
 
 
 def up(
