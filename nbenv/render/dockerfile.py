@@ -238,8 +238,11 @@ def _final(plan: BuildPlan) -> str:
         ]
     lines += [f"COPY --from=builder {plan.target_dir} {plan.target_dir}"]
     path = f"{plan.target_dir}/bin:{VENV}/bin" if plan.is_child else f"{VENV}/bin"
+    # nbenv's server's commands (jupyter, for `nbenv shell NAME jupyter ...`) come last: the environment's
+    # own (python, ipython) win.
+    server_bin = f":{SERVER_VENV}/bin" if plan.server_layer else ""
     lines += [
-        f"ENV PATH={path}:$PATH VIRTUAL_ENV={VENV} HOME={HOME}",
+        f"ENV PATH={path}:$PATH{server_bin} VIRTUAL_ENV={VENV} HOME={HOME}",
         "# A path, not a secret: the token itself arrives as a compose secret file at run time.",
         "# hadolint ignore=DL3064",
         f"ENV JUPYTER_TOKEN_FILE=/run/secrets/{TOKEN_SECRET} NBENV_HISTORY={HISTORY_PATH}",
