@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, free_port, git, nbenv
+from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, free_port, git, nbenv, project
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +87,11 @@ def call(url: str, token: str | None = None, method: str = "GET", body: object =
         return exc.code, ""
 
 
+def processes(container: str) -> list[str]:
+    """The command lines of the processes in a container."""
+    return [line.split(None, 1)[1] for line in docker("top", container, "-eo", "pid,args").stdout.splitlines()[1:]]
+
+
 def probe_output(root: Path, name: str) -> str:
     result = nbenv("run", name, "notebooks/probe.ipynb", "-o", f"notebooks/{name}.out.ipynb", cwd=root)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -115,15 +120,19 @@ def test_a_project_without_jupyter_gets_nbenvs_jupyterlab_with_its_own_kernel(ti
     assert status == 200 and config is not None
     disabled = json.loads(html.unescape(config.group(1))).get("disabledExtensions", [])
     assert "@jupyterlab/apputils-extension:announcements" in disabled
-    # The server starts the project's kernel.
+    # The server (from /opt/nbenv/server) starts the project's kernel (/opt/venv's python).
     status, body = call(f"{base}/api/kernels", token, "POST", {"name": "plain"})
     assert status == 201, body
     kernel = json.loads(body)["id"]
-    deadline = time.monotonic() + 60
-    while json.loads(call(f"{base}/api/kernels/{kernel}", token)[1])["execution_state"] == "starting":
-        assert time.monotonic() < deadline, "the kernel did not start"
+    container = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={project('plain')}").stdout.strip()
+    deadline = time.monotonic() + 90
+    while not any("ipykernel_launcher" in line for line in processes(container)):
+        assert time.monotonic() < deadline, f"no kernel process: {processes(container)}"
         time.sleep(0.5)
-    assert json.loads(call(f"{base}/api/kernels/{kernel}", token)[1])["execution_state"] in {"idle", "busy"}
+    commands = processes(container)
+    assert any(line.split()[:2] == ["/opt/venv/bin/python", "-Xfrozen_modules=off"] for line in commands), commands
+    assert any("/opt/nbenv/server/bin/jupyter-lab" in line for line in commands), commands
+    assert call(f"{base}/api/kernels/{kernel}", token)[0] == 200
     assert call(f"{base}/api/kernels/{kernel}", token, "DELETE")[0] == 204
     # `nbenv run` (its driver runs on the server's python): the kernel is the project's environment.
     assert probe_output(tinyproj, "plain").split() == EXPECTED
