@@ -80,12 +80,13 @@ class Bench:
         return tag
 
     def build(self, side: str, cache_id: str) -> float:
-        seconds, _ = run(
+        seconds, out = run(
             [PY, "-c", NBENV, "-C", str(self.ws), "image", "build", side],
             cwd=self.work / "code",
             env={"NBENV_BENCH_UV_CACHE_ID": cache_id},
             retry=True,
         )
+        log(f"  {seconds:.1f} s: {out.strip().splitlines()[-1][:160]}")
         return seconds
 
     def size(self, side: str) -> int:
