@@ -15,9 +15,11 @@ to the lock. The markers cover every Python nbenv supports, so one file serves e
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from nbenv.lock import Lock, canonical, requirements_text
 
@@ -36,14 +38,55 @@ class Requirement:
     text: str  # the requirement's whole logical line: `name==version ; marker \` and its hash lines
 
 
-def pins_text(lock: Lock, group: str) -> str:
-    """The shipped file of `group` (SERVER_GROUP or KERNEL_GROUP), from nbenv's own lock."""
+# What the server venv needs: JupyterLab, and nbclient/nbformat for `nbenv run`'s driver. jupyterlab
+# declares ipykernel, but the server never imports it (it starts kernels through kernelspecs, and the
+# kernel is the project's environment): ipykernel and what only it needs (jedi, debugpy, IPython: about
+# a third of the venv) stay out. tests/e2e/test_server_env.py runs the server without them.
+SERVER_ROOTS = ("jupyterlab", "nbclient", "nbformat")
+SERVER_SKIPS = ("ipykernel",)
+
+
+def server_packages(lock_data: Mapping[str, Any]) -> set[str]:
+    """The canonical names of SERVER_ROOTS' dependency closure in a parsed poetry.lock (requested extras
+    included, markers ignored), without SERVER_SKIPS and what only they need."""
+    packages = {canonical(str(p["name"])): p for p in lock_data.get("package", [])}
+    seen: set[str] = set()
+    todo: list[tuple[str, tuple[str, ...]]] = [(canonical(root), ()) for root in SERVER_ROOTS]
+    while todo:
+        name, extras = todo.pop()
+        if name in SERVER_SKIPS or name not in packages:
+            continue
+        package = packages[name]
+        if name not in seen:
+            seen.add(name)
+            for dependency, spec in (package.get("dependencies") or {}).items():
+                wanted = tuple(spec.get("extras", ())) if isinstance(spec, dict) else ()
+                todo.append((canonical(dependency), wanted))
+        for extra in extras:
+            for item in (package.get("extras") or {}).get(extra, []):
+                if match := re.match(r"[A-Za-z0-9._-]+", item):
+                    todo.append((canonical(match.group(0)), ()))
+    return seen
+
+
+def pins_text(lock: Lock, group: str, *, only: Collection[str] | None = None) -> str:
+    """The shipped file of `group` (SERVER_GROUP or KERNEL_GROUP), from nbenv's own lock; `only`: just
+    these packages (canonical names) of the group."""
     what = "Jupyter server" if group == SERVER_GROUP else "ipykernel"
     header = (
         f"nbenv's pinned {what} set: group {group} of nbenv's poetry.lock, with hashes and markers.\n"
         "Written by scripts/server-pins; do not edit (tests/unit/test_server_env.py checks it)."
     )
-    return requirements_text(lock.pins([group]), header=header)
+    pins = [p for p in lock.pins([group]) if only is None or canonical(p.name) in only]
+    return requirements_text(pins, header=header)
+
+
+def shipped_texts(lock: Lock, lock_data: Mapping[str, Any]) -> dict[str, str]:
+    """{filename: text} of both shipped files, from nbenv's lock (parsed, and as TOML data)."""
+    return {
+        SERVER_PINS: pins_text(lock, SERVER_GROUP, only=server_packages(lock_data)),
+        KERNEL_PINS: pins_text(lock, KERNEL_GROUP),
+    }
 
 
 def parse(text: str) -> tuple[Requirement, ...]:

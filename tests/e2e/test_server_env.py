@@ -133,6 +133,9 @@ def test_a_project_without_jupyter_gets_nbenvs_jupyterlab_with_its_own_kernel(ti
     assert any(line.split()[:2] == ["/opt/venv/bin/python", "-Xfrozen_modules=off"] for line in commands), commands
     assert any("/opt/nbenv/server/bin/jupyter-lab" in line for line in commands), commands
     assert call(f"{base}/api/kernels/{kernel}", token)[0] == 200
+    # The server venv holds no kernel of its own (no ipykernel, IPython or jedi: nbenv.server_env).
+    check = "import importlib.util as u; print([m for m in ('ipykernel', 'IPython', 'jedi') if u.find_spec(m)])"
+    assert docker("exec", container, "/opt/nbenv/server/bin/python", "-c", check).stdout.strip() == "[]"
     assert call(f"{base}/api/kernels/{kernel}", token, "DELETE")[0] == 204
     # `nbenv run` (its driver runs on the server's python): the kernel is the project's environment.
     assert probe_output(tinyproj, "plain").split() == EXPECTED

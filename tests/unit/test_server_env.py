@@ -28,6 +28,7 @@ from nbenv.server_env import (
     parse,
     pins_text,
     shipped,
+    shipped_texts,
 )
 from nbenv.spec.load import Loader
 from nbenv.workspace import Workspace
@@ -77,15 +78,29 @@ def plans(root: Path, name: str, groups: list[str] | None = None) -> tuple[Build
 def test_the_shipped_pins_are_nbenvs_own_lock(group: str, filename: str) -> None:
     """nbenv/render/*.txt == what nbenv's lock code makes of its poetry.lock (refresh: scripts/server-pins)."""
     lock = read_lock(REPO / "poetry.lock", tomllib.loads((REPO / "pyproject.toml").read_text()))
-    assert shipped(filename) == pins_text(lock, group), "run scripts/server-pins"
+    data = tomllib.loads((REPO / "poetry.lock").read_text())
+    assert shipped(filename) == shipped_texts(lock, data)[filename], "run scripts/server-pins"
     groups = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["poetry"]["group"]
     assert groups[group]["optional"] is True, "nbenv's pins are never installed in its own venv"
+    # Every shipped pin is the group's own pin, byte for byte.
+    assert set(parse(shipped(filename))) <= set(parse(pins_text(lock, group)))
+
+
+def test_the_server_set_leaves_out_only_what_only_ipykernel_needs() -> None:
+    lock = read_lock(REPO / "poetry.lock", tomllib.loads((REPO / "pyproject.toml").read_text()))
+    group = {canonical(p.name) for p in lock.pins([SERVER_GROUP])}
+    server = {canonical(r.name) for r in parse(shipped(SERVER_PINS))}
+    kernel = {canonical(r.name) for r in parse(shipped(KERNEL_PINS))}
+    assert server < group and "ipykernel" not in server
+    assert group - server <= kernel, "only packages of ipykernel's closure are left out"
+    assert {"jedi", "debugpy", "ipython"} <= group - server
+    assert {"tornado", "pyzmq", "jupyter-client", "traitlets"} <= server, "shared with the server: kept"
 
 
 def test_the_server_set_runs_jupyterlab_and_nbenv_runs_driver() -> None:
     server = {canonical(r.name) for r in parse(shipped(SERVER_PINS))}
     kernel = {canonical(r.name) for r in parse(shipped(KERNEL_PINS))}
-    assert {"jupyterlab", "jupyter-server", "nbclient", "nbformat", "ipykernel"} <= server
+    assert {"jupyterlab", "jupyter-server", "nbclient", "nbformat", "jupyter-client"} <= server
     assert "ipykernel" in kernel and "jupyterlab" not in kernel and "jupyter-server" not in kernel
     # The lock covers every Python nbenv supports (requires-python): one file for bookworm and trixie.
     assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"] == ">=3.11,<3.14"
