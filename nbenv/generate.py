@@ -110,6 +110,8 @@ def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
     scripts = resources.files("nbenv.render")
     files.update({out / "build" / name: scripts.joinpath(name).read_text("utf-8") for name in BUILD_SCRIPTS})
     files.update({out / layer.filename: layer.text for layer in plan.layers})
+    # nbenv's own pins (nbenv.server_env), when the groups install no jupyterlab or no ipykernel.
+    files.update({out / layer.filename: layer.text for layer in (plan.server_layer, plan.kernel_layer) if layer})
     return files
 
 

@@ -33,9 +33,10 @@ from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
 from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, hand_over
-from nbenv.plan import HOME, STATE_DIR, TMP_TMPFS, Mount, compose_project, home_tmpfs, run_plan
+from nbenv.plan import HOME, STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
+from nbenv.server_env import SERVER_VENV
 from nbenv.spec.load import Loader, container_path_of
 from nbenv.spec.models import Resources
 from nbenv.ui import Say, quiet
@@ -326,7 +327,8 @@ def _confined_path(root: Path, path: Path, *, what: str) -> Path:
     return confine(real_root, absolute, what=what, error=UsageError)
 
 
-# The driver runs inside the image (nbclient and nbformat come with jupyterlab). It executes the
+# The driver runs inside the image, with the Python of its Jupyter server (`driver_python`): nbclient and
+# nbformat come with the project's jupyterlab, or are part of nbenv's own server set. It executes the
 # notebook cell by cell, prints progress, and writes the executed notebook and a status file even
 # when a cell fails, times out or the kernel dies.
 DRIVER = r"""
@@ -425,6 +427,13 @@ sys.exit(0 if outcome == "ok" else 1)
 """
 
 
+def driver_python(plan: BuildPlan) -> str:
+    """The interpreter that runs the driver: nbenv's server venv when the image runs nbenv's server (the
+    kernel environment may have no nbclient), else the environment's own `python`. The kernel is the
+    environment's either way (the kernelspec named after it)."""
+    return f"{SERVER_VENV}/bin/python" if plan.nbenv_server else "python"
+
+
 # --- act --------------------------------------------------------------------------------------
 
 
@@ -512,7 +521,7 @@ def run_notebook(
             # No __pycache__ in the source tree from imports of the project's package.
             environment={**service.environment, "PYTHONDONTWRITEBYTECODE": "1"},
             resources=env.resources,
-            command=("python", "-u", f"{IO_DIR}/driver.py", f"{IO_DIR}/job.json"),
+            command=(driver_python(plan), "-u", f"{IO_DIR}/driver.py", f"{IO_DIR}/job.json"),
             identity=identity,
         )
         say(f"running {where} in {image}")

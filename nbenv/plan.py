@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 
 from nbenv.errors import SpecError
 from nbenv.lock import Lock, Pin, name_problem, requirements_text
+from nbenv.server_env import (
+    CONTEXT_DIR,
+    KERNEL_PINS,
+    SERVER_PINS,
+    installed_names,
+    kernel_requirements,
+    server_requirements,
+)
 from nbenv.spec.load import container_paths_of, data_targets
 from nbenv.spec.models import CONTAINER_HOME, Environment, RepoConfig
 
@@ -57,6 +65,10 @@ class BuildPlan:
     system_packages: tuple[str, ...]
     out_dir: str  # repo-relative directory of the generated files
     is_variant: bool  # --groups override: generated outside the committed docker/ tree
+    # nbenv's own Jupyter server (nbenv.server_env) runs this image: its groups install no jupyterlab.
+    nbenv_server: bool = False
+    server_layer: Layer | None = None  # the server set, installed by this image (a chain's root only)
+    kernel_layer: Layer | None = None  # nbenv's ipykernel set, when the groups have none (root only)
 
     @property
     def kernel_name(self) -> str:
@@ -124,15 +136,21 @@ def missing_parent_groups(env: Environment, groups: Sequence[str]) -> list[str]:
 
 
 def jupyter_problem(env: Environment, lock: Lock, groups: Sequence[str]) -> str | None:
-    """Why the selected groups cannot run this environment's Jupyter, if they cannot."""
-    server = "jupyterlab" if env.jupyter.interface == "lab" else "notebook"
-    missing = [p for p in (server, "ipykernel") if not lock.has(p, groups)]
-    if missing:
+    """Why the selected groups cannot run this environment's Jupyter, if they cannot. JupyterLab is
+    always there (nbenv supplies its own server when the groups have none); the classic interface
+    needs the project's own `notebook` package."""
+    if env.jupyter.interface == "notebook" and not lock.has("notebook", groups):
         return (
-            f"the groups {', '.join(groups)} install no {' or '.join(missing)}, which Jupyter "
-            f"(interface = {env.jupyter.interface!r}) needs"
+            f"the groups {', '.join(groups)} install no notebook, which Jupyter (interface = 'notebook') needs; "
+            "nbenv supplies only JupyterLab"
         )
     return None
+
+
+def uses_nbenv_server(lock: Lock, groups: Sequence[str]) -> bool:
+    """Whether an image with these groups runs nbenv's own server: they install no jupyterlab. A project
+    that pins its own jupyterlab keeps it."""
+    return not lock.has("jupyterlab", groups)
 
 
 def build_plan(
@@ -155,6 +173,15 @@ def build_plan(
     out_dir = _variant_dir(env.name, chosen) if is_variant else posixpath.join(config.generated_dir, env.name)
     parent_repo = image_repository(config, parent.name) if parent else None
     own_packages = tuple(p for p in env.system_packages if parent is None or p not in parent.system_packages)
+    # The union of groups only grows along a chain: when an image needs nbenv's server (or ipykernel set),
+    # so did its chain's root, which installed it; children reuse it from the parent image.
+    nbenv_server = uses_nbenv_server(lock, chosen)
+    server_layer = kernel_layer = None
+    if parent is None and nbenv_server:
+        server_layer = Layer("nbenv-server", f"{CONTEXT_DIR}/{SERVER_PINS}", server_requirements())
+    kernel = kernel_requirements(installed_names(lock, chosen)) if not lock.has("ipykernel", chosen) else None
+    if parent is None and kernel is not None:
+        kernel_layer = Layer("nbenv-kernel", f"{CONTEXT_DIR}/{KERNEL_PINS}", kernel)
     return BuildPlan(
         env=env,
         image=image_repository(config, env.name),
@@ -169,6 +196,9 @@ def build_plan(
         system_packages=own_packages,
         out_dir=out_dir,
         is_variant=is_variant,
+        nbenv_server=nbenv_server,
+        server_layer=server_layer,
+        kernel_layer=kernel_layer,
     )
 
 

@@ -11,6 +11,7 @@ import json
 
 from nbenv.plan import CONTAINER_PORT, GID, HOME, TOKEN_SECRET, UID, VENV, BuildPlan
 from nbenv.provenance import HISTORY_PATH
+from nbenv.server_env import SERVER_VENV
 
 BUILD_DIR = "/tmp/nbenv"
 REGISTER = "/usr/local/lib/nbenv/register.py"
@@ -28,7 +29,7 @@ def exec_form(*args: str) -> str:
 
 
 def render_dockerfile(plan: BuildPlan) -> str:
-    sections = [_header(plan), _builder(plan), _final(plan)]
+    sections = [_header(plan), _builder(plan), *([_server(plan)] if plan.server_layer else []), _final(plan)]
     return "\n\n".join(s.strip("\n") for s in sections) + "\n"
 
 
@@ -140,18 +141,61 @@ def _builder(plan: BuildPlan) -> str:
     ]
     packages = plan.target_dir if plan.is_child else f"{VENV}/lib/python3*/site-packages"
     for layer in plan.layers:
+        lines += _install(layer.filename, python=f"{VENV}/bin/python", target=target, packages=packages)
+    if plan.kernel_layer:
         lines += [
-            f"COPY {layer.filename} {BUILD_DIR}/{layer.filename}",
-            f"RUN --mount=type=cache,id={UV_CACHE_ID},target={UV_CACHE} \\",
-            *(f"    {mount} \\" for mount in SECRET_MOUNTS),
-            f"    {WITH_SECRETS} {UV_DIR}/bin/uv pip install --python {VENV}/bin/python --no-deps --require-hashes"
-            f"{target} \\",
-            f"        -r {BUILD_DIR}/{layer.filename} \\",
-            f"    && find {packages} -mindepth 2 -type d -name tests -prune -exec rm -rf {{}} + \\",
-            f"    && {{ {VENV}/bin/python -m compileall -q -q -j 0 {packages} || true; }}",
+            "# The groups install no ipykernel: nbenv's pinned ipykernel set (hash-checked, like the groups),",
+            "# after the groups and without the packages they install, so their pins win (repo2docker likewise",
+            "# makes sure the kernel environment has ipykernel).",
+            *_install(plan.kernel_layer.filename, python=f"{VENV}/bin/python", target=target, packages=packages),
         ]
-    if not plan.layers:
+    if not plan.layers and not plan.kernel_layer:
         lines.append(f"RUN mkdir -p {plan.target_dir}")
+    return "\n".join(lines)
+
+
+def _install(filename: str, *, python: str, target: str, packages: str, first: str = "") -> list[str]:
+    """One cached, hash-checked uv step: a requirements file of the build context into `python`'s env
+    (`first`: a command run before it in the same step)."""
+    uv = f"{WITH_SECRETS} {UV_DIR}/bin/uv pip install --python {python} --no-deps --require-hashes{target} \\"
+    return [
+        f"COPY {filename} {BUILD_DIR}/{filename}",
+        f"RUN --mount=type=cache,id={UV_CACHE_ID},target={UV_CACHE} \\",
+        *(f"    {mount} \\" for mount in SECRET_MOUNTS),
+        *([f"    {first} \\", f"    && {uv}"] if first else [f"    {uv}"]),
+        f"        -r {BUILD_DIR}/{filename} \\",
+        f"    && find {packages} -mindepth 2 -type d -name tests -prune -exec rm -rf {{}} + \\",
+        f"    && {{ {python} -m compileall -q -q -j 0 {packages} || true; }}",
+    ]
+
+
+# What register.py writes into the kernel environment's labconfig: the server's own copy (no news or
+# update checks from inside the image).
+PAGE_CONFIG = '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+
+
+def _server(plan: BuildPlan) -> str:
+    """nbenv's pinned JupyterLab in a venv of its own (the project's groups install none)."""
+    assert plan.server_layer is not None
+    packages = f"{SERVER_VENV}/lib/python3*/site-packages"
+    lines = [
+        f"# Server: the groups install no jupyterlab, so nbenv's own pinned set runs Jupyter, from {SERVER_VENV}",
+        "# (hash-checked, the same pins for every project; a stage of its own, so the project's groups never",
+        "# rebuild it). The kernel stays the project's environment: the server finds its kernelspec through",
+        "# JUPYTER_PATH, and offers no kernel of its own (ipykernel's python3 spec is removed).",
+        "FROM tools AS server",
+        f"ENV UV_CACHE_DIR={UV_CACHE} UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never",
+        *_install(
+            plan.server_layer.filename,
+            python=f"{SERVER_VENV}/bin/python",
+            target="",
+            packages=packages,
+            first=f"python3 -m venv --without-pip {SERVER_VENV}",
+        ),
+        f"RUN rm -rf {SERVER_VENV}/share/jupyter/kernels \\",
+        f"    && mkdir -p {SERVER_VENV}/etc/jupyter/labconfig \\",
+        f"    && printf '%s\\n' '{PAGE_CONFIG}' > {SERVER_VENV}/etc/jupyter/labconfig/page_config.json",
+    ]
     return "\n".join(lines)
 
 
@@ -184,10 +228,21 @@ def _final(plan: BuildPlan) -> str:
             "RUN apt-get update && apt-get install -y --no-install-recommends " + packages + " \\",
             "    && rm -rf /var/lib/apt/lists/*",
         ]
+    if plan.server_layer:
+        lines += [
+            "# nbenv's Jupyter server (see the server stage). It finds the kernel registered below in the",
+            "# project's environment through JUPYTER_PATH (kernelspecs, and the prebuilt lab extensions of",
+            "# the project's packages, such as ipywidgets').",
+            f"COPY --from=server {SERVER_VENV} {SERVER_VENV}",
+            f"ENV JUPYTER_PATH={VENV}/share/jupyter",
+        ]
     lines += [f"COPY --from=builder {plan.target_dir} {plan.target_dir}"]
     path = f"{plan.target_dir}/bin:{VENV}/bin" if plan.is_child else f"{VENV}/bin"
+    # nbenv's server's commands (jupyter, for `nbenv shell NAME jupyter ...`) come last: the environment's
+    # own (python, ipython) win.
+    server_bin = f":{SERVER_VENV}/bin" if plan.server_layer else ""
     lines += [
-        f"ENV PATH={path}:$PATH VIRTUAL_ENV={VENV} HOME={HOME}",
+        f"ENV PATH={path}:$PATH{server_bin} VIRTUAL_ENV={VENV} HOME={HOME}",
         "# A path, not a secret: the token itself arrives as a compose secret file at run time.",
         "# hadolint ignore=DL3064",
         f"ENV JUPYTER_TOKEN_FILE=/run/secrets/{TOKEN_SECRET} NBENV_HISTORY={HISTORY_PATH}",
@@ -244,9 +299,10 @@ def _jupyter_command(plan: BuildPlan) -> list[str]:
     env = plan.env
     root_dir = env.mounts[0].target if env.mounts else HOME
     no_update_check = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    # nbenv's server by absolute path (the kernel environment's PATH has no Jupyter); else the project's own.
+    command = [f"{SERVER_VENV}/bin/jupyter-lab"] if plan.nbenv_server else ["jupyter", env.jupyter.interface]
     return [
-        "jupyter",
-        env.jupyter.interface,
+        *command,
         "--no-browser",
         "--ServerApp.ip=0.0.0.0",
         f"--ServerApp.port={CONTAINER_PORT}",

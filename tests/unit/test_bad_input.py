@@ -225,10 +225,16 @@ CASES = [
         edit(TA, 'memory = "4g"', 'memory = "lots"'),
         rf"^{TA}:\d+: resources.memory: 'lots' is not a size",
     ),
+    # JupyterLab is always there (nbenv supplies its own server: tests/unit/test_server_env.py); the
+    # classic interface needs the project's own `notebook`.
     Case(
-        "no-jupyter-in-groups",
-        edit(BASE, 'groups = ["notebook"]', 'groups = ["models"]'),
-        rf"^{BASE}:5: groups: the groups models install no jupyterlab or ipykernel",
+        "classic-interface-without-notebook",
+        edit(
+            BASE,
+            'groups = ["notebook"]\nimportable = false\n',
+            'groups = ["models"]\nimportable = false\n\n[jupyter]\ninterface = "notebook"\n',
+        ),
+        rf"^{BASE}:5: groups: the groups models install no notebook, which Jupyter \(interface = 'notebook'\) needs",
     ),
     Case(
         "importable-without-mount",
