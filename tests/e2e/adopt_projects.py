@@ -29,8 +29,6 @@ class Project:
     cells: tuple[str, ...]  # the notebook's code cells
     expected: str  # what the notebook prints, all cells' stdout together
     notebook: str = "notebooks/report.ipynb"
-    # What nbenv must do for this project beyond main (see `missing_features`): until then, it fails.
-    needs: tuple[str, ...] = ()
     hand_steps: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -188,23 +186,6 @@ cress,7,41
 cress,10,55
 """
 
-# What each need means, and how to tell that nbenv has it (the module or file that implements it).
-FEATURES = {
-    "python-suite": (
-        "the base's Debian suite chosen from the project's Python constraint (trixie for >= 3.12; branch i15-pyver)",
-        "nbenv/pyversion.py",
-    ),
-    "jupyter-server": (
-        "nbenv's own Jupyter server when the groups install none (branch i15-server)",
-        "nbenv/render/jupyter-server.txt",
-    ),
-}
-
-
-def missing_features(p: Project, nbenv_root: Path) -> list[str]:
-    """The needs of `p` that the nbenv under test (its source tree) does not implement yet."""
-    return [FEATURES[need][0] for need in p.needs if not (nbenv_root / FEATURES[need][1]).exists()]
-
 
 # Hand steps every project shares (the test does them as a user would).
 COMMON_HAND_STEPS = (
@@ -262,7 +243,6 @@ PROJECTS = (
             "2024-02          2     79.5\n"
             "2024-03          2      5\n"
         ),
-        needs=("python-suite", "jupyter-server"),
     ),
     Project(
         fixture="ipykernel-only",
@@ -286,6 +266,5 @@ PROJECTS = (
             "basil             51          2.79\n"
             "cress             55          4.7\n"
         ),
-        needs=("jupyter-server",),
     ),
 )

@@ -6,11 +6,13 @@ at the end, even when tests fail.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -284,6 +286,19 @@ def run_ready_workspace(e2e_workspace: Path, base_image: str) -> Path:
     built = nbenv("image", "build", "traffic-analysis", cwd=e2e_workspace)
     assert built.returncode == 0, built.stderr[-4000:]
     return e2e_workspace
+
+
+def jupyter_api(url: str, token: str | None = None, method: str = "GET", body: object = None) -> tuple[int, str]:
+    """One request to a Jupyter server's REST API (the token in the header, never the URL): status and body."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
 
 
 # Real rootless and userns-remap engines (see tests/e2e/rootless.py), for the UID mapping tests.

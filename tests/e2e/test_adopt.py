@@ -24,8 +24,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +32,9 @@ import pytest
 
 import nbenv as nbenv_package
 from tests.conftest import REPO
-from tests.e2e.adopt_projects import COMMON_HAND_STEPS, FIXTURES, PROJECTS, Project, missing_features, notebook_json
+from tests.e2e.adopt_projects import COMMON_HAND_STEPS, FIXTURES, PROJECTS, Project, notebook_json
 from tests.e2e.conftest import GIT_ENV, PREFIX, docker, free_port, git, nbenv, project, remove_images
+from tests.e2e.conftest import jupyter_api as api_get
 
 pytestmark = pytest.mark.e2e
 
@@ -208,17 +207,6 @@ def give_to_container_user(root: Path) -> None:
                 os.chown(path, 1000, 100)
 
 
-def api_get(url: str, token: str | None) -> tuple[int, str]:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-
-
 def printed(notebook: Path) -> str:
     """Everything the executed notebook's cells printed (stdout streams), in order."""
     nb = json.loads(notebook.read_text())
@@ -270,20 +258,7 @@ def adoption_root(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Pat
     return tmp_path_factory.mktemp("adopt") / "repo"
 
 
-@pytest.mark.parametrize(
-    "p",
-    [
-        pytest.param(
-            p,
-            id=p.fixture,
-            # strict: once nbenv has what the project needs, the mark goes and the project must pass.
-            marks=[pytest.mark.xfail(reason="; ".join(missing), raises=StepFailed, strict=True)]
-            if (missing := missing_features(p, NBENV_ROOT))
-            else [],
-        )
-        for p in PROJECTS
-    ],
-)
+@pytest.mark.parametrize("p", PROJECTS, ids=[p.fixture for p in PROJECTS])
 def test_a_new_user_adopts_nbenv(p: Project, adoption_root: Path, registry: str, default_base: str) -> None:
     root = adoption_root
     journal = Journal(p, base=default_base)

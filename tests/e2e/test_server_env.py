@@ -13,8 +13,6 @@ import os
 import re
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, free_port, git, nbenv, project
+from tests.e2e.conftest import jupyter_api as call
 
 pytestmark = pytest.mark.e2e
 
@@ -73,18 +72,6 @@ def tinyproj(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Itera
     yield root
     for name in SPECS:
         nbenv("down", name, cwd=root, timeout=120)
-
-
-def call(url: str, token: str | None = None, method: str = "GET", body: object = None) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
 
 
 def processes(container: str) -> list[str]:

@@ -6,26 +6,14 @@ import json
 import re
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import PREFIX, Up, docker, free_port, nbenv, project
+from tests.e2e.conftest import jupyter_api as get
 
 pytestmark = pytest.mark.e2e
-
-
-def get(url: str, token: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
 
 
 def container_id(up: Up) -> str:
