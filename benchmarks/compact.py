@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nbenv.data.compact import PEMS_COLUMNS, PEMS_TIMESTAMP_FORMAT, compact  # noqa: E402
-from nbenv.data.synthetic import generate, parse_size  # noqa: E402
+from demo.synthetic import PEMS_COLUMNS, PEMS_TIMESTAMP_FORMAT, generate, parse_size  # noqa: E402
+from nbenv.data.compact import compact  # noqa: E402
 
 SIZE_TARGET = 37.0  # the seed: 35.2 GB of CSV -> 951 MB of Parquet
 SPEED_TARGET = 3.0  # x the baseline's MB/s

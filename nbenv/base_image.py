@@ -78,7 +78,8 @@ _CUSTOMIZE_HOOKS = (
     # end: as an --aptopt it would also apply to mmdebstrap's own download, which needs the files.
     'printf \'APT::Keep-Downloaded-Packages "false";\\n\' > "$1/etc/apt/apt.conf.d/90nbenv-no-debs"',
 )
-_START_HINT = "start Docker (the project's scripts/engine does it on Debian as root), then run this again"
+_START_HINT = "start Docker (`sudo systemctl start docker`, or `sudo dockerd &` without systemd), then run this again"
+_INSTALL_HINT = "install Docker Engine (Debian: `sudo apt-get install docker.io`), or set NBENV_DOCKER to its command"
 _STATUS_LINE = re.compile(r"[IWE]: ")  # mmdebstrap's own status lines
 _DETAIL_LINES = 40  # other output kept back, shown only on failure
 _STOP_GRACE_SECONDS = 10.0  # Ctrl-C in a terminal reaches mmdebstrap too: let it unmount and clean up itself
@@ -314,7 +315,7 @@ def _docker(docker_cmd: Sequence[str], *args: str, timeout: float = 60) -> subpr
     try:
         return subprocess.run([*docker_cmd, *args], capture_output=True, text=True, errors="replace", timeout=timeout)
     except FileNotFoundError:
-        raise EngineUnavailable(f"the docker command ({docker_cmd[0]}) is not installed", _START_HINT) from None
+        raise EngineUnavailable(f"the docker command ({docker_cmd[0]}) is not installed", _INSTALL_HINT) from None
     except subprocess.TimeoutExpired:
         what = f"{docker_cmd[0]} {args[0]} did not answer within {timeout:.0f} s"
         raise EngineUnavailable(what, _START_HINT) from None

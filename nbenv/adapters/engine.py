@@ -31,7 +31,8 @@ from nbenv.adapters.process import argv, run, stream
 from nbenv.errors import BuildError, EngineUnavailable
 
 BuilderKind = Literal["buildx", "buildkit", "classic"]
-_START_HINT = "start Docker (the project's scripts/engine does it on Debian as root), then run this again"
+_START_HINT = "start Docker (`sudo systemctl start docker`, or `sudo dockerd &` without systemd), then run this again"
+_INSTALL_HINT = "install Docker Engine (Debian: `sudo apt-get install docker.io`), or set NBENV_DOCKER to its command"
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Engine:
     def check(self) -> str:
         """The server version; EngineUnavailable when no engine answers."""
         if shutil.which(self.docker) is None:
-            raise EngineUnavailable(f"the docker command ({self.docker}) is not installed", _START_HINT)
+            raise EngineUnavailable(f"the docker command ({self.docker}) is not installed", _INSTALL_HINT)
         result = run([self.docker, "version", "--format", "{{.Server.Version}}"], timeout=30)
         if result.returncode != 0 or not result.stdout.strip():
             detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]

@@ -1,1 +1,2 @@
-"""Data tooling: a synthetic generator shaped like the seed's datasets, and CSV -> Parquet compaction."""
+"""Data tooling: CSV -> Parquet compaction (`nbenv data compact`). The demo's synthetic generator lives
+in the repository's `demo/`, outside the installed package."""

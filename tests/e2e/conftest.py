@@ -143,7 +143,8 @@ def e2e_workspace(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Ite
     """The demo workspace with this session's image prefix and base, small data, owned by UID 1000."""
     root = tmp_path_factory.mktemp("e2e") / "repo"
     root.mkdir()
-    for name in [*WORKSPACE_FILES, "nbenv"]:  # nbenv/ is the project's own package (importable = true)
+    # nbenv/ is the project's own package (importable = true); demo/ holds the pipeline's generator (dvc.yaml)
+    for name in [*WORKSPACE_FILES, "nbenv", "demo"]:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)  # type: ignore[operator]
     pyproject = root / "pyproject.toml"

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from demo.synthetic import PEMS_COLUMNS, PEMS_TIMESTAMP_FORMAT, GeneratedData, generate
 from nbenv.data import compact as compact_module
-from nbenv.data.compact import PEMS_COLUMNS, PEMS_TIMESTAMP_FORMAT, compact, parse_schema_overrides
-from nbenv.data.synthetic import GeneratedData, generate
+from nbenv.data.compact import compact, parse_schema_overrides
 from nbenv.errors import DataError
 
 
@@ -397,7 +397,7 @@ def test_blocks_cut_ahead_of_the_writer_are_bounded(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(compact_module, "_WORKERS", 2)
     source = big_csv(tmp_path / "in.csv")
     cut, written, ahead = [0], [0], [0]
-    blocks = compact_module._blocks
+    blocks = compact_module.blocks  # what the cutter thread calls (nbenv.data.csv_read.blocks)
 
     def counting_blocks(*args: Any, **kwargs: Any) -> Any:
         for item in blocks(*args, **kwargs):
@@ -409,7 +409,7 @@ def test_blocks_cut_ahead_of_the_writer_are_bounded(tmp_path: Path, monkeypatch:
         written[0] += 1
         time.sleep(0.002)  # a slow disk: the cutter would run far ahead if nothing held it back
 
-    monkeypatch.setattr(compact_module, "_blocks", counting_blocks)
+    monkeypatch.setattr(compact_module, "blocks", counting_blocks)
     monkeypatch.setattr(compact_module, "_QUEUE_BYTES", 4 * 4096)
     compact(source, tmp_path / "out", columns=KEPT, block_size=4096, on_progress=progress)
     assert cut[0] > 30

@@ -7,7 +7,7 @@ speed falling as occupancy rises, empty fields where detectors fail and for lane
 Same arguments, byte-identical files: all randomness comes from numpy's `default_rng(seed)` and the
 calendar starts on a fixed date, never the wall clock.
 
-    python -m nbenv.data.synthetic OUT_DIR [--size small|medium|BYTES] [--seed 0] [--gzip]
+    python -m demo.synthetic OUT_DIR [--size small|medium|BYTES] [--seed 0] [--gzip]
 """
 
 from __future__ import annotations
@@ -55,6 +55,20 @@ PEMS_HEADER: tuple[str, ...] = (
     "avg_occupancy",
     "avg_speed",
     *(f"lane_{lane}_{field}" for lane in range(1, MAX_LANES + 1) for field in _LANE_FIELDS),
+)
+# The columns the seed's analysis keeps (`compact-pems` in dvc.yaml, benchmarks/compact.py): 11 of 52.
+PEMS_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "station",
+    "district",
+    "freeway",
+    "direction",
+    "lane_type",
+    "samples",
+    "pct_observed",
+    "total_flow",
+    "avg_occupancy",
+    "avg_speed",
 )
 CLIMATE_HEADER: tuple[str, ...] = (
     "timestamp",
@@ -521,7 +535,7 @@ def parse_size(text: str) -> str | int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nbenv.data.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m demo.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path, help="writes OUT_DIR/pems/ and OUT_DIR/climate/")
     parser.add_argument("--size", default="small", help="small, medium or raw CSV bytes (e.g. 2GiB); default small")
     parser.add_argument("--seed", type=int, default=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbenv.data.synthetic import (
+from demo.synthetic import (
     CLIMATE_HEADER,
     MAX_LANES,
     PEMS_HEADER,
