@@ -29,19 +29,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nbenv.constants import (
+    DEFAULT_BASE_TAG,
+    DEFAULT_SUITE,
+    NBENV_BASE_REPOSITORY,
+    SUITE_PYTHON,
+    USER_GID,
+    USER_NAME,
+    USER_UID,
+)
 from nbenv.errors import BuildError, EngineUnavailable
 
-DEFAULT_TAG = "nbenv/debian-python:bookworm"
-DEFAULT_SUITE = "bookworm"
-# The python3 of each Debian release nbenv knows (X.Y): a stable release never moves to another minor.
-# The base image built from a suite tells its own in the label `nbenv.base.python` (read from the root filesystem).
-SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
-# The suites nbenv picks from when no base image is named, in this order: the first whose Python fits.
-AUTO_SUITES = ("bookworm", "trixie")
-NBENV_BASE_REPOSITORY = DEFAULT_TAG.partition(":")[0]  # nbenv/debian-python: the suite is the tag
 PYTHON_LABEL = "nbenv.base.python"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
-USER_NAME, USER_UID, USER_GID = "jovyan", 1000, 100
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, alphanumeric first.
@@ -133,7 +133,7 @@ class BaseImagePlan:
 
 
 def base_image_plan(
-    *, tag: str = DEFAULT_TAG, suite: str = DEFAULT_SUITE, extra_packages: Sequence[str] = ()
+    *, tag: str = DEFAULT_BASE_TAG, suite: str = DEFAULT_SUITE, extra_packages: Sequence[str] = ()
 ) -> BaseImagePlan:
     """Validate the inputs and build the mmdebstrap argv and the `docker import --change` values."""
     if isinstance(extra_packages, str):
@@ -242,14 +242,12 @@ def _has_subordinate_ids(table: str, user: str, uid: int) -> bool:
 def _check_tag(tag: str) -> None:
     match = _TAG.fullmatch(tag)
     if match is None or len(match.group("name")) > 255:
-        raise BuildError(
-            f"invalid image tag {tag!r}", "use NAME[:TAG] with a lowercase name, e.g. nbenv/debian-python:bookworm"
-        )
+        raise BuildError(f"invalid image tag {tag!r}", f"use NAME[:TAG] with a lowercase name, e.g. {DEFAULT_BASE_TAG}")
 
 
 def _check_suite(suite: str) -> None:
     if not SUITE_RE.fullmatch(suite):
-        raise BuildError(f"invalid Debian suite {suite!r}", "use a codename or suite such as bookworm")
+        raise BuildError(f"invalid Debian suite {suite!r}", f"use a codename or suite such as {DEFAULT_SUITE}")
 
 
 def _check_package(name: str) -> None:

@@ -29,11 +29,12 @@ from nbenv.adapters.engine import Engine
 from nbenv.adapters.git import exclude_locally
 from nbenv.adapters.process import argv, run, stream
 from nbenv.build import ImageBuilder
+from nbenv.constants import USER_HOME
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
 from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, hand_over
-from nbenv.plan import HOME, STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
+from nbenv.plan import STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
 from nbenv.server_env import SERVER_VENV
@@ -281,7 +282,7 @@ def docker_run_argv(docker: str, spec: ContainerRun) -> list[str]:
         ["--cap-drop", "ALL"],
         ["--security-opt", "no-new-privileges"],
         "--read-only",
-        ["--tmpfs", f"{HOME}:{home_tmpfs(who.uid, who.gid)}"],
+        ["--tmpfs", f"{USER_HOME}:{home_tmpfs(who.uid, who.gid)}"],
         ["--tmpfs", f"/tmp:{TMP_TMPFS}"],
         ["--pull", "never"],
         ["--workdir", spec.workdir],

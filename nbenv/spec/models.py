@@ -18,10 +18,10 @@ from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
+from nbenv.constants import DEFAULT_BASE_TAG, USER_HOME
 
 SPEC_VERSION = 1
-CONTAINER_HOME = "/home/jovyan"
-CONTAINER_WORK = f"{CONTAINER_HOME}/work"
+CONTAINER_WORK = f"{USER_HOME}/work"
 
 # Environment names become image names, compose project names and kernel names: the
 # intersection of the three is lowercase letters and digits separated by single - or _.
@@ -102,7 +102,7 @@ SYSTEM_DIRS = frozenset(
 )
 # Exactly these (not what is below them): the user's home holds Jupyter's runtime and config
 # directories, and /home above it every user's home.
-SYSTEM_EXACT = frozenset({"/home", CONTAINER_HOME})
+SYSTEM_EXACT = frozenset({"/home", USER_HOME})
 
 
 def _container_path(value: str) -> str:
@@ -117,10 +117,10 @@ def _container_path(value: str) -> str:
     top = normalized.split("/")[1]
     if top in SYSTEM_DIRS or normalized in SYSTEM_EXACT:
         raise ValueError(
-            f"{value!r} would hide a system directory of the image ({normalized}); mount under {CONTAINER_HOME}/"
+            f"{value!r} would hide a system directory of the image ({normalized}); mount under {USER_HOME}/"
         )
     if normalized == "/":
-        raise ValueError(f"{value!r} would hide the whole image; mount under {CONTAINER_HOME}/")
+        raise ValueError(f"{value!r} would hide the whole image; mount under {USER_HOME}/")
     if normalized != value.rstrip("/"):
         raise ValueError(f"{value!r} must be a normalized absolute path, e.g. {normalized!r}")
     return normalized
@@ -431,7 +431,7 @@ class RepoConfig(Strict):
     """Repo-wide settings: `[tool.nbenv]` in pyproject.toml, or nbenv.toml at the root."""
 
     default_base_image: ImageRef = Field(
-        "nbenv/debian-python:bookworm",
+        DEFAULT_BASE_TAG,
         description="Base image of root environments; unset: nbenv/debian-python:SUITE whose Python fits the project.",
     )
     base_images: dict[ImageRef, DeclaredBase] = Field(
