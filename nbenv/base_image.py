@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nbenv.adapters.engine import Engine
 from nbenv.constants import (
     DEFAULT_BASE_TAG,
     DEFAULT_SUITE,
@@ -38,7 +39,7 @@ from nbenv.constants import (
     USER_NAME,
     USER_UID,
 )
-from nbenv.errors import BuildError, EngineUnavailable
+from nbenv.errors import BuildError
 
 PYTHON_LABEL = "nbenv.base.python"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
@@ -78,7 +79,6 @@ _CUSTOMIZE_HOOKS = (
     # end: as an --aptopt it would also apply to mmdebstrap's own download, which needs the files.
     'printf \'APT::Keep-Downloaded-Packages "false";\\n\' > "$1/etc/apt/apt.conf.d/90nbenv-no-debs"',
 )
-_START_HINT = "start Docker (the project's scripts/engine does it on Debian as root), then run this again"
 _STATUS_LINE = re.compile(r"[IWE]: ")  # mmdebstrap's own status lines
 _DETAIL_LINES = 40  # other output kept back, shown only on failure
 _STOP_GRACE_SECONDS = 10.0  # Ctrl-C in a terminal reaches mmdebstrap too: let it unmount and clean up itself
@@ -162,17 +162,16 @@ def mmdebstrap_command(plan: BaseImagePlan, *, mode: str, target: Path) -> list[
     return [*options, f"--mode={mode}", suite, str(target)]
 
 
-def build_base_image(
-    plan: BaseImagePlan, *, docker_cmd: Sequence[str] = ("docker",), log: Callable[[str], None] = print
-) -> str:
+def build_base_image(plan: BaseImagePlan, *, engine: Engine | None = None, log: Callable[[str], None] = print) -> str:
     """Build the root filesystem, import it as `plan.tag` and return the image id.
 
     mmdebstrap's progress lines go to `log` as they come. The tarball lives in a temporary
     directory that is removed afterwards, also on failure or Ctrl-C.
     """
+    engine = engine or Engine(docker=os.environ.get("NBENV_DOCKER", "docker"))
     executable = _find_mmdebstrap()
     mode = mmdebstrap_mode(os.geteuid(), _user_name(), _read("/etc/subuid"), _read("/etc/subgid"))
-    _check_engine(docker_cmd)
+    engine.check()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nbenv-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
@@ -181,8 +180,8 @@ def build_base_image(
         _run_mmdebstrap([executable, *command[1:]], log)
         python = checked_python(plan.suite, tarball_python(tarball))
         log(f"importing {tarball.stat().st_size / 1e6:.0f} MB into the engine as {plan.tag} (Python {python})")
-        image_id = _import(plan, tarball, docker_cmd, python=python)
-    size = _image_size(docker_cmd, image_id)
+        image_id = _import(plan, tarball, engine, python=python)
+    size = info.size if (info := engine.inspect(image_id)) else 0
     log(f"built {plan.tag} ({image_id[:19]}, {size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
     return image_id
 
@@ -308,22 +307,6 @@ def _read(path: str) -> str:
         return ""
 
 
-def _docker(docker_cmd: Sequence[str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([*docker_cmd, *args], capture_output=True, text=True, errors="replace", timeout=timeout)
-    except FileNotFoundError:
-        raise EngineUnavailable(f"the docker command ({docker_cmd[0]}) is not installed", _START_HINT) from None
-    except subprocess.TimeoutExpired:
-        what = f"{docker_cmd[0]} {args[0]} did not answer within {timeout:.0f} s"
-        raise EngineUnavailable(what, _START_HINT) from None
-
-
-def _check_engine(docker_cmd: Sequence[str]) -> None:
-    result = _docker(docker_cmd, "version", "--format", "{{.Server.Version}}", timeout=30)
-    if result.returncode != 0 or not result.stdout.strip():
-        raise EngineUnavailable(f"no Docker engine answers: {_last_line(result.stderr, 'no answer')}", _START_HINT)
-
-
 def _run_mmdebstrap(command: Sequence[str], log: Callable[[str], None]) -> None:
     """Run mmdebstrap; its status lines (`I:`, `W:`, `E:`) go to `log` as they come.
 
@@ -378,37 +361,13 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def _import(plan: BaseImagePlan, tarball: Path, docker_cmd: Sequence[str], *, python: str) -> str:
+def _import(plan: BaseImagePlan, tarball: Path, engine: Engine, *, python: str) -> str:
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     changes = [
         *plan.import_changes,
         _label(PYTHON_LABEL, python),
         _label("org.opencontainers.image.created", created),
     ]
-    result = _docker(
-        docker_cmd,
-        "import",
-        *(part for change in changes for part in ("--change", change)),
-        "--message",
-        f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}",
-        str(tarball),
-        plan.tag,
-        timeout=600,
+    return engine.import_tarball(
+        tarball, plan.tag, changes=changes, message=f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}"
     )
-    image_id = result.stdout.strip()
-    if result.returncode != 0 or not image_id.startswith("sha256:"):
-        raise BuildError(
-            f"docker import of {plan.tag} failed: {_last_line(result.stderr, 'no output')}",
-            "check the engine's free disk space and its log, then run this again",
-        )
-    return image_id
-
-
-def _image_size(docker_cmd: Sequence[str], image_id: str) -> int:
-    result = _docker(docker_cmd, "image", "inspect", "--format", "{{.Size}}", image_id)
-    return int(result.stdout.strip()) if result.stdout.strip().isdigit() else 0
-
-
-def _last_line(text: str, default: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else default

@@ -11,6 +11,7 @@ atomically. No Jupyter server, no token, no port.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import keyword
 import math
@@ -27,7 +28,7 @@ from typing import Any
 from nbenv import datasync
 from nbenv.adapters.engine import Engine
 from nbenv.adapters.git import exclude_locally
-from nbenv.adapters.process import argv, run, stream
+from nbenv.adapters.process import argv, stream
 from nbenv.build import ImageBuilder
 from nbenv.constants import USER_HOME
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
@@ -556,7 +557,7 @@ def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None,
 
     def backstop() -> None:
         killed.set()
-        run([engine.docker, "kill", spec.name])
+        engine.kill(spec.name)
 
     timer = threading.Timer(timeout + BACKSTOP_SECONDS, backstop) if timeout else None
     try:
@@ -569,7 +570,8 @@ def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None,
             on_line=lambda line: say(f"  {line}") if line.strip() else None,
         )
     except BaseException:  # Ctrl-C included: do not leave the container running
-        run([engine.docker, "rm", "--force", spec.name])
+        with contextlib.suppress(NbenvError):
+            engine.remove_containers([spec.name])
         raise
     finally:
         if timer:
