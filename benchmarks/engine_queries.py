@@ -68,7 +68,8 @@ class Side:
         """Seconds, stdout and the docker CLI processes of one `nbenv ARGS`."""
         self.log.write_text("")
         started = time.perf_counter()
-        result = run([PY, "-m", "nbenv", *args], cwd=self.ws, env=self.env)
+        # cwd: the code tree, so `-m nbenv` finds that tree's nbenv first (the workspace holds a copy too)
+        result = run([PY, "-m", "nbenv", "-C", str(self.ws), *args], cwd=self.code, env=self.env)
         seconds = time.perf_counter() - started
         return seconds, result.stdout + result.stderr, len(self.log.read_text().splitlines())
 
@@ -81,7 +82,7 @@ def make_workspace(work: Path) -> Path:
     pyproject = ws / "pyproject.toml"
     text = pyproject.read_text()
     if 'image_prefix = "nbenv"' not in text:
-        sys.exit("pyproject.toml: image_prefix is not \"nbenv\" any more: update this benchmark")
+        sys.exit('pyproject.toml: image_prefix is not "nbenv" any more: update this benchmark')
     pyproject.write_text(text.replace('image_prefix = "nbenv"', f'image_prefix = "{PREFIX}"'))
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         run(command, cwd=ws)
@@ -110,6 +111,9 @@ def main() -> None:
         sides[1].timed("up", ENV, "--no-pull", "--port", str(options.port))
         for side in sides:  # both see the running environment as theirs: nothing restarts
             _, output, _ = side.timed(*commands["up (already running)"])
+            version = subprocess.run([PY, "-c", "import nbenv.constants"], cwd=side.code, capture_output=True)
+            if (version.returncode == 0) != (side.label == "new"):  # constants.py is new: the right tree runs
+                sys.exit(f"{side.label}: `python -m nbenv` does not run {side.code}")
             if "is already running" not in output:
                 sys.exit(f"{side.label}: `up` did not take the no-op path:\n{output[-2000:]}")
         times: dict[tuple[str, str], list[float]] = {}
@@ -135,7 +139,7 @@ def main() -> None:
         spread = {key: (min(v), max(v)) for key, v in times.items()}
         print("\nmin-max (s): " + "; ".join(f"{n} {s}: {lo:.3f}-{hi:.3f}" for (n, s), (lo, hi) in spread.items()))
     finally:
-        subprocess.run([PY, "-m", "nbenv", "down", ENV], cwd=ws, env=sides[1].env, capture_output=True)
+        subprocess.run([PY, "-m", "nbenv", "-C", str(ws), "down", ENV], cwd=ROOT, env=sides[1].env, capture_output=True)
         tags = subprocess.run(
             [DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", f"{PREFIX}/*"], capture_output=True, text=True
         ).stdout.split()
