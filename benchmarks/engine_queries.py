@@ -74,6 +74,27 @@ class Side:
         return seconds, result.stdout + result.stderr, len(self.log.read_text().splitlines())
 
 
+IMPORT_SDK = "import time; t = time.perf_counter(); import docker; docker.APIClient(); print(time.perf_counter() - t)"
+
+
+def per_query(ref: str, runs: int) -> dict[str, float]:
+    """Medians (s): one image inspect through the CLI (a process) and through the SDK (a request), and
+    what the SDK costs once per command (importing it and making the client, which asks /version)."""
+    import docker
+
+    api = docker.APIClient()
+    cli, sdk, once = [], [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([DOCKER, "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, check=True)
+        cli.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        api.inspect_image(ref)
+        sdk.append(time.perf_counter() - started)
+        once.append(float(run([PY, "-c", IMPORT_SDK], cwd=Path(tempfile.gettempdir())).stdout))
+    return {key: statistics.median(v) for key, v in (("cli", cli), ("sdk", sdk), ("once", once))}
+
+
 def make_workspace(work: Path) -> Path:
     ws = work / "ws"
     ws.mkdir()
@@ -136,6 +157,12 @@ def main() -> None:
                 f"| `nbenv {name}` | {old:.3f} | {new:.3f} | {new / old:.2f} | "
                 f"{processes[(name, 'old')]} -> {processes[(name, 'new')]} |"
             )
+        query = per_query(f"{PREFIX}/{ENV}:latest", options.runs)
+        print(
+            f"\none image inspect: docker CLI {query['cli'] * 1000:.1f} ms, Engine API {query['sdk'] * 1000:.1f} ms "
+            f"({query['sdk'] / query['cli']:.2f}); once per command: importing the SDK and making its client "
+            f"{query['once'] * 1000:.0f} ms"
+        )
         spread = {key: (min(v), max(v)) for key, v in times.items()}
         print("\nmin-max (s): " + "; ".join(f"{n} {s}: {lo:.3f}-{hi:.3f}" for (n, s), (lo, hi) in spread.items()))
     finally:
