@@ -266,7 +266,7 @@ def image_base(
     return (tag, image id). Without a tag: nbenv/debian-python:SUITE. A tag declared in the repository's
     [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite."""
     from nbenv.base_image import base_image_plan, build_base_image, nbenv_recipe, suite_tag
-    from nbenv.constants import DEFAULT_SUITE
+    from nbenv.constants import DEFAULT_SUITE, NBENV_BASE_REPOSITORY
     from nbenv.spec.load import base_recipe
 
     tag = tag or suite_tag(suite or DEFAULT_SUITE)
@@ -281,7 +281,7 @@ def image_base(
         what = "declared in [tool.nbenv.base_images] as" if ws and tag in ws.config.base_images else "nbenv's base of"
         raise UsageError(
             f"--suite {suite}: {tag} is {what} Debian {recipe.suite}",
-            f"drop --suite, or build --tag nbenv/debian-python:{suite}",
+            f"drop --suite, or build --tag {NBENV_BASE_REPOSITORY}:{suite}",
         )
     plan = base_image_plan(
         tag=tag,

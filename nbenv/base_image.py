@@ -31,6 +31,7 @@ from pathlib import Path
 
 from nbenv.adapters.engine import Engine
 from nbenv.constants import (
+    AUTO_SUITES,
     DEFAULT_BASE_TAG,
     DEFAULT_SUITE,
     NBENV_BASE_REPOSITORY,
@@ -209,7 +210,7 @@ def checked_python(suite: str, found: str | None) -> str:
     if found is None:
         raise BuildError(
             f"the Debian {suite} root filesystem has no /usr/bin/python3 -> python3.X link",
-            "check that the suite ships python3 (bookworm and trixie do)",
+            f"check that the suite ships python3 ({' and '.join(AUTO_SUITES)} do)",
         )
     expected = SUITE_PYTHON.get(suite)
     if expected is not None and expected != found:

@@ -18,9 +18,10 @@ from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
-from nbenv.constants import DEFAULT_BASE_TAG, USER_HOME
+from nbenv.constants import AUTO_SUITES, DEFAULT_BASE_TAG, NBENV_BASE_REPOSITORY, SUITE_PYTHON, USER_HOME
 
 SPEC_VERSION = 1
+SUITES_OR = " or ".join(f"{suite} (Python {SUITE_PYTHON[suite]})" for suite in AUTO_SUITES)
 CONTAINER_WORK = f"{USER_HOME}/work"
 
 # Environment names become image names, compose project names and kernel names: the
@@ -230,7 +231,7 @@ class EnvironmentFile(Strict):
     base_image: ImageRef | None = Field(
         None,
         description="Base image (only without extends); default: [tool.nbenv] default_base_image, else "
-        "nbenv/debian-python:SUITE for the first Debian suite whose Python fits the project's requires-python.",
+        f"{NBENV_BASE_REPOSITORY}:SUITE for the first Debian suite whose Python fits the project's requires-python.",
     )
     groups: list[GroupName] | None = Field(None, description="Poetry groups to install; 'main' = the project's deps.")
     importable: bool | None = Field(None, description="Make the project's own package importable from the mount.")
@@ -391,7 +392,7 @@ class CiSettings(Strict):
 
 def _suite(value: str) -> str:
     if not SUITE_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Debian suite (a codename such as 'bookworm' or 'trixie')")
+        raise ValueError(f"{value!r} is not a Debian suite (a codename such as {' or '.join(map(repr, AUTO_SUITES))})")
     return value
 
 
@@ -405,7 +406,7 @@ class DeclaredBase(Strict):
     """`[tool.nbenv.base_images."TAG"]`: a base image nbenv makes from Debian packages under TAG."""
 
     suite: Annotated[str, AfterValidator(_suite)] = Field(
-        description="Debian suite: bookworm (Python 3.11) or trixie (Python 3.13); others: Python checked at build."
+        description=f"Debian suite: {SUITES_OR}; others: Python checked at build."
     )
     packages: list[Annotated[str, AfterValidator(_base_package)]] = Field(
         default_factory=list, max_length=500, description="Extra Debian packages (name only, no version)."
@@ -432,7 +433,8 @@ class RepoConfig(Strict):
 
     default_base_image: ImageRef = Field(
         DEFAULT_BASE_TAG,
-        description="Base image of root environments; unset: nbenv/debian-python:SUITE whose Python fits the project.",
+        description=f"Base image of root environments; unset: {NBENV_BASE_REPOSITORY}:SUITE whose Python fits the "
+        "project.",
     )
     base_images: dict[ImageRef, DeclaredBase] = Field(
         default_factory=dict,
