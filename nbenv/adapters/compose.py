@@ -2,11 +2,11 @@
 
 Its containers, their state and health come from the Engine API (Engine.containers: one request
 instead of starting the compose binary). up, down, logs and exec run `docker compose` itself, not
-python-on-whales: that library runs the same binary, with the same argv, so it would add no capability
-and no speed, and nbenv needs compose's stderr as it is (a busy port is recognised in it, a missing
-plugin is told apart by asking `docker compose version`), where python-on-whales folds it into its own
-exception text. With `--env-file` on the compose command line, the compose file nbenv generated is the
-only configuration: no client-side configuration object to keep in step with it.
+through python-on-whales: that library starts the same binary with the same arguments, so it adds no
+capability and saves no process, and nbenv reads compose's stderr as it is (a busy port is recognised
+in it; a missing plugin is told apart by asking `docker compose version`), which python-on-whales
+hands back inside its own exception. `logs -f` and `exec` need the user's terminal attached, which
+a subprocess call gives directly.
 """
 
 from __future__ import annotations
