@@ -1,7 +1,7 @@
 """Docker Compose v2 for one environment's project: up, down, ps, logs, exec.
 
-Its containers, their state and health come from the Engine API (Engine.containers: one request
-instead of starting the compose binary). up, down, logs and exec run `docker compose` itself, not
+Its containers, their state and health come from the Engine API (Engine.containers: a list request and an inspect
+per container instead of starting the compose binary). up, down, logs and exec run `docker compose` itself, not
 through python-on-whales: that library starts the same binary with the same arguments, so it adds no
 capability and saves no process, and nbenv reads compose's stderr as it is (a busy port is recognised
 in it; a missing plugin is told apart by asking `docker compose version`), which python-on-whales
