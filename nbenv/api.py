@@ -265,7 +265,8 @@ def image_base(
     """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry;
     return (tag, image id). Without a tag: nbenv/debian-python:SUITE. A tag declared in the repository's
     [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite."""
-    from nbenv.base_image import DEFAULT_SUITE, base_image_plan, build_base_image, nbenv_recipe, suite_tag
+    from nbenv.base_image import base_image_plan, build_base_image, nbenv_recipe, suite_tag
+    from nbenv.constants import DEFAULT_SUITE, NBENV_BASE_REPOSITORY
     from nbenv.spec.load import base_recipe
 
     tag = tag or suite_tag(suite or DEFAULT_SUITE)
@@ -280,7 +281,7 @@ def image_base(
         what = "declared in [tool.nbenv.base_images] as" if ws and tag in ws.config.base_images else "nbenv's base of"
         raise UsageError(
             f"--suite {suite}: {tag} is {what} Debian {recipe.suite}",
-            f"drop --suite, or build --tag nbenv/debian-python:{suite}",
+            f"drop --suite, or build --tag {NBENV_BASE_REPOSITORY}:{suite}",
         )
     plan = base_image_plan(
         tag=tag,
@@ -288,7 +289,7 @@ def image_base(
         extra_packages=recipe.packages if recipe else (),
     )
     engine = _engine()
-    return tag, build_base_image(plan, docker_cmd=(engine.docker,), log=say)
+    return tag, build_base_image(plan, engine=engine, log=say)
 
 
 def up(

@@ -29,19 +29,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nbenv.errors import BuildError, EngineUnavailable
+from nbenv.adapters.engine import Engine
+from nbenv.constants import (
+    AUTO_SUITES,
+    DEFAULT_BASE_TAG,
+    DEFAULT_SUITE,
+    NBENV_BASE_REPOSITORY,
+    SUITE_PYTHON,
+    USER_GID,
+    USER_NAME,
+    USER_UID,
+)
+from nbenv.errors import BuildError
 
-DEFAULT_TAG = "nbenv/debian-python:bookworm"
-DEFAULT_SUITE = "bookworm"
-# The python3 of each Debian release nbenv knows (X.Y): a stable release never moves to another minor.
-# The base image built from a suite tells its own in the label `nbenv.base.python` (read from the root filesystem).
-SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
-# The suites nbenv picks from when no base image is named, in this order: the first whose Python fits.
-AUTO_SUITES = ("bookworm", "trixie")
-NBENV_BASE_REPOSITORY = DEFAULT_TAG.partition(":")[0]  # nbenv/debian-python: the suite is the tag
 PYTHON_LABEL = "nbenv.base.python"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
-USER_NAME, USER_UID, USER_GID = "jovyan", 1000, 100
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Debian policy 5.6.1: lowercase letters, digits, + - . ; at least two characters, alphanumeric first.
@@ -78,8 +80,6 @@ _CUSTOMIZE_HOOKS = (
     # end: as an --aptopt it would also apply to mmdebstrap's own download, which needs the files.
     'printf \'APT::Keep-Downloaded-Packages "false";\\n\' > "$1/etc/apt/apt.conf.d/90nbenv-no-debs"',
 )
-_START_HINT = "start Docker (`sudo systemctl start docker`, or `sudo dockerd &` without systemd), then run this again"
-_INSTALL_HINT = "install Docker Engine (Debian: `sudo apt-get install docker.io`), or set NBENV_DOCKER to its command"
 _STATUS_LINE = re.compile(r"[IWE]: ")  # mmdebstrap's own status lines
 _DETAIL_LINES = 40  # other output kept back, shown only on failure
 _STOP_GRACE_SECONDS = 10.0  # Ctrl-C in a terminal reaches mmdebstrap too: let it unmount and clean up itself
@@ -134,7 +134,7 @@ class BaseImagePlan:
 
 
 def base_image_plan(
-    *, tag: str = DEFAULT_TAG, suite: str = DEFAULT_SUITE, extra_packages: Sequence[str] = ()
+    *, tag: str = DEFAULT_BASE_TAG, suite: str = DEFAULT_SUITE, extra_packages: Sequence[str] = ()
 ) -> BaseImagePlan:
     """Validate the inputs and build the mmdebstrap argv and the `docker import --change` values."""
     if isinstance(extra_packages, str):
@@ -163,17 +163,16 @@ def mmdebstrap_command(plan: BaseImagePlan, *, mode: str, target: Path) -> list[
     return [*options, f"--mode={mode}", suite, str(target)]
 
 
-def build_base_image(
-    plan: BaseImagePlan, *, docker_cmd: Sequence[str] = ("docker",), log: Callable[[str], None] = print
-) -> str:
+def build_base_image(plan: BaseImagePlan, *, engine: Engine | None = None, log: Callable[[str], None] = print) -> str:
     """Build the root filesystem, import it as `plan.tag` and return the image id.
 
     mmdebstrap's progress lines go to `log` as they come. The tarball lives in a temporary
     directory that is removed afterwards, also on failure or Ctrl-C.
     """
+    engine = engine or Engine(docker=os.environ.get("NBENV_DOCKER", "docker"))
     executable = _find_mmdebstrap()
     mode = mmdebstrap_mode(os.geteuid(), _user_name(), _read("/etc/subuid"), _read("/etc/subgid"))
-    _check_engine(docker_cmd)
+    engine.check()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nbenv-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
@@ -182,8 +181,8 @@ def build_base_image(
         _run_mmdebstrap([executable, *command[1:]], log)
         python = checked_python(plan.suite, tarball_python(tarball))
         log(f"importing {tarball.stat().st_size / 1e6:.0f} MB into the engine as {plan.tag} (Python {python})")
-        image_id = _import(plan, tarball, docker_cmd, python=python)
-    size = _image_size(docker_cmd, image_id)
+        image_id = _import(plan, tarball, engine, python=python)
+    size = info.size if (info := engine.inspect(image_id)) else 0
     log(f"built {plan.tag} ({image_id[:19]}, {size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
     return image_id
 
@@ -211,7 +210,7 @@ def checked_python(suite: str, found: str | None) -> str:
     if found is None:
         raise BuildError(
             f"the Debian {suite} root filesystem has no /usr/bin/python3 -> python3.X link",
-            "check that the suite ships python3 (bookworm and trixie do)",
+            f"check that the suite ships python3 ({' and '.join(AUTO_SUITES)} do)",
         )
     expected = SUITE_PYTHON.get(suite)
     if expected is not None and expected != found:
@@ -243,14 +242,12 @@ def _has_subordinate_ids(table: str, user: str, uid: int) -> bool:
 def _check_tag(tag: str) -> None:
     match = _TAG.fullmatch(tag)
     if match is None or len(match.group("name")) > 255:
-        raise BuildError(
-            f"invalid image tag {tag!r}", "use NAME[:TAG] with a lowercase name, e.g. nbenv/debian-python:bookworm"
-        )
+        raise BuildError(f"invalid image tag {tag!r}", f"use NAME[:TAG] with a lowercase name, e.g. {DEFAULT_BASE_TAG}")
 
 
 def _check_suite(suite: str) -> None:
     if not SUITE_RE.fullmatch(suite):
-        raise BuildError(f"invalid Debian suite {suite!r}", "use a codename or suite such as bookworm")
+        raise BuildError(f"invalid Debian suite {suite!r}", f"use a codename or suite such as {DEFAULT_SUITE}")
 
 
 def _check_package(name: str) -> None:
@@ -311,22 +308,6 @@ def _read(path: str) -> str:
         return ""
 
 
-def _docker(docker_cmd: Sequence[str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([*docker_cmd, *args], capture_output=True, text=True, errors="replace", timeout=timeout)
-    except FileNotFoundError:
-        raise EngineUnavailable(f"the docker command ({docker_cmd[0]}) is not installed", _INSTALL_HINT) from None
-    except subprocess.TimeoutExpired:
-        what = f"{docker_cmd[0]} {args[0]} did not answer within {timeout:.0f} s"
-        raise EngineUnavailable(what, _START_HINT) from None
-
-
-def _check_engine(docker_cmd: Sequence[str]) -> None:
-    result = _docker(docker_cmd, "version", "--format", "{{.Server.Version}}", timeout=30)
-    if result.returncode != 0 or not result.stdout.strip():
-        raise EngineUnavailable(f"no Docker engine answers: {_last_line(result.stderr, 'no answer')}", _START_HINT)
-
-
 def _run_mmdebstrap(command: Sequence[str], log: Callable[[str], None]) -> None:
     """Run mmdebstrap; its status lines (`I:`, `W:`, `E:`) go to `log` as they come.
 
@@ -381,37 +362,13 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def _import(plan: BaseImagePlan, tarball: Path, docker_cmd: Sequence[str], *, python: str) -> str:
+def _import(plan: BaseImagePlan, tarball: Path, engine: Engine, *, python: str) -> str:
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     changes = [
         *plan.import_changes,
         _label(PYTHON_LABEL, python),
         _label("org.opencontainers.image.created", created),
     ]
-    result = _docker(
-        docker_cmd,
-        "import",
-        *(part for change in changes for part in ("--change", change)),
-        "--message",
-        f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}",
-        str(tarball),
-        plan.tag,
-        timeout=600,
+    return engine.import_tarball(
+        tarball, plan.tag, changes=changes, message=f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}"
     )
-    image_id = result.stdout.strip()
-    if result.returncode != 0 or not image_id.startswith("sha256:"):
-        raise BuildError(
-            f"docker import of {plan.tag} failed: {_last_line(result.stderr, 'no output')}",
-            "check the engine's free disk space and its log, then run this again",
-        )
-    return image_id
-
-
-def _image_size(docker_cmd: Sequence[str], image_id: str) -> int:
-    result = _docker(docker_cmd, "image", "inspect", "--format", "{{.Size}}", image_id)
-    return int(result.stdout.strip()) if result.stdout.strip().isdigit() else 0
-
-
-def _last_line(text: str, default: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else default

@@ -269,7 +269,7 @@ class ImageBuilder:
 
             return build_base_image(
                 base_image_plan(tag=ref, suite=recipe.suite, extra_packages=recipe.packages),
-                docker_cmd=(self.engine.docker,),
+                engine=self.engine,
                 log=lambda line: self.say(f"  {line}"),
             )
         self.say(f"base image {ref} not found locally: pulling it")

@@ -14,9 +14,12 @@ import typer
 from typer.exceptions import TyperException
 
 from nbenv import __version__
+from nbenv.constants import AUTO_SUITES, DEFAULT_SUITE, NBENV_BASE_REPOSITORY, SUITE_PYTHON
 from nbenv.errors import NbenvError, UsageError
 from nbenv.lock import name_problem
 from nbenv.ui import print_error, print_internal_error, warn
+
+SUITES_HELP = ", ".join(f"{suite} (Python {SUITE_PYTHON[suite]})" for suite in AUTO_SUITES)
 
 app = typer.Typer(
     name="nbenv",
@@ -290,12 +293,10 @@ def image_base(
     tag: Annotated[
         str | None,
         typer.Option(
-            help="Tag of the base image (default nbenv/debian-python:SUITE; a declared base brings its suite)."
+            help=f"Tag of the base image (default {NBENV_BASE_REPOSITORY}:SUITE; a declared base brings its suite)."
         ),
     ] = None,
-    suite: Annotated[
-        str | None, typer.Option(help="Debian suite: bookworm (Python 3.11), trixie (Python 3.13); default bookworm.")
-    ] = None,
+    suite: Annotated[str | None, typer.Option(help=f"Debian suite: {SUITES_HELP}; default {DEFAULT_SUITE}.")] = None,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
     built, image_id = _api().image_base(repo=_repo(), tag=tag, suite=suite, say=_say)

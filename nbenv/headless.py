@@ -11,6 +11,7 @@ atomically. No Jupyter server, no token, no port.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import keyword
 import math
@@ -27,13 +28,14 @@ from typing import Any
 from nbenv import datasync
 from nbenv.adapters.engine import Engine
 from nbenv.adapters.git import exclude_locally
-from nbenv.adapters.process import argv, run, stream
+from nbenv.adapters.process import argv, stream
 from nbenv.build import ImageBuilder
+from nbenv.constants import USER_HOME
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.generate import load_lock, plan_for, token_file
 from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, hand_over
-from nbenv.plan import HOME, STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
+from nbenv.plan import STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
 from nbenv.server_env import SERVER_VENV
@@ -281,7 +283,7 @@ def docker_run_argv(docker: str, spec: ContainerRun) -> list[str]:
         ["--cap-drop", "ALL"],
         ["--security-opt", "no-new-privileges"],
         "--read-only",
-        ["--tmpfs", f"{HOME}:{home_tmpfs(who.uid, who.gid)}"],
+        ["--tmpfs", f"{USER_HOME}:{home_tmpfs(who.uid, who.gid)}"],
         ["--tmpfs", f"/tmp:{TMP_TMPFS}"],
         ["--pull", "never"],
         ["--workdir", spec.workdir],
@@ -555,7 +557,7 @@ def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None,
 
     def backstop() -> None:
         killed.set()
-        run([engine.docker, "kill", spec.name])
+        engine.kill(spec.name)
 
     timer = threading.Timer(timeout + BACKSTOP_SECONDS, backstop) if timeout else None
     try:
@@ -568,7 +570,8 @@ def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None,
             on_line=lambda line: say(f"  {line}") if line.strip() else None,
         )
     except BaseException:  # Ctrl-C included: do not leave the container running
-        run([engine.docker, "rm", "--force", spec.name])
+        with contextlib.suppress(NbenvError):
+            engine.remove_containers([spec.name])
         raise
     finally:
         if timer:

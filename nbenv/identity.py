@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbenv.constants import USER_GID, USER_UID
 from nbenv.errors import RunError
-from nbenv.plan import GID, UID
 from nbenv.spec.models import Environment
 
 # What compose interpolates into the generated file (`user:`, the HOME tmpfs, `userns_mode:`).
@@ -89,7 +89,7 @@ def hand_over(path: Path, identity: Identity) -> None:
         os.chown(path, identity.host_uid, identity.host_gid, follow_symlinks=False)
 
 
-DEFAULT = Identity(UID, GID, UID, GID)  # what the image's USER line says, for a bare `docker run`
+DEFAULT = Identity(USER_UID, USER_GID, USER_UID, USER_GID)  # what the image's USER line says, for a bare `docker run`
 
 
 def can_write(info: os.stat_result, uid: int, gid: int) -> bool:

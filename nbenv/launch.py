@@ -18,7 +18,6 @@ from pathlib import Path
 from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.adapters.engine import Engine
-from nbenv.adapters.process import run
 from nbenv.build import ImageBuilder
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
@@ -90,7 +89,7 @@ def _up_locked(
     built = ImageBuilder(ws, loader, lock, engine, say=say, live=options.live).build(name)
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
-    compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", docker=engine.docker)
+    compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", engine=engine)
     _remove_legacy(ws, engine, name, compose.compose_file, say=say)
     states = compose.ps()
     check_same_checkout(name, compose, states)
@@ -129,7 +128,7 @@ def _up_locked(
     token = write_token(ws, name, identity)
     url_token = token if env.jupyter.token else None
     write_compose_env(ws, name, wanted_env)
-    compose = compose_for(ws, name, compose_file=compose.compose_file, docker=engine.docker)
+    compose = compose_for(ws, name, compose_file=compose.compose_file, engine=engine)
     say(f"{name}: starting {built.ref} on {netloc(env.jupyter.bind, chosen_port)} as {identity.describe()}")
     _compose_up(compose, name=name, port=chosen_port, bind=env.jupyter.bind)
     try:  # from here on this `up` started the container: any failure removes it again
@@ -250,7 +249,7 @@ def _compose_of(ws: Workspace, name: str, engine: Engine) -> Compose:
     compose_file = ws.generated_dir / name / "compose.yaml"
     if not compose_file.is_file():
         raise RunError(f"{ws.rel(compose_file)}: not generated yet", f"run `nbenv up {name}`")
-    compose = compose_for(ws, name, compose_file=compose_file, docker=engine.docker)
+    compose = compose_for(ws, name, compose_file=compose_file, engine=engine)
     check_same_checkout(name, compose, compose.ps())
     return compose
 
@@ -274,9 +273,7 @@ def ps(ws: Workspace, engine: Engine) -> list[tuple[str, ServiceState]]:
     for name in environment_names(ws):
         compose_file = ws.generated_dir / name / "compose.yaml"
         if compose_file.is_file():
-            rows += [
-                (name, state) for state in compose_for(ws, name, compose_file=compose_file, docker=engine.docker).ps()
-            ]
+            rows += [(name, state) for state in compose_for(ws, name, compose_file=compose_file, engine=engine).ps()]
             rows += [(name, state) for state in _legacy_containers(ws, engine, name, compose_file)]
     return rows
 
@@ -285,7 +282,7 @@ def _legacy_containers(ws: Workspace, engine: Engine, name: str, compose_file: P
     """Containers an older nbenv started under the old project name `PREFIX-NAME`, which distinct prefixes
     could share: only those started from this workspace's compose file, so another's are never touched."""
     legacy = legacy_compose_project(ws.config, name)
-    old = Compose(docker=engine.docker, project=legacy, compose_file=compose_file, env_file=None)
+    old = Compose(engine=engine, project=legacy, compose_file=compose_file, env_file=None)
     return old.ps(config_file=compose_file)
 
 
@@ -295,11 +292,9 @@ def _remove_legacy(ws: Workspace, engine: Engine, name: str, compose_file: Path,
     states = _legacy_containers(ws, engine, name, compose_file)
     if not states:
         return
-    removed = run([engine.docker, "rm", "--force", *(s.container for s in states)], timeout=120)
-    if removed.returncode != 0:
-        raise RunError(f"docker rm failed: {removed.stderr.strip()[-300:]}")
+    engine.remove_containers([s.container for s in states])
     legacy = legacy_compose_project(ws.config, name)
-    run([engine.docker, "network", "rm", f"{legacy}_default"], timeout=60)  # fails while another still uses it
+    engine.remove_network(f"{legacy}_default")  # refused while another still uses it
     say(f"{name}: removed its container started by an older nbenv (compose project {legacy})")
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from nbenv.constants import USER_HOME
 from nbenv.errors import SpecError
 from nbenv.lock import Lock, Pin, name_problem, requirements_text
 from nbenv.server_env import (
@@ -19,7 +20,7 @@ from nbenv.server_env import (
     server_requirements,
 )
 from nbenv.spec.load import container_paths_of, data_targets
-from nbenv.spec.models import CONTAINER_HOME, Environment, RepoConfig
+from nbenv.spec.models import Environment, RepoConfig
 
 VENV = "/opt/venv"
 VARIANTS = ".nbenv/variants"
@@ -27,8 +28,6 @@ LAYERS_ROOT = "/opt/nbenv/layers"
 TOKEN_SECRET = "jupyter_token"
 CONTAINER_PORT = 8888
 SERVICE = "jupyter"
-UID, GID = 1000, 100  # the image's own user (jovyan); at run time nbenv.identity decides who runs it
-HOME = CONTAINER_HOME
 # The root filesystem is read-only; HOME (Jupyter's runtime state, IPython, caches) and /tmp are
 # per-container tmpfs. `exec`: pip --user scripts, numba or torch extensions run from there, as they
 # could from the (writable, executable) source mount anyway; nosuid and nodev stay.
@@ -249,5 +248,5 @@ def run_plan(env: Environment, build: BuildPlan, *, project: str, token_file: st
         mounts=tuple(mounts),
         environment=dict(sorted(env.env.items())),
         token_file=from_compose(token_file),
-        working_dir=env.mounts[0].target if env.mounts else CONTAINER_HOME,
+        working_dir=env.mounts[0].target if env.mounts else USER_HOME,
     )

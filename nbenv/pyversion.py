@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from poetry.core.constraints.version import Version, VersionConstraint, VersionRange, parse_constraint
 
-from nbenv.base_image import AUTO_SUITES, SUITE_PYTHON
+from nbenv.constants import AUTO_SUITES, SUITE_PYTHON
 from nbenv.errors import LockError
 from nbenv.tomlio import TomlDocument
 

@@ -1,14 +1,22 @@
-"""Docker Compose v2 for one environment's project: up, down, ps, logs, exec."""
+"""Docker Compose v2 for one environment's project: up, down, ps, logs, exec.
+
+Its containers, their state and health come from the Engine API (Engine.containers: a list request and an inspect
+per container instead of starting the compose binary). up, down, logs and exec run `docker compose` itself, not
+through python-on-whales: that library starts the same binary with the same arguments, so it adds no
+capability and saves no process, and nbenv reads compose's stderr as it is (a busy port is recognised
+in it; a missing plugin is told apart by asking `docker compose version`), which python-on-whales
+hands back inside its own exception. `logs -f` and `exec` need the user's terminal attached, which
+a subprocess call gives directly.
+"""
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbenv.adapters.engine import ContainerInfo, Engine
 from nbenv.adapters.process import argv, run
 from nbenv.errors import EngineUnavailable, RunError
 
@@ -22,25 +30,20 @@ class ServiceState:
     config_file: str = ""  # the compose file it was started from (another checkout's, possibly)
 
 
-def _label(labels: str, key: str) -> str:
-    """One value of `docker ps`'s `Labels` (`k=v,k=v`; a value may itself hold commas)."""
-    _, found, rest = f",{labels}".partition(f",{key}=")
-    if not found:
-        return ""
-    return re.split(r",(?=[\w.-]+=)", rest, maxsplit=1)[0]
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+PROJECT_LABEL = "com.docker.compose.project"
 
 
-def _health(status: str) -> str:
-    """`Up 3 seconds (healthy)` -> `healthy`."""
-    for health in ("healthy", "unhealthy", "health: starting"):
-        if f"({health})" in status:
-            return health.removeprefix("health: ")
-    return ""
+def service_state(container: ContainerInfo) -> ServiceState:
+    return ServiceState(
+        container.name, container.state, container.health, container.image, container.labels.get(CONFIG_FILES_LABEL, "")
+    )
 
 
 class Compose:
-    def __init__(self, *, docker: str, project: str, compose_file: Path, env_file: Path | None) -> None:
-        self.docker = docker
+    def __init__(self, *, engine: Engine, project: str, compose_file: Path, env_file: Path | None) -> None:
+        self.engine = engine
+        self.docker = engine.docker
         self.project = project
         self.compose_file = compose_file
         self.env_file = env_file
@@ -74,34 +77,14 @@ class Compose:
         self._run("down", "--remove-orphans", what="down")
 
     def ps(self, *, config_file: Path | None = None) -> list[ServiceState]:
-        """The project's containers, through the engine (5x faster than starting the compose binary);
-        with `config_file`, only those started from that compose file."""
-        result = run(
-            argv(
-                [self.docker, "ps", "--all", "--no-trunc", "--format", "{{json .}}"],
-                ["--filter", f"label=com.docker.compose.project={self.project}"],
-                ["--filter", f"label=com.docker.compose.project.config_files={config_file}"] if config_file else None,
-            ),
-            timeout=60,
-        )
-        if result.returncode != 0:
-            raise RunError(f"docker ps failed: {result.stderr.strip()[-300:]}")
-        rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        return [
-            ServiceState(
-                r["Names"],
-                r["State"],
-                _health(r.get("Status", "")),
-                r["Image"],
-                _label(r.get("Labels", ""), "com.docker.compose.project.config_files"),
-            )
-            for r in rows
-        ]
+        """The project's containers, from the Engine API; with `config_file`, only those started from that
+        compose file."""
+        labels = [f"{PROJECT_LABEL}={self.project}", *([f"{CONFIG_FILES_LABEL}={config_file}"] if config_file else [])]
+        return [service_state(container) for container in self.engine.containers(labels)]
 
     def state(self, container: str) -> str:
         """running, exited, ... of one container ("" when it is gone)."""
-        result = run([self.docker, "inspect", "--format", "{{.State.Status}}", container], timeout=60)
-        return result.stdout.strip() if result.returncode == 0 else ""
+        return self.engine.container_state(container)
 
     def logs(self, *, tail: int | None = None) -> str:
         return self._run("logs", "--no-color", *(["--tail", str(tail)] if tail else []), what="logs")

@@ -1,4 +1,21 @@
-"""The Docker engine: is it there, which builder does it offer, images, builds.
+"""The Docker engine behind nbenv: is it there, images, containers, builds. One adapter for every engine call.
+
+Queries go through the Docker Engine API with the `docker` SDK (structured answers, no text parsing, no
+process per call): image inspect, ids and labels, the containers of a compose project with their labels,
+state and health (`State.Health.Status`), `docker info`'s SecurityOptions, tags and removals. The client
+is made like the docker CLI finds its engine: DOCKER_HOST (with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH), else
+DOCKER_CONTEXT or the CLI's current context, else the default socket; so a rootless engine's socket or a
+remote one named by DOCKER_HOST is the same engine for both. The SDK is imported only when a command
+asks the engine something (`nbenv list` and `generate` never pay for it).
+
+The docker CLI (`docker`, or $NBENV_DOCKER) still runs what neither library can do here:
+- builds: BuildKit through a docker CLI older than 23 (Debian's docker.io 20.10, which has it built in and
+  no buildx plugin) is reachable only through that CLI with DOCKER_BUILDKIT=1; the Engine API's /build is the
+  classic builder, and python-on-whales builds only through buildx. With buildx the same argv is used, so
+  both paths stream the same BuildKit progress and honour the same secrets and cache options;
+- `docker run` of a short probe (python_version), pull and push (the CLI's credential helpers and its
+  registry configuration), `docker import` (the base image's tarball);
+- Compose (nbenv/adapters/compose.py says why python-on-whales is not used there).
 
 Builders, best first: buildx (BuildKit with cache mounts and live progress; normal on Docker
 Desktop and docker-ce), BuildKit through a docker CLI older than 23 (which has it built in,
@@ -14,25 +31,30 @@ line naming the fix instead.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from nbenv.adapters.process import argv, run, stream
-from nbenv.errors import BuildError, EngineUnavailable
+from nbenv.errors import BuildError, EngineUnavailable, RunError
 
+if TYPE_CHECKING:
+    from docker import APIClient
+
+DEFAULT_ADDRESS = "unix:///var/run/docker.sock"  # the engine the CLI and the SDK ask when nothing names another
 BuilderKind = Literal["buildx", "buildkit", "classic"]
-_START_HINT = "start Docker (`sudo systemctl start docker`, or `sudo dockerd &` without systemd), then run this again"
-_INSTALL_HINT = "install Docker Engine (Debian: `sudo apt-get install docker.io`), or set NBENV_DOCKER to its command"
+START_HINT = "start Docker (`sudo systemctl start docker`, or `sudo dockerd &` without systemd), then run this again"
+INSTALL_HINT = "install Docker Engine (Debian: `sudo apt-get install docker.io`), or set NBENV_DOCKER to its command"
 
 
 @dataclass(frozen=True)
@@ -72,8 +94,132 @@ class ImageInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One container as the Engine API lists it (the fields `docker ps` shows), with its health."""
+
+    id: str
+    name: str
+    state: str  # running, exited, created, ...
+    health: str  # healthy, starting, unhealthy, or "" without a healthcheck
+    image: str  # what `docker ps` shows: the reference it was created from, or an id once that tag moved
+    labels: dict[str, str]
+
+
+def image_info(data: Mapping[str, Any]) -> ImageInfo:
+    """An ImageInfo from the Engine API's image inspect answer."""
+    return ImageInfo(
+        id=str(data["Id"]),
+        labels={str(k): str(v) for k, v in ((data.get("Config") or {}).get("Labels") or {}).items()},
+        repo_digests=tuple(data.get("RepoDigests") or ()),
+        repo_tags=tuple(data.get("RepoTags") or ()),
+        size=int(data.get("Size") or 0),
+    )
+
+
+def health_of(inspected: Mapping[str, Any] | None) -> str:
+    """`State.Health.Status` of a container inspect answer; "" without a healthcheck (or once it is gone)."""
+    health = ((inspected or {}).get("State") or {}).get("Health") or {}
+    status = str(health.get("Status") or "")
+    return "" if status == "none" else status
+
+
+def container_info(listed: Mapping[str, Any], inspected: Mapping[str, Any] | None) -> ContainerInfo:
+    """A ContainerInfo from one entry of the Engine API's container list and that container's inspect."""
+    names = [str(n).lstrip("/") for n in listed.get("Names") or ()]
+    return ContainerInfo(
+        id=str(listed.get("Id", "")),
+        name=names[0] if names else str(listed.get("Id", ""))[:12],
+        state=str(listed.get("State", "")),
+        health=health_of(inspected),
+        image=str(listed.get("Image", "")),
+        labels={str(k): str(v) for k, v in (listed.get("Labels") or {}).items()},
+    )
+
+
+def split_tag(target: str) -> tuple[str, str | None]:
+    """(repository, tag or None) of `target`; `host:5000/team/x:1` -> ("host:5000/team/x", "1")."""
+    last = target.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return target, None
+    repository, _, tag = target.rpartition(":")
+    return repository, tag
+
+
+def client_params(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The SDK client's address, found the way the docker CLI finds its engine: DOCKER_HOST (TLS from
+    DOCKER_TLS_VERIFY/DOCKER_CERT_PATH), else DOCKER_CONTEXT or the CLI's current context, else the default."""
+    from docker.context import ContextAPI
+    from docker.context.config import get_current_context_name
+    from docker.utils import kwargs_from_env
+
+    params: dict[str, Any] = kwargs_from_env(environment=dict(environ))
+    if "base_url" not in params:
+        name = environ.get("DOCKER_CONTEXT") or get_current_context_name()
+        context = ContextAPI.get_context(name)
+        if context is None:
+            raise EngineUnavailable(f"the docker context {name!r} does not exist", "`docker context ls` lists them")
+        if name != "default" and context.Host:
+            params["base_url"] = context.Host
+            if context.TLSConfig is not None:
+                params["tls"] = context.TLSConfig
+    if str(params.get("base_url", "")).startswith("ssh://"):
+        params["use_ssh_client"] = True  # through the ssh command, like the CLI (no paramiko needed)
+    return params
+
+
+def engine_address(environ: Mapping[str, str]) -> str:
+    """The engine's address as the CLI names it in its errors."""
+    try:
+        return str(client_params(environ).get("base_url") or DEFAULT_ADDRESS)
+    except EngineUnavailable:
+        return environ.get("DOCKER_HOST") or DEFAULT_ADDRESS
+
+
+def unavailable_detail(exc: BaseException, address: str) -> str:
+    """One line for an engine that did not answer, in the docker CLI's words where it has them."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, PermissionError) for c in causes):
+        return f"permission denied while trying to connect to the Docker daemon socket at {address}"
+    if any(isinstance(c, FileNotFoundError | ConnectionRefusedError) for c in causes):
+        return f"Cannot connect to the Docker daemon at {address}. Is the docker daemon running?"
+    if any(isinstance(c, TimeoutError) or type(c).__name__.endswith("Timeout") for c in causes):
+        return f"the Docker daemon at {address} did not answer in time"
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+def _causes(exc: BaseException, depth: int = 0) -> Iterator[BaseException]:
+    """`exc`, its causes and contexts, and exceptions among their args (requests wraps urllib3 wraps OSError)."""
+    yield exc
+    if depth > 8:
+        return
+    inner = [exc.__cause__, exc.__context__]
+    for arg in exc.args:
+        inner += list(arg) if isinstance(arg, tuple) else [arg]
+    for other in inner:
+        if isinstance(other, BaseException) and other is not exc:
+            yield from _causes(other, depth + 1)
+
+
+def _reach(address: str) -> None:
+    """A local engine's socket accepts a connection (else one line: missing, refused, permission denied).
+    Checked before the SDK's first request, whose failed connection would leave its socket to the GC."""
+    if not address.startswith("unix://"):
+        return
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(30)
+        try:
+            probe.connect(address.removeprefix("unix://"))
+        except OSError as exc:
+            detail = unavailable_detail(exc, address)
+        else:
+            return
+    raise EngineUnavailable(f"no Docker engine answers: {detail}", START_HINT)
+
+
 class Engine:
-    """A thin adapter over the docker CLI (python-on-whales for queries)."""
+    """The one adapter over the engine: the Engine API (docker SDK) for queries, the docker CLI for builds."""
 
     def __init__(self, *, docker: str = "docker") -> None:
         self.docker = docker
@@ -86,41 +232,119 @@ class Engine:
         return engine
 
     def check(self) -> str:
-        """The server version; EngineUnavailable when no engine answers."""
-        if shutil.which(self.docker) is None:
-            raise EngineUnavailable(f"the docker command ({self.docker}) is not installed", _INSTALL_HINT)
-        result = run([self.docker, "version", "--format", "{{.Server.Version}}"], timeout=30)
-        if result.returncode != 0 or not result.stdout.strip():
-            detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
-            raise EngineUnavailable(f"no Docker engine answers: {detail}", _START_HINT)
-        return result.stdout.strip()
+        """The server version; EngineUnavailable when the docker CLI is missing or no engine answers."""
+        if shutil.which(self.docker) is None:  # builds and compose need it, so it is checked first
+            raise EngineUnavailable(f"the docker command ({self.docker}) is not installed", INSTALL_HINT)
+        with self._answering():
+            return str(self.api.version().get("Version") or "")
+
+    @cached_property
+    def api(self) -> APIClient:
+        """The Engine API client (the API version the engine offers: one request, once)."""
+        import docker
+
+        params = client_params(os.environ)
+        _reach(str(params.get("base_url") or DEFAULT_ADDRESS))
+        with self._answering():
+            return docker.APIClient(timeout=60, **params)
+
+    @contextlib.contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Engine API calls: an engine that does not answer is one line, in the CLI's words, with the start hint."""
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            yield
+            return
+        except docker.errors.APIError:  # the engine answered (an HTTP error; requests makes it an OSError too)
+            raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            detail = unavailable_detail(exc, engine_address(os.environ))
+        # raised here, without the SDK's exception as its context: that holds the failed connection's socket
+        raise EngineUnavailable(f"no Docker engine answers: {detail}", START_HINT)
 
     @cached_property
     def security_options(self) -> tuple[str, ...]:
         """`docker info`'s SecurityOptions: how the engine isolates containers (rootless, userns-remap)."""
+        import docker.errors
+
         try:  # an engine that does not answer fails at its next real use, with the usual line
-            result = run([self.docker, "info", "--format", "{{json .SecurityOptions}}"], timeout=30)
-            options = json.loads(result.stdout) if result.returncode == 0 else None
-        except (OSError, ValueError):
+            with self._answering():
+                options = self.api.info().get("SecurityOptions")
+        except (EngineUnavailable, docker.errors.APIError):
             options = None
         return tuple(str(o) for o in options) if isinstance(options, list) else ()
 
     def image_id(self, ref: str) -> str | None:
-        result = run([self.docker, "image", "inspect", "--format", "{{.Id}}", ref])
-        return result.stdout.strip() if result.returncode == 0 else None
+        info = self.inspect(ref)
+        return info.id if info else None
 
     def inspect(self, ref: str) -> ImageInfo | None:
-        result = run([self.docker, "image", "inspect", "--format", "{{json .}}", ref])
-        if result.returncode != 0:
+        """The image `ref` names (a tag or an id), None when the engine has none."""
+        import docker.errors
+
+        try:
+            with self._answering():
+                return image_info(self.api.inspect_image(ref))
+        except docker.errors.APIError:  # not found, or a reference the engine refuses
             return None
-        data = json.loads(result.stdout)
-        return ImageInfo(
-            id=data["Id"],
-            labels=dict((data.get("Config") or {}).get("Labels") or {}),
-            repo_digests=tuple(data.get("RepoDigests") or ()),
-            repo_tags=tuple(data.get("RepoTags") or ()),
-            size=int(data.get("Size") or 0),
-        )
+
+    def containers(self, labels: Sequence[str]) -> list[ContainerInfo]:
+        """Every container (running or not) with all of `labels` (`KEY=VALUE`), each with its health."""
+        import docker.errors
+
+        with self._answering():
+            try:
+                listed = self.api.containers(all=True, filters={"label": list(labels)})
+            except docker.errors.APIError as exc:
+                raise RunError(f"docker ps failed: {_api_message(exc)}") from None
+            return [container_info(entry, self._inspect_container(str(entry.get("Id", "")))) for entry in listed]
+
+    def _inspect_container(self, container: str) -> dict[str, Any] | None:
+        import docker.errors
+
+        try:
+            return dict(self.api.inspect_container(container))
+        except docker.errors.APIError:  # removed meanwhile
+            return None
+
+    def container_state(self, container: str) -> str:
+        """running, exited, ... of one container ("" when it is gone)."""
+        with self._answering():
+            inspected = self._inspect_container(container)
+        return str(((inspected or {}).get("State") or {}).get("Status") or "")
+
+    def remove_containers(self, containers: Sequence[str]) -> None:
+        """Remove containers by name or id, running or not (`docker rm --force`); RunError if one is refused."""
+        import docker.errors
+
+        with self._answering():
+            for container in containers:
+                try:
+                    self.api.remove_container(container, force=True)
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.APIError as exc:
+                    raise RunError(f"docker rm failed: {_api_message(exc)}") from None
+
+    def kill(self, container: str) -> None:
+        """Kill a container if it still runs (`docker kill`); nothing when it is gone or the engine is."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.APIError, EngineUnavailable), self._answering():
+            self.api.kill(container)
+
+    def remove_network(self, network: str) -> bool:
+        """Remove a network; False when it is gone or still in use (harmless: the next one removes it)."""
+        import docker.errors
+
+        try:
+            with self._answering():
+                self.api.remove_network(network)
+        except docker.errors.APIError:
+            return False
+        return True
 
     def python_version(self, image: str) -> tuple[str | None, str]:
         """(X.Y, "") that `python3` in `image` reports, else (None, why): run with no network, no
@@ -145,12 +369,53 @@ class Engine:
 
     def remove_if_untagged(self, image_id: str) -> None:
         """Remove an image no tag names any more; keep it if it is tagged or a container uses it."""
+        import docker.errors
+
         info = self.inspect(image_id)
         if info is not None and not info.repo_tags:
-            run([self.docker, "image", "rm", image_id])  # refuses (harmlessly) an image a container uses
+            with contextlib.suppress(docker.errors.APIError), self._answering():
+                self.api.remove_image(image_id)  # refuses (harmlessly) an image a container uses
 
     def tag(self, source: str, target: str) -> None:
-        run([self.docker, "tag", source, target], check=True)
+        import docker.errors
+
+        repository, tag = split_tag(target)
+        with self._answering():
+            try:
+                self.api.tag(source, repository, tag)
+            except docker.errors.APIError as exc:
+                raise BuildError(f"docker tag {source} {target} failed: {_api_message(exc)}") from None
+
+    def import_tarball(self, tarball: Path, ref: str, *, changes: Sequence[str], message: str) -> str:
+        """`docker import` of a root filesystem tarball as `ref` with Dockerfile `changes`; return the image id.
+        Through the CLI: it streams the tarball from disk (the SDK reads it into memory first)."""
+        result = self._cli(
+            "import",
+            *(part for change in changes for part in ("--change", change)),
+            "--message",
+            message,
+            str(tarball),
+            ref,
+            timeout=600,
+        )
+        image_id = result.stdout.strip()
+        if result.returncode != 0 or not image_id.startswith("sha256:"):
+            raise BuildError(
+                f"docker import of {ref} failed: {last_line(result.stderr, 'no output')}",
+                "check the engine's free disk space and its log, then run this again",
+            )
+        return image_id
+
+    def _cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The docker CLI, for what the Engine API does not do here; a CLI that hangs or is missing is one line."""
+        try:
+            return run([self.docker, *args], timeout=timeout)
+        except FileNotFoundError:
+            raise EngineUnavailable(f"the docker command ({self.docker}) is not installed", START_HINT) from None
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable(
+                f"{self.docker} {args[0]} did not answer within {timeout:.0f} s", START_HINT
+            ) from None
 
     @cached_property
     def builder(self) -> Builder:
@@ -288,3 +553,15 @@ def _run_attached(command: Sequence[str], env: Mapping[str, str]) -> int:
     import subprocess
 
     return int(subprocess.call(list(command), env=dict(env)))
+
+
+def last_line(text: str, default: str) -> str:
+    """The last non-blank line of a command's output (its error, usually), else `default`."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else default
+
+
+def _api_message(exc: Exception) -> str:
+    """The engine's own words of an API error, on one line."""
+    explanation = getattr(exc, "explanation", None)
+    return " ".join(str(explanation or exc).split())[:300]

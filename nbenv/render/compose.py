@@ -6,15 +6,13 @@ from typing import Any
 
 import yaml
 
+from nbenv.constants import USER_GID, USER_HOME, USER_UID
 from nbenv.identity import GID_VARIABLE, UID_VARIABLE, USERNS_VARIABLE
 from nbenv.plan import (
     CONTAINER_PORT,
-    GID,
-    HOME,
     SERVICE,
     TMP_TMPFS,
     TOKEN_SECRET,
-    UID,
     BuildPlan,
     Mount,
     RunPlan,
@@ -25,7 +23,7 @@ from nbenv.spec.models import Resources
 IMAGE_VARIABLE = "NBENV_IMAGE"
 PORT_VARIABLE = "NBENV_PORT"
 TMPFS_SIZE = 4096  # bytes: a hiding tmpfs stays empty
-USER_UID, USER_GID = f"${{{UID_VARIABLE}:-{UID}}}", f"${{{GID_VARIABLE}:-{GID}}}"
+RUN_UID, RUN_GID = f"${{{UID_VARIABLE}:-{USER_UID}}}", f"${{{GID_VARIABLE}:-{USER_GID}}}"
 
 
 def _literal(value: str) -> str:
@@ -40,14 +38,14 @@ def compose_dict(run: RunPlan, build: BuildPlan) -> dict[str, Any]:
         "init": True,
         # Who runs it is decided at run time (nbenv.identity, via .nbenv/run/NAME/compose.env): the
         # workspace's owner, so saved files are theirs. The defaults are the image's own user.
-        "user": f"{USER_UID}:{USER_GID}",
+        "user": f"{RUN_UID}:{RUN_GID}",
         # Empty (dropped) unless the daemon remaps user namespaces: then files would land as UID 100000+N.
         "userns_mode": f"${{{USERNS_VARIABLE}:-}}",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         # Nothing in the image can change: HOME and /tmp are per-container tmpfs owned by the run UID.
         "read_only": True,
-        "tmpfs": [f"{HOME}:{home_tmpfs(USER_UID, USER_GID)}", f"/tmp:{TMP_TMPFS}"],
+        "tmpfs": [f"{USER_HOME}:{home_tmpfs(RUN_UID, RUN_GID)}", f"/tmp:{TMP_TMPFS}"],
         "ports": [
             {
                 "target": CONTAINER_PORT,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from nbenv.plan import CONTAINER_PORT, GID, HOME, TOKEN_SECRET, UID, VENV, BuildPlan
+from nbenv.constants import USER_GID, USER_HOME, USER_NAME, USER_UID
+from nbenv.plan import CONTAINER_PORT, TOKEN_SECRET, VENV, BuildPlan
 from nbenv.provenance import HISTORY_PATH
 from nbenv.server_env import SERVER_VENV
 
@@ -216,9 +217,9 @@ def _final(plan: BuildPlan) -> str:
             "# hadolint ignore=DL3008",
             "RUN command -v tini >/dev/null || { apt-get update && apt-get install -y --no-install-recommends tini \\",
             "    && rm -rf /var/lib/apt/lists/*; }",
-            f"# A non-root user, docker-stacks convention: jovyan, UID {UID}, GID {GID}.",
-            f"RUN getent passwd {UID} >/dev/null || useradd --no-log-init --create-home --uid {UID} --gid {GID} "
-            f"--shell /bin/bash jovyan",
+            f"# A non-root user, docker-stacks convention: {USER_NAME}, UID {USER_UID}, GID {USER_GID}.",
+            f"RUN getent passwd {USER_UID} >/dev/null || useradd --no-log-init --create-home "
+            f"--uid {USER_UID} --gid {USER_GID} --shell /bin/bash {USER_NAME}",
         ]
     if plan.system_packages:
         packages = " ".join(plan.system_packages)  # validated Debian package names: no quoting needed
@@ -242,7 +243,7 @@ def _final(plan: BuildPlan) -> str:
     # own (python, ipython) win.
     server_bin = f":{SERVER_VENV}/bin" if plan.server_layer else ""
     lines += [
-        f"ENV PATH={path}:$PATH{server_bin} VIRTUAL_ENV={VENV} HOME={HOME}",
+        f"ENV PATH={path}:$PATH{server_bin} VIRTUAL_ENV={VENV} HOME={USER_HOME}",
         "# A path, not a secret: the token itself arrives as a compose secret file at run time.",
         "# hadolint ignore=DL3064",
         f"ENV JUPYTER_TOKEN_FILE=/run/secrets/{TOKEN_SECRET} NBENV_HISTORY={HISTORY_PATH}",
@@ -253,14 +254,14 @@ def _final(plan: BuildPlan) -> str:
         "# notary's secret) goes under HOME, a tmpfs owned by that UID. USER/LOGNAME: the UID may have no",
         "# passwd entry, and getpass.getuser() needs a name.",
         f"ENV JUPYTER_CONFIG_DIR={JUPYTER_STATE}/config JUPYTER_DATA_DIR={JUPYTER_STATE}/data \\",
-        f"    JUPYTER_RUNTIME_DIR={HOME}/.local/share/jupyter/runtime \\",
-        f"    JUPYTERLAB_SETTINGS_DIR={HOME}/.jupyter/lab/user-settings \\",
-        f"    JUPYTERLAB_WORKSPACES_DIR={HOME}/.jupyter/lab/workspaces \\",
-        "    USER=jovyan LOGNAME=jovyan",
+        f"    JUPYTER_RUNTIME_DIR={USER_HOME}/.local/share/jupyter/runtime \\",
+        f"    JUPYTERLAB_SETTINGS_DIR={USER_HOME}/.jupyter/lab/user-settings \\",
+        f"    JUPYTERLAB_WORKSPACES_DIR={USER_HOME}/.jupyter/lab/workspaces \\",
+        f"    USER={USER_NAME} LOGNAME={USER_NAME}",
         "# The marker of jupyter_core's one-off IPython 3 migration: present, so no Jupyter command tries to",
         "# write it on the read-only filesystem. HOME 0700: Docker gives the tmpfs over it this directory's mode.",
         f"RUN install -d -o 0 -g 0 -m 0755 {JUPYTER_STATE}/config {JUPYTER_STATE}/data \\",
-        f"    && install -o 0 -g 0 -m 0644 /dev/null {JUPYTER_STATE}/config/migrated && chmod 0700 {HOME}",
+        f"    && install -o 0 -g 0 -m 0644 /dev/null {JUPYTER_STATE}/config/migrated && chmod 0700 {USER_HOME}",
         f"COPY build/register.py {REGISTER}",
         "# The kernel is named after the environment; the .pth puts the mounted project source on sys.path.",
         "# Then the build history: every image appends its record to $NBENV_HISTORY, so a child keeps its",
@@ -276,8 +277,8 @@ def _final(plan: BuildPlan) -> str:
             *((plan.target_dir,) if plan.is_child else ()),
             *plan.python_path,
         ),
-        f"USER {UID}:{GID}",
-        f"WORKDIR {HOME}",
+        f"USER {USER_UID}:{USER_GID}",
+        f"WORKDIR {USER_HOME}",
         f"EXPOSE {CONTAINER_PORT}",
         "# /api answers without the token, so the check needs no secret.",
         "HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD "
@@ -297,7 +298,7 @@ def _final(plan: BuildPlan) -> str:
 
 def _jupyter_command(plan: BuildPlan) -> list[str]:
     env = plan.env
-    root_dir = env.mounts[0].target if env.mounts else HOME
+    root_dir = env.mounts[0].target if env.mounts else USER_HOME
     no_update_check = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     # nbenv's server by absolute path (the kernel environment's PATH has no Jupyter); else the project's own.
     command = [f"{SERVER_VENV}/bin/jupyter-lab"] if plan.nbenv_server else ["jupyter", env.jupyter.interface]
@@ -312,7 +313,7 @@ def _jupyter_command(plan: BuildPlan) -> list[str]:
         f"--MappingKernelManager.default_kernel_name={plan.kernel_name}",
         # UID 0 is the owner of a root-owned workspace: it holds no capability (see README "Guarantees").
         "--ServerApp.allow_root=True",
-        f"--NotebookNotary.data_dir={HOME}/.local/share/jupyter",
+        f"--NotebookNotary.data_dir={USER_HOME}/.local/share/jupyter",
         *(no_update_check if env.jupyter.interface == "lab" else []),
         # `[jupyter] token = false`, the spec's explicit opt-in (loopback only; `up` warns every time).
         *([] if env.jupyter.token else ["--IdentityProvider.token="]),

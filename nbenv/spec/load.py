@@ -12,14 +12,14 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from nbenv.adapters.dvc import hidden_dvc_file
-from nbenv.base_image import AUTO_SUITES, SUITE_PYTHON, BaseRecipe, nbenv_recipe, suite_tag
+from nbenv.base_image import BaseRecipe, nbenv_recipe, suite_tag
+from nbenv.constants import AUTO_SUITES, SUITE_PYTHON, USER_HOME
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import NbenvError, SpecError, UsageError
 from nbenv.lock import LOCK_LIMIT, name_problem
 from nbenv.pyversion import ProjectPython, PythonSource, choose_suite, read_project_python, suites_shown
 from nbenv.safepath import confine, is_inside, read_regular
 from nbenv.spec.models import (
-    CONTAINER_HOME,
     Environment,
     EnvironmentFile,
     Jupyter,
@@ -572,9 +572,7 @@ def container_path_of(env: Environment, repo_path: str) -> str | None:
 
 def data_targets(env: Environment) -> list[str]:
     """The container path of each data entry (explicit target, else its place under a source mount)."""
-    return [
-        d.target or container_path_of(env, d.path) or posixpath.join(CONTAINER_HOME, "data", d.path) for d in env.data
-    ]
+    return [d.target or container_path_of(env, d.path) or posixpath.join(USER_HOME, "data", d.path) for d in env.data]
 
 
 def project_source_dirs(ws: Workspace) -> list[str]:

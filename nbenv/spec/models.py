@@ -18,10 +18,11 @@ from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
+from nbenv.constants import AUTO_SUITES, DEFAULT_BASE_TAG, NBENV_BASE_REPOSITORY, SUITE_PYTHON, USER_HOME
 
 SPEC_VERSION = 1
-CONTAINER_HOME = "/home/jovyan"
-CONTAINER_WORK = f"{CONTAINER_HOME}/work"
+SUITES_OR = " or ".join(f"{suite} (Python {SUITE_PYTHON[suite]})" for suite in AUTO_SUITES)
+CONTAINER_WORK = f"{USER_HOME}/work"
 
 # Environment names become image names, compose project names and kernel names: the
 # intersection of the three is lowercase letters and digits separated by single - or _.
@@ -102,7 +103,7 @@ SYSTEM_DIRS = frozenset(
 )
 # Exactly these (not what is below them): the user's home holds Jupyter's runtime and config
 # directories, and /home above it every user's home.
-SYSTEM_EXACT = frozenset({"/home", CONTAINER_HOME})
+SYSTEM_EXACT = frozenset({"/home", USER_HOME})
 
 
 def _container_path(value: str) -> str:
@@ -117,10 +118,10 @@ def _container_path(value: str) -> str:
     top = normalized.split("/")[1]
     if top in SYSTEM_DIRS or normalized in SYSTEM_EXACT:
         raise ValueError(
-            f"{value!r} would hide a system directory of the image ({normalized}); mount under {CONTAINER_HOME}/"
+            f"{value!r} would hide a system directory of the image ({normalized}); mount under {USER_HOME}/"
         )
     if normalized == "/":
-        raise ValueError(f"{value!r} would hide the whole image; mount under {CONTAINER_HOME}/")
+        raise ValueError(f"{value!r} would hide the whole image; mount under {USER_HOME}/")
     if normalized != value.rstrip("/"):
         raise ValueError(f"{value!r} must be a normalized absolute path, e.g. {normalized!r}")
     return normalized
@@ -230,7 +231,7 @@ class EnvironmentFile(Strict):
     base_image: ImageRef | None = Field(
         None,
         description="Base image (only without extends); default: [tool.nbenv] default_base_image, else "
-        "nbenv/debian-python:SUITE for the first Debian suite whose Python fits the project's requires-python.",
+        f"{NBENV_BASE_REPOSITORY}:SUITE for the first Debian suite whose Python fits the project's requires-python.",
     )
     groups: list[GroupName] | None = Field(None, description="Poetry groups to install; 'main' = the project's deps.")
     importable: bool | None = Field(None, description="Make the project's own package importable from the mount.")
@@ -391,7 +392,7 @@ class CiSettings(Strict):
 
 def _suite(value: str) -> str:
     if not SUITE_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Debian suite (a codename such as 'bookworm' or 'trixie')")
+        raise ValueError(f"{value!r} is not a Debian suite (a codename such as {' or '.join(map(repr, AUTO_SUITES))})")
     return value
 
 
@@ -405,7 +406,7 @@ class DeclaredBase(Strict):
     """`[tool.nbenv.base_images."TAG"]`: a base image nbenv makes from Debian packages under TAG."""
 
     suite: Annotated[str, AfterValidator(_suite)] = Field(
-        description="Debian suite: bookworm (Python 3.11) or trixie (Python 3.13); others: Python checked at build."
+        description=f"Debian suite: {SUITES_OR}; others: Python checked at build."
     )
     packages: list[Annotated[str, AfterValidator(_base_package)]] = Field(
         default_factory=list, max_length=500, description="Extra Debian packages (name only, no version)."
@@ -431,8 +432,9 @@ class RepoConfig(Strict):
     """Repo-wide settings: `[tool.nbenv]` in pyproject.toml, or nbenv.toml at the root."""
 
     default_base_image: ImageRef = Field(
-        "nbenv/debian-python:bookworm",
-        description="Base image of root environments; unset: nbenv/debian-python:SUITE whose Python fits the project.",
+        DEFAULT_BASE_TAG,
+        description=f"Base image of root environments; unset: {NBENV_BASE_REPOSITORY}:SUITE whose Python fits the "
+        "project.",
     )
     base_images: dict[ImageRef, DeclaredBase] = Field(
         default_factory=dict,

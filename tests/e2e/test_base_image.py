@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from nbenv.adapters.engine import Engine
 from nbenv.base_image import BaseImagePlan, base_image_plan, build_base_image
 from nbenv.errors import BuildError, EngineUnavailable
 from tests.conftest import REPO
@@ -166,15 +167,13 @@ def test_a_failing_mmdebstrap_is_a_build_error_and_leaves_nothing(tmp_path: Path
 
 
 @pytest.mark.fault
-def test_no_engine_is_reported_before_mmdebstrap_runs() -> None:
+def test_no_engine_is_reported_before_mmdebstrap_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/nbenv-test.sock")  # the CLI's and the SDK's engine
     with pytest.raises(EngineUnavailable) as caught:
-        build_base_image(
-            base_image_plan(tag=new_tag()),
-            docker_cmd=("docker", "--host", "unix:///nonexistent/nbenv-test.sock"),
-            log=lines.append,
-        )
+        build_base_image(base_image_plan(tag=new_tag()), engine=Engine(), log=lines.append)
     assert caught.value.message.startswith("no Docker engine answers")
+    assert "unix:///nonexistent/nbenv-test.sock" in caught.value.message
     assert lines == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbenv.adapters.compose import Compose
+from nbenv.adapters.engine import Engine
 from nbenv.errors import EngineUnavailable
 
 
@@ -20,6 +21,8 @@ def test_a_docker_cli_without_the_compose_plugin_is_one_clear_line(
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         pytest.skip("a system-wide Compose plugin is installed here")
     (tmp_path / "compose.yaml").write_text("services: {}\n")
-    compose = Compose(docker="docker", project="p", compose_file=tmp_path / "compose.yaml", env_file=None)
+    compose = Compose(
+        engine=Engine(docker="docker"), project="p", compose_file=tmp_path / "compose.yaml", env_file=None
+    )
     with pytest.raises(EngineUnavailable, match=r"^Docker Compose v2 is not installed for this user"):
         compose.up()

@@ -5,7 +5,6 @@ does not have."""
 from __future__ import annotations
 
 import ast
-import stat
 from pathlib import Path
 
 import pytest
@@ -49,19 +48,6 @@ def test_no_message_in_the_package_names_the_repos_scripts() -> None:
     assert not unexpected
 
 
-def _fake_docker(tmp_path: Path) -> Path:
-    """A docker CLI whose engine is not running: every command fails as the real one does then."""
-    docker = tmp_path / "bin" / "docker"
-    docker.parent.mkdir()
-    docker.write_text(
-        "#!/bin/sh\n"
-        "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2\n"
-        "exit 1\n"
-    )
-    docker.chmod(docker.stat().st_mode | stat.S_IXUSR)
-    return docker
-
-
 COMMANDS = [
     ("ps",),
     ("down", "traffic-analysis"),
@@ -76,8 +62,11 @@ COMMANDS = [
 def test_no_engine_hint_says_what_to_install_or_start(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str, args: tuple[str, ...]
 ) -> None:
-    docker = tmp_path / "no-such" / "docker" if engine == "missing" else _fake_docker(tmp_path)
-    monkeypatch.setenv("NBENV_DOCKER", str(docker))
+    docker = tmp_path / "no-such" / "docker"
+    if engine == "missing":
+        monkeypatch.setenv("NBENV_DOCKER", str(docker))
+    else:  # the real CLI and the Engine API, both pointed at a socket nothing listens on
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'stopped.sock'}")
     result = run_cli(*args, cwd=workspace)
     assert result.code == 6, result.err
     assert len(result.err_lines) == 2, result.err

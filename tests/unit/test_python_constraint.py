@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbenv import base_image
+from nbenv import base_image, constants
 from nbenv.base_image import BaseRecipe, checked_python, nbenv_recipe, split_ref, tarball_python
 from nbenv.errors import BuildError, LockError
 from nbenv.pyversion import (
@@ -108,8 +108,8 @@ def test_constraints_intersect() -> None:
 
 
 def test_the_suites_and_their_pythons() -> None:
-    assert base_image.SUITE_PYTHON == {"bookworm": "3.11", "trixie": "3.13"}
-    assert base_image.AUTO_SUITES == ("bookworm", "trixie")
+    assert constants.SUITE_PYTHON == {"bookworm": "3.11", "trixie": "3.13"}
+    assert constants.AUTO_SUITES == ("bookworm", "trixie")
 
 
 HOSTILE = [

@@ -180,9 +180,10 @@ def _current_port(ws: Workspace) -> object:
 
 
 def _compose_for(ws: Workspace) -> object:
+    from nbenv.adapters.engine import Engine
     from nbenv.run import compose_for
 
-    return compose_for(ws, "base", compose_file=ws.root / "docker/base/compose.yaml", docker="docker")
+    return compose_for(ws, "base", compose_file=ws.root / "docker/base/compose.yaml", engine=Engine())
 
 
 RUN_STEPS: dict[str, Callable[[Workspace], object]] = {

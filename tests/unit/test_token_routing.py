@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbenv.adapters.compose import Compose
+from nbenv.adapters.engine import Engine
 from nbenv.errors import RunError
 from nbenv.launch import _check_token_required
 from nbenv.plan import compose_project, legacy_compose_project
@@ -136,7 +137,9 @@ def test_a_server_that_answers_without_the_token_fails_up(
 
     port, _ = stranger
     env = Loader(Workspace(REPO)).environment("base")
-    compose = Compose(docker="docker", project="p", compose_file=tmp_path / "compose.yaml", env_file=None)
+    compose = Compose(
+        engine=Engine(docker="docker"), project="p", compose_file=tmp_path / "compose.yaml", env_file=None
+    )
     with pytest.raises(
         RunError, match=r"answered 200 without the token instead of refusing \(403\).*stopped it"
     ) as caught:
