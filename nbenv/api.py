@@ -41,7 +41,9 @@ from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 
 if TYPE_CHECKING:
+    from nbenv.ci import CiResult
     from nbenv.data.compact import CompactResult
+    from nbenv.headless import RunResult
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -334,6 +336,37 @@ def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -
     return launch.shell(ws, _engine(), name=name, command=command)
 
 
+def run(
+    *,
+    repo: Path | None = None,
+    name: str,
+    notebook: Path,
+    parameters: Sequence[str] = (),
+    output: Path | None = None,
+    timeout: float | None = None,
+    pull: bool = True,
+    build: bool = True,
+    say: Say = quiet,
+    live: bool = False,
+) -> RunResult:
+    """Execute `notebook` headless in `name`'s image (pulling the data and building the image first
+    unless told not to); write the executed notebook to `output` (default NAME.out.ipynb beside it)."""
+    from nbenv import headless
+
+    return headless.run_notebook(
+        repo=repo,
+        name=name,
+        notebook=notebook,
+        parameters=parameters,
+        output=output,
+        timeout=timeout,
+        pull=pull,
+        build=build,
+        say=say,
+        live=live,
+    )
+
+
 # --- data ------------------------------------------------------------------------------------
 
 
@@ -400,3 +433,14 @@ def data_compact(
     return compact(
         source, output, columns=columns, partition_by=partition_by, schema=overrides, on_progress=on_progress
     )
+
+
+# --- CI --------------------------------------------------------------------------------------
+
+
+def ci_github(*, repo: Path | None = None, output: Path | None = None, check: bool = False) -> CiResult:
+    """Write the GitHub Actions workflow (only if it changed); with `check`, write nothing and raise
+    DriftError if it would change."""
+    from nbenv import ci
+
+    return ci.github(repo=repo, output=output, check=check)

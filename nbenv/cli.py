@@ -8,7 +8,8 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
@@ -38,11 +39,20 @@ GroupsOption = Annotated[
 ]
 
 
-def _api() -> Any:
-    """Imported on first use, so `nbenv --help` does not load pydantic, the specs or the adapters."""
-    from nbenv import api
+class _Lazy(ModuleType):
+    """A module imported on its first attribute access, so `nbenv --help` does not load pydantic, the
+    specs or the adapters. mypy sees the real module (below), so every call into the API is checked."""
 
-    return api
+    def __getattr__(self, attribute: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+
+if TYPE_CHECKING:
+    from nbenv import api
+else:
+    api = _Lazy("nbenv.api")
 
 
 def _repo() -> Path | None:
@@ -101,7 +111,7 @@ def new(
 ) -> None:
     """Write environments/NAME.toml."""
     chosen = _split(groups) or []
-    path = _api().new(
+    path = api.new(
         repo=_repo(),
         name=name,
         groups=chosen,
@@ -110,7 +120,7 @@ def new(
         force=force,
         data=data or [],
     )
-    for note in _api().new_environment_notes(repo=_repo(), groups=chosen, extends=extends):
+    for note in api.new_environment_notes(repo=_repo(), groups=chosen, extends=extends):
         typer.echo(note, err=True)
     typer.echo(
         f"wrote {path}\n"
@@ -122,16 +132,16 @@ def new(
 @app.command()
 def validate() -> None:
     """Check every environments/*.toml against the schema, pyproject.toml, poetry.lock and DVC."""
-    environments = _api().validate(repo=_repo())
+    environments = api.validate(repo=_repo())
     typer.echo(f"{len(environments)} environment(s) valid: {', '.join(e.name for e in environments)}")
 
 
 @app.command("list")
 def list_() -> None:
     """One line per environment."""
-    rows = _api().list_environments(repo=_repo())
+    rows = api.list_environments(repo=_repo())
     if not rows:
-        typer.echo(f"no environments ({_api().first_environment_hint(repo=_repo())})")
+        typer.echo(f"no environments ({api.first_environment_hint(repo=_repo())})")
     for row in rows:
         if row.problem:
             typer.echo(f"{row.name:<24} INVALID  {row.problem}")
@@ -145,7 +155,7 @@ def list_() -> None:
 @app.command()
 def schema() -> None:
     """The JSON Schema of environments/NAME.toml: every key, its type and meaning (for editors)."""
-    typer.echo(json.dumps(_api().spec_schema(), indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(api.spec_schema(), indent=2, ensure_ascii=False))
 
 
 @app.command()
@@ -154,7 +164,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The resolved spec: extends applied, defaults filled in."""
-    env = _api().show(repo=_repo(), name=name)
+    env = api.show(repo=_repo(), name=name)
     data = env.model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -185,7 +195,7 @@ def generate(
     ] = False,
 ) -> None:
     """Write docker/NAME/{Dockerfile,compose.yaml,requirements/} from the specs and poetry.lock."""
-    result = _api().generate(repo=_repo(), names=names or [], groups=_split(groups), check=check)
+    result = api.generate(repo=_repo(), names=names or [], groups=_split(groups), check=check)
     if check:
         typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
         return
@@ -231,7 +241,7 @@ def image_build(
     """Build environment images, parents first; skip those whose content key already exists."""
     if all_ and names:
         raise UsageError("--all builds every environment: give either names or --all", "drop one of them")
-    built = _api().image_build(
+    built = api.image_build(
         repo=_repo(),
         names=names or [],
         all_envs=all_,
@@ -251,7 +261,7 @@ def image_status(
     names: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
 ) -> None:
     """Which images are up to date and which a build would redo (and why). Builds and writes nothing."""
-    for name, state in _api().image_status(repo=_repo(), names=names or []):
+    for name, state in api.image_status(repo=_repo(), names=names or []):
         typer.echo(f"{name}\t{state}")
 
 
@@ -261,7 +271,7 @@ def image_inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Labels, provenance and the whole lineage of an environment's image."""
-    inspection = _api().image_inspect(repo=_repo(), name=name)
+    inspection = api.image_inspect(repo=_repo(), name=name)
     if as_json:
         typer.echo(json.dumps(inspection.as_json(), indent=2, sort_keys=True))
         return
@@ -279,9 +289,7 @@ def image_push(
     ] = False,
 ) -> None:
     """Push an image: sha-<commit> always, X.Y.Z/X.Y/latest from a release tag; never overwrite a tag."""
-    result = _api().image_push(
-        repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live()
-    )
+    result = api.image_push(repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live())
     for decision in result.decisions:
         typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
     if result.digest:
@@ -299,7 +307,7 @@ def image_base(
     suite: Annotated[str | None, typer.Option(help=f"Debian suite: {SUITES_HELP}; default {DEFAULT_SUITE}.")] = None,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    built, image_id = _api().image_base(repo=_repo(), tag=tag, suite=suite, say=_say)
+    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, say=_say)
     typer.echo(f"{built}\t{image_id}")
 
 
@@ -331,7 +339,7 @@ def up(
     ] = False,
 ) -> None:
     """Build what is stale, pull the data, start the environment and print its Jupyter URL."""
-    running = _api().up(
+    running = api.up(
         repo=_repo(),
         name=name,
         port=port,
@@ -347,13 +355,13 @@ def up(
 @app.command()
 def down(name: DefaultEnv = None) -> None:
     """Stop the environment: remove its containers and network (images and data stay)."""
-    _api().down(repo=_repo(), name=name, say=_say)
+    api.down(repo=_repo(), name=name, say=_say)
 
 
 @app.command()
 def ps() -> None:
     """The state of every environment's container."""
-    rows = _api().ps(repo=_repo())
+    rows = api.ps(repo=_repo())
     if not rows:
         typer.echo("no environment is running")
     for name, state in rows:
@@ -367,7 +375,7 @@ def logs(
     tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines.")] = None,
 ) -> None:
     """The environment's Jupyter logs."""
-    raise typer.Exit(_api().logs(repo=_repo(), name=name, follow=follow, tail=tail))
+    raise typer.Exit(api.logs(repo=_repo(), name=name, follow=follow, tail=tail))
 
 
 # Everything after the name is the command, its options included (`nbenv shell NAME python -c ...`).
@@ -377,7 +385,7 @@ def shell(
     command: Annotated[list[str] | None, typer.Argument(help="Command to run instead of bash.")] = None,
 ) -> None:
     """A shell (or COMMAND) inside the running environment, as the workspace's owner."""
-    raise typer.Exit(_api().shell(repo=_repo(), name=name, command=command or []))
+    raise typer.Exit(api.shell(repo=_repo(), name=name, command=command or []))
 
 
 @app.command("run")
@@ -403,9 +411,7 @@ def run_(
     ] = False,
 ) -> None:
     """Execute a notebook headless in the environment's image; print the executed notebook's path."""
-    from nbenv import headless
-
-    result = headless.run_notebook(
+    result = api.run(
         repo=_repo(),
         name=name,
         notebook=notebook,
@@ -436,7 +442,7 @@ def data_pull(
     names: EnvsArgument = None, all_envs: AllOption = False, jobs: JobsOption = None, remote: RemoteOption = None
 ) -> None:
     """Fetch (hash-verified) and check out exactly the data the environments declare."""
-    summary = _api().data_pull(repo=_repo(), names=names or [], all_envs=all_envs, jobs=jobs, remote=remote, say=_say)
+    summary = api.data_pull(repo=_repo(), names=names or [], all_envs=all_envs, jobs=jobs, remote=remote, say=_say)
     typer.echo(f"pulled {summary.line()}")
 
 
@@ -445,14 +451,14 @@ def data_push(
     names: EnvsArgument = None, all_envs: AllOption = False, jobs: JobsOption = None, remote: RemoteOption = None
 ) -> None:
     """Upload the environments' data to the DVC remote."""
-    targets, pushed = _api().data_push(repo=_repo(), names=names or [], all_envs=all_envs, jobs=jobs, remote=remote)
+    targets, pushed = api.data_push(repo=_repo(), names=names or [], all_envs=all_envs, jobs=jobs, remote=remote)
     typer.echo(f"pushed {pushed} object(s) of {len(targets)} target(s): {', '.join(targets)}")
 
 
 @data_app.command("status")
 def data_status(names: EnvsArgument = None, all_envs: AllOption = False, remote: RemoteOption = None) -> None:
     """Per target: is it in the workspace, and does the remote hold it?"""
-    rows = _api().data_status(repo=_repo(), names=names or [], all_envs=all_envs, remote=remote)
+    rows = api.data_status(repo=_repo(), names=names or [], all_envs=all_envs, remote=remote)
     typer.echo(f"{'target':<40} {'workspace':<10} remote")
     for row in rows:
         typer.echo(f"{row.target:<40} {row.workspace:<10} {row.remote}")
@@ -472,7 +478,7 @@ def data_compact(
 ) -> None:
     """CSV -> Parquet (zstd): column selection, partitions, schema overrides; streaming and atomic."""
     with _progress_bar("compacting") as progress:
-        result = _api().data_compact(
+        result = api.data_compact(
             source=source,
             output=output,
             columns=_split(columns, option="--columns"),
@@ -523,9 +529,7 @@ def ci_github(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 5 if the workflow would change.")] = False,
 ) -> None:
     """Write a GitHub Actions workflow: build every environment; push from the default branch and v* tags."""
-    from nbenv import ci
-
-    result = ci.github(repo=_repo(), output=output, check=check)
+    result = api.ci_github(repo=_repo(), output=output, check=check)
     typer.echo(f"{'wrote' if result.changed else 'up to date:'} {result.path}")
 
 

@@ -294,3 +294,27 @@ def test_new_refuses_data_that_dvc_does_not_track(workspace: Path, value: str, e
     assert result.code == 2 and expected in result.err_lines[0], result.err
     assert len(result.err_lines) <= 2 and "Traceback" not in result.err
     assert snapshot(workspace) == before
+
+
+def test_every_command_goes_through_the_api_and_help_loads_none_of_it() -> None:
+    """The CLI only parses: it imports no module that does the work (headless, ci, ...) and calls
+    `api.<function>` (typed for mypy); `nbenv --help` imports neither the API nor pydantic."""
+    import ast
+
+    import nbenv.cli
+
+    tree = ast.parse(Path(nbenv.cli.__file__).read_text(encoding="utf-8"))
+    imported = {
+        alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {"nbenv.headless", "nbenv.ci", "nbenv.launch", "nbenv.build", "nbenv.datasync"} & imported, imported
+    probe = (
+        "import sys, contextlib\nfrom nbenv.cli import main\n"
+        "with contextlib.suppress(SystemExit): main(['--help'])\n"
+        "print(sorted(m for m in sys.modules if m in ('nbenv.api', 'pydantic')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
