@@ -1,8 +1,9 @@
 """Typed, keyword-only entry points; the CLI parses arguments and calls exactly one of these.
 
-Each resolves the workspace (and the Docker engine where one is needed) and hands over to the
-module that owns the concern: scaffold (a new spec), generate, build and images, launch (a running
-environment: up, down, ps, logs, shell), datasync and data.compact (the data).
+Each resolves the project (nbenv/project.py: the workspace, its specs, lock and plans, and the Docker
+engine where one is needed) and hands over to the module that owns the concern: scaffold (a new
+spec), generate, build and images, launch (a running environment: up, down, ps, logs, shell),
+headless (`nbenv run`), ci, datasync and data.compact (the data).
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from typing import TYPE_CHECKING, Any
 from nbenv import datasync, images, launch, scaffold
 from nbenv.adapters.compose import ServiceState
 from nbenv.adapters.dvc import TargetStatus
-from nbenv.adapters.engine import Engine
 from nbenv.adapters.git import git_state
-from nbenv.build import BuildOptions, BuiltImage, ImageBuilder
+from nbenv.build import BuildOptions, BuiltImage
 from nbenv.datasync import PullSummary, data_targets
 from nbenv.errors import DriftError, SpecError, UsageError
-from nbenv.generate import MANIFEST, GenerateResult, load_lock, plan_for
+from nbenv.generate import MANIFEST, GenerateResult
 from nbenv.generate import generate as write_generated
 from nbenv.images import Inspection, PushResult
+from nbenv.project import Project, real_engine
 from nbenv.run import Running
 from nbenv.safepath import owned_dir
 from nbenv.spec.load import (
-    Loader,
     SpecErrors,
     default_environment,
     environment_names,
@@ -50,6 +50,14 @@ def _workspace(repo: Path | None) -> Workspace:
     return Workspace.discover(repo)
 
 
+def _project(repo: Path | None, *, engine: bool = False) -> Project:
+    """The project at `repo` (found from the cwd without one); with `engine`, the engine is asked first."""
+    project = Project.discover(repo)
+    if engine:
+        project.engine  # noqa: B018  (made, and checked to answer, before anything else is loaded)
+    return project
+
+
 def _names(ws: Workspace, names: Sequence[str]) -> list[str]:
     known = existing_environments(ws)
     return list(names) or known
@@ -57,15 +65,14 @@ def _names(ws: Workspace, names: Sequence[str]) -> list[str]:
 
 def validate(*, repo: Path | None = None) -> list[Environment]:
     """Check every environment (spec, repo, lock); raise SpecErrors listing every problem."""
-    ws = _workspace(repo)
-    loader = Loader(ws)
+    project = _project(repo)
     errors: list[SpecError] = []
     resolved: list[Environment] = []
-    lock = load_lock(ws)
-    for name in _names(ws, ()):
+    project.lock  # noqa: B018  (a bad poetry.lock is refused even without environments)
+    for name in _names(project.ws, ()):
         try:
-            plan_for(ws, loader, lock, name)
-            resolved.append(loader.environment(name))
+            project.plan(name)
+            resolved.append(project.loader.environment(name))
         except SpecErrors as exc:
             errors.extend(e for e in exc.errors if e.message not in {x.message for x in errors})
         except SpecError as exc:
@@ -101,12 +108,11 @@ def spec_schema() -> dict[str, Any]:
 
 def list_environments(*, repo: Path | None = None) -> list[EnvironmentRow]:
     """One row per environments/*.toml; an invalid file is listed with its first problem."""
-    ws = _workspace(repo)
-    loader = Loader(ws)
+    project = _project(repo)
     rows = []
-    for name in environment_names(ws):
+    for name in environment_names(project.ws):
         try:
-            env = loader.environment(name)
+            env = project.loader.environment(name)
             rows.append(EnvironmentRow(name, env.extends, env.groups, env.jupyter.port, env.description, None))
         except SpecError as exc:
             rows.append(EnvironmentRow(name, None, (), None, "", exc.message))
@@ -115,8 +121,7 @@ def list_environments(*, repo: Path | None = None) -> list[EnvironmentRow]:
 
 def show(*, repo: Path | None = None, name: str) -> Environment:
     """The resolved environment (extends applied, defaults filled in)."""
-    ws = _workspace(repo)
-    return Loader(ws).environment(name)
+    return _project(repo).loader.environment(name)
 
 
 def generate(
@@ -128,16 +133,15 @@ def generate(
 ) -> GenerateResult:
     """Write docker/NAME/ for each environment (all by default); with `check`, write nothing and
     raise DriftError naming every file that would change."""
-    ws = _workspace(repo)
+    project = _project(repo)
+    ws = project.ws
     if groups is not None and len(names) != 1:
         example = names[0] if names else existing_environments(ws)[0]
         raise UsageError(
             f"--groups applies to one environment: name it, e.g. `nbenv generate {example} --groups {','.join(groups)}`"
         )
-    loader = Loader(ws)
-    lock = load_lock(ws)
-    selected = _names(ws, names)
-    plans = [plan_for(ws, loader, lock, name, groups) for name in selected]
+    project.lock  # noqa: B018  (read before the names are resolved)
+    plans = [project.plan(name, groups) for name in _names(ws, names)]
     result = write_generated(ws, plans, check=check)
     drifted = result.changed + result.stale + _orphans(ws, names)
     if check and drifted:
@@ -200,10 +204,6 @@ def new_environment_notes(*, repo: Path | None = None, groups: Sequence[str], ex
 # --- images and running environments (need a Docker engine) ---------------------------------
 
 
-def _engine() -> Engine:
-    return Engine.from_env()
-
-
 def image_build(
     *,
     repo: Path | None = None,
@@ -218,29 +218,29 @@ def image_build(
 ) -> list[BuiltImage]:
     """Build each environment's image (parents first); skip what is up to date. No names: every
     environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed)."""
-    ws = _workspace(repo)
+    project = _project(repo)
+    ws = project.ws
     if not names and not all_envs:
         names = [default_environment(ws)]
     if groups is not None and len(names) != 1:
         raise UsageError("--groups applies to one environment: name it (or none, for the default one)")
-    loader, lock = Loader(ws), load_lock(ws)
-    builder = ImageBuilder(ws, loader, lock, _engine(), say=say, live=live)
+    builder = project.builder(say=say, live=live)
     options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
     return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
 
 
 def image_status(*, repo: Path | None = None, names: Sequence[str] = ()) -> list[tuple[str, str]]:
     """Per environment: up to date, or stale and why (what `up` or `image build` would rebuild)."""
-    ws = _workspace(repo)
-    builder = ImageBuilder(ws, Loader(ws), load_lock(ws), _engine(), say=quiet, live=False)
-    return [(name, builder.status(name)[0]) for name in _names(ws, names)]
+    project = _project(repo)
+    builder = project.builder(say=quiet, live=False)
+    return [(name, builder.status(name)[0]) for name in _names(project.ws, names)]
 
 
 def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
     """An environment's image: labels, provenance and its whole lineage of build records."""
-    ws = _workspace(repo)
-    load_file(ws, name)  # an unknown name is a spec error with a did-you-mean, before the engine is asked
-    return images.inspect(_engine(), ws, name, git_state(ws.root))
+    project = _project(repo)
+    load_file(project.ws, name)  # an unknown name is a spec error with a did-you-mean, before the engine is asked
+    return images.inspect(project.engine, project.ws, name, git_state(project.ws.root))
 
 
 def image_push(
@@ -253,12 +253,12 @@ def image_push(
     live: bool = False,
 ) -> PushResult:
     """Push an environment's image under the tag rules; refuse a dirty tree and never move a fixed tag."""
-    ws = _workspace(repo)
-    load_file(ws, name)
-    target = images.registry_of(ws, registry)
-    engine = _engine()
-    builder = ImageBuilder(ws, Loader(ws), load_lock(ws), engine, say=say, live=live)
-    return images.push(builder, engine, ws, name, registry=target, allow_dirty=allow_dirty, say=say)
+    project = _project(repo)
+    load_file(project.ws, name)
+    target = images.registry_of(project.ws, registry)
+    engine = project.engine
+    builder = project.builder(say=say, live=live)
+    return images.push(builder, engine, project.ws, name, registry=target, allow_dirty=allow_dirty, say=say)
 
 
 def image_base(
@@ -290,8 +290,7 @@ def image_base(
         suite=suite or (recipe.suite if recipe else DEFAULT_SUITE),
         extra_packages=recipe.packages if recipe else (),
     )
-    engine = _engine()
-    return tag, build_base_image(plan, engine=engine, log=say)
+    return tag, build_base_image(plan, engine=real_engine(), log=say)
 
 
 def up(
@@ -309,31 +308,29 @@ def up(
 
     Data comes first: a missing dataset fails in seconds, not after a long build.
     """
-    ws = _workspace(repo)
+    project = _project(repo, engine=True)
     options = launch.UpOptions(port=port, timeout=timeout, pull=pull, allow_missing=allow_missing, live=live)
-    return launch.up(ws, _engine(), name or default_environment(ws), options, say=say)
+    return launch.up(project, name or default_environment(project.ws), options, say=say)
 
 
 def down(*, repo: Path | None = None, name: str | None = None, say: Say = quiet) -> None:
     """Remove the environment's containers and network; keep images, data and the source."""
-    ws = _workspace(repo)
-    launch.down(ws, _engine(), name=name or default_environment(ws), say=say)
+    project = _project(repo, engine=True)
+    launch.down(project, name=name or default_environment(project.ws), say=say)
 
 
 def ps(*, repo: Path | None = None) -> list[tuple[str, ServiceState]]:
     """The state of every environment's container."""
-    ws = _workspace(repo)
-    return launch.ps(ws, _engine())
+    return launch.ps(_project(repo, engine=True))
 
 
 def logs(*, repo: Path | None = None, name: str | None = None, follow: bool = False, tail: int | None = None) -> int:
-    ws = _workspace(repo)
-    return launch.logs(ws, _engine(), name=name or default_environment(ws), follow=follow, tail=tail)
+    project = _project(repo, engine=True)
+    return launch.logs(project, name=name or default_environment(project.ws), follow=follow, tail=tail)
 
 
 def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -> int:
-    ws = _workspace(repo)
-    return launch.shell(ws, _engine(), name=name, command=command)
+    return launch.shell(_project(repo, engine=True), name=name, command=command)
 
 
 def run(
@@ -354,7 +351,7 @@ def run(
     from nbenv import headless
 
     return headless.run_notebook(
-        repo=repo,
+        Project.discover(repo),
         name=name,
         notebook=notebook,
         parameters=parameters,
@@ -373,7 +370,7 @@ def run(
 def _data_targets_of(ws: Workspace, names: Sequence[str], all_envs: bool) -> list[str]:
     if all_envs and names:
         raise UsageError("--all uses every environment's data: give either names or --all", "drop one of them")
-    loader = Loader(ws)
+    loader = Project(ws).loader
     chosen = environment_names(ws) if all_envs else (names or [default_environment(ws, loader)])
     return data_targets([loader.environment(n) for n in chosen])
 

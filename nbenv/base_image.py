@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nbenv.adapters.engine import Engine
+from nbenv.adapters.engine import Engine, EngineAPI
 from nbenv.constants import (
     AUTO_SUITES,
     DEFAULT_BASE_TAG,
@@ -163,7 +163,9 @@ def mmdebstrap_command(plan: BaseImagePlan, *, mode: str, target: Path) -> list[
     return [*options, f"--mode={mode}", suite, str(target)]
 
 
-def build_base_image(plan: BaseImagePlan, *, engine: Engine | None = None, log: Callable[[str], None] = print) -> str:
+def build_base_image(
+    plan: BaseImagePlan, *, engine: EngineAPI | None = None, log: Callable[[str], None] = print
+) -> str:
     """Build the root filesystem, import it as `plan.tag` and return the image id.
 
     mmdebstrap's progress lines go to `log` as they come. The tarball lives in a temporary
@@ -362,7 +364,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def _import(plan: BaseImagePlan, tarball: Path, engine: Engine, *, python: str) -> str:
+def _import(plan: BaseImagePlan, tarball: Path, engine: EngineAPI, *, python: str) -> str:
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     changes = [
         *plan.import_changes,

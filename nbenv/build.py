@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbenv import __version__
-from nbenv.adapters.engine import BuildRequest, Engine
+from nbenv.adapters.engine import BuildRequest, EngineAPI
 from nbenv.adapters.git import git_state
 from nbenv.base_image import PYTHON_LABEL
 from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
-from nbenv.generate import build_inputs, generate, plan_for
-from nbenv.lock import Lock
+from nbenv.generate import build_inputs, generate
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
 from nbenv.pyversion import choose_suite, python_problem
@@ -29,6 +29,9 @@ from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
 from nbenv.spec.load import Loader, base_recipe
 from nbenv.ui import Say
 from nbenv.workspace import Workspace
+
+if TYPE_CHECKING:
+    from nbenv.project import Project
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,21 @@ class BuildOptions:
 
 
 class ImageBuilder:
-    def __init__(self, ws: Workspace, loader: Loader, lock: Lock, engine: Engine, *, say: Say, live: bool) -> None:
-        self.ws, self.loader, self.lock, self.engine = ws, loader, lock, engine
+    """Builds a project's images on its engine (`Project.builder`); each image once per builder."""
+
+    def __init__(self, project: Project, *, say: Say, live: bool) -> None:
+        self.project, self.ws = project, project.ws
         self.say, self.live = say, live
         self._done: dict[tuple[str, tuple[str, ...] | None], BuiltImage] = {}
         self._announced_builder = False
+
+    @property
+    def loader(self) -> Loader:
+        return self.project.loader
+
+    @property
+    def engine(self) -> EngineAPI:
+        return self.project.engine
 
     @cached_property
     def git(self) -> GitState:
@@ -103,7 +116,7 @@ class ImageBuilder:
 
     def _build(self, name: str, groups: Sequence[str] | None, options: BuildOptions) -> BuiltImage:
         started = time.monotonic()
-        plan = plan_for(self.ws, self.loader, self.lock, name, groups)
+        plan = self.project.plan(name, groups)
         history: list[dict[str, object]] = []
         if plan.env.extends:
             parent = self.build(plan.env.extends, options=options)
@@ -132,7 +145,7 @@ class ImageBuilder:
             image=ref,
             base_image=from_ref,
             groups=plan.groups,
-            lock_hash=self.lock.content_hash,
+            lock_hash=self.project.lock.content_hash,
             content_key=key,
             git=self.git,
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -184,7 +197,7 @@ class ImageBuilder:
 
     def status(self, name: str) -> tuple[str, str | None]:
         """("up to date" or "stale: why", the image id if up to date), without building or writing anything."""
-        plan = plan_for(self.ws, self.loader, self.lock, name)
+        plan = self.project.plan(name)
         if plan.env.extends:
             parent_state, from_id = self.status(plan.env.extends)
             if from_id is None:

@@ -26,20 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from nbenv import datasync
-from nbenv.adapters.engine import Engine
+from nbenv.adapters.engine import EngineAPI
 from nbenv.adapters.git import exclude_locally
 from nbenv.adapters.process import argv, stream
-from nbenv.build import ImageBuilder
 from nbenv.constants import USER_HOME
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
-from nbenv.generate import load_lock, plan_for, token_file
+from nbenv.generate import token_file
 from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, hand_over
 from nbenv.plan import STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
+from nbenv.project import Project
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
 from nbenv.server_env import SERVER_VENV
-from nbenv.spec.load import Loader, container_path_of
+from nbenv.spec.load import container_path_of
 from nbenv.spec.models import Resources
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
@@ -446,8 +446,8 @@ class RunResult:
 
 
 def run_notebook(
+    project: Project,
     *,
-    repo: Path | None = None,
     name: str,
     notebook: Path,
     parameters: Sequence[str] = (),
@@ -455,34 +455,29 @@ def run_notebook(
     timeout: float | None = None,
     pull: bool = True,
     build: bool = True,
-    engine: Engine | None = None,
     say: Say = quiet,
     live: bool = False,
 ) -> RunResult:
     """Execute `notebook` in `name`'s image; write the executed notebook to `output` (default
     NAME.out.ipynb beside it) atomically, also when a cell fails (RunError naming the cell)."""
-    ws = Workspace.discover(repo)
+    ws = project.ws
     where = ws.rel(notebook)
     values = parse_parameters(parameters)  # everything a user can get wrong is checked before Docker
     given_target = output if output is not None else default_output(notebook)
     notebook = _confined_path(ws.root, notebook, what="notebook")
     target = _output_target(ws.root, given_target)
     prepared = inject_parameters(read_notebook(notebook, where=where), values, where=where)
-    loader, lock = Loader(ws), load_lock(ws)
-    plan = plan_for(ws, loader, lock, name)
+    plan = project.plan(name)
     env = plan.env
     targets = datasync.data_targets([env])
     if not pull:  # what gets mounted is checked before Docker is needed
         _check_run_data(ws, name, env.file, targets)
-    if engine is None:
-        engine = Engine.from_env()
-    else:
-        engine.check()
+    engine = project.engine
     if pull and targets:
         say(f"data: {datasync.pull(ws.root, targets, jobs=None, remote=None, say=say).line()}")
         _check_run_data(ws, name, env.file, targets)
     if build:
-        image = ImageBuilder(ws, loader, lock, engine, say=say, live=live).build(name).ref
+        image = project.builder(say=say, live=live).build(name).ref
     else:
         image = f"{plan.image}:latest"
         if engine.image_id(image) is None:
@@ -513,11 +508,11 @@ def run_notebook(
             "timeout": timeout or 0,
         }
         (io / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        project = compose_project(ws.config, name)
+        compose_name = compose_project(ws.config, name)
         spec = ContainerRun(
             image=image,
-            name=f"{project}-run-{secrets.token_hex(4)}",
-            labels={"nbenv.environment": name, "nbenv.project": project, "nbenv.run": "headless"},
+            name=f"{compose_name}-run-{secrets.token_hex(4)}",
+            labels={"nbenv.environment": name, "nbenv.project": compose_name, "nbenv.run": "headless"},
             mounts=(*host_mounts(ws.root, plan.out_dir, service.mounts), Mount(str(io), IO_DIR, read_only=False)),
             workdir=service.working_dir,
             # No __pycache__ in the source tree from imports of the project's package.
@@ -551,7 +546,7 @@ def _check_run_data(ws: Workspace, name: str, spec_file: str, targets: Sequence[
     datasync.check_data(ws.root, targets)
 
 
-def _run_container(engine: Engine, spec: ContainerRun, *, timeout: float | None, say: Say) -> tuple[int, bool]:
+def _run_container(engine: EngineAPI, spec: ContainerRun, *, timeout: float | None, say: Say) -> tuple[int, bool]:
     """Run it attached, streaming its progress lines; on any interruption the container is removed."""
     killed = threading.Event()
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from nbenv.adapters.engine import Engine, ImageInfo
+from nbenv.adapters.engine import EngineAPI, ImageInfo
 from nbenv.adapters.registry import Registry
 from nbenv.build import BuildOptions, ImageBuilder
 from nbenv.errors import RegistryError, RunError
@@ -71,7 +71,7 @@ def _head_note(provenance: ImageProvenance, head: GitState) -> str:
     return f"{head.short}{dirty}: the image was built elsewhere (a build or push relabels it)"
 
 
-def inspect(engine: Engine, ws: Workspace, name: str, head: GitState) -> Inspection:
+def inspect(engine: EngineAPI, ws: Workspace, name: str, head: GitState) -> Inspection:
     ref = f"{image_repository(ws.config, name)}:latest"
     info = engine.inspect(ref)
     if info is None:
@@ -108,7 +108,7 @@ class PushResult:
 
 
 def push(
-    builder: ImageBuilder, engine: Engine, ws: Workspace, name: str, *, registry: str, allow_dirty: bool, say: Say
+    builder: ImageBuilder, engine: EngineAPI, ws: Workspace, name: str, *, registry: str, allow_dirty: bool, say: Say
 ) -> PushResult:
     git = builder.git
     if git.commit is None:

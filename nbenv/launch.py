@@ -1,7 +1,8 @@
 """The lifecycle of a running environment: `up`, `down`, `ps`, `logs`, `shell`.
 
 run.py holds the pieces (token, port check, compose.env, readiness); this module orders them and
-owns the side effects. Callers pass the discovered workspace and the engine (api.py resolves both).
+owns the side effects. Callers pass the project (nbenv/project.py: the workspace, its plans and the
+engine, which api.py resolves; a unit test injects a fake engine).
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from pathlib import Path
 
 from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
-from nbenv.adapters.engine import Engine
-from nbenv.build import ImageBuilder
+from nbenv.adapters.engine import EngineAPI
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
-from nbenv.generate import load_lock, plan_for
 from nbenv.identity import Identity, check_can_save, for_workspace
-from nbenv.lock import Lock
 from nbenv.plan import SERVICE, BuildPlan, legacy_compose_project
+from nbenv.project import Project
 from nbenv.provenance import banner
 from nbenv.run import (
     Running,
@@ -45,7 +44,7 @@ from nbenv.run import (
     write_token,
 )
 from nbenv.safepath import confine
-from nbenv.spec.load import Loader, environment_names
+from nbenv.spec.load import environment_names
 from nbenv.spec.models import Environment
 from nbenv.ui import Say, warn
 from nbenv.workspace import Workspace
@@ -60,33 +59,31 @@ class UpOptions:
     live: bool
 
 
-def up(ws: Workspace, engine: Engine, name: str, options: UpOptions, *, say: Say) -> Running:
+def up(project: Project, name: str, options: UpOptions, *, say: Say) -> Running:
     """Plan first (a bad spec fails before waiting for the lock); the same environment's `up`s take turns."""
-    loader, lock = Loader(ws), load_lock(ws)
-    plan = plan_for(ws, loader, lock, name)
-    identity = for_workspace(ws.root, engine.security_options)
+    ws = project.ws
+    plan = project.plan(name)
+    identity = for_workspace(ws.root, project.engine.security_options)
     check_can_save(ws.root, plan.env, identity)  # before anything is written, the lock file included
     with environment_lock(ws, name, say=say):
-        return _up_locked(ws, engine, loader, lock, plan, identity, options, say=say)
+        return _up_locked(project, plan, identity, options, say=say)
 
 
 def _up_locked(
-    ws: Workspace,
-    engine: Engine,
-    loader: Loader,
-    lock: Lock,
+    project: Project,
     plan: BuildPlan,
     identity: Identity,
     options: UpOptions,
     *,
     say: Say,
 ) -> Running:
+    ws, engine = project.ws, project.engine
     name = plan.env.name
     env = plan.env
     if options.pull and env.data:
         _pull_for_up(ws, env, allow_missing=options.allow_missing, say=say)
     _check_data(ws, env, allow_missing=options.allow_missing, say=say)
-    built = ImageBuilder(ws, loader, lock, engine, say=say, live=options.live).build(name)
+    built = project.builder(say=say, live=options.live).build(name)
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
     compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", engine=engine)
@@ -237,15 +234,16 @@ def _check_data(ws: Workspace, env: Environment, *, allow_missing: bool, say: Sa
         say(f"data {path} is missing: mounted as an empty read-only directory (--allow-missing)")
 
 
-def down(ws: Workspace, engine: Engine, *, name: str, say: Say) -> None:
-    compose = _compose_of(ws, name, engine)
-    _remove_legacy(ws, engine, name, compose.compose_file, say=say)
+def down(project: Project, *, name: str, say: Say) -> None:
+    compose = _compose_of(project, name)
+    _remove_legacy(project.ws, project.engine, name, compose.compose_file, say=say)
     compose.down()
     say(f"{name}: stopped and removed its containers (images and data kept)")
 
 
-def _compose_of(ws: Workspace, name: str, engine: Engine) -> Compose:
-    Loader(ws).environment(name)  # a clear error for an unknown environment
+def _compose_of(project: Project, name: str) -> Compose:
+    ws, engine = project.ws, project.engine
+    project.loader.environment(name)  # a clear error for an unknown environment
     compose_file = ws.generated_dir / name / "compose.yaml"
     if not compose_file.is_file():
         raise RunError(f"{ws.rel(compose_file)}: not generated yet", f"run `nbenv up {name}`")
@@ -268,7 +266,8 @@ def check_same_checkout(name: str, compose: Compose, states: Sequence[ServiceSta
             )
 
 
-def ps(ws: Workspace, engine: Engine) -> list[tuple[str, ServiceState]]:
+def ps(project: Project) -> list[tuple[str, ServiceState]]:
+    ws, engine = project.ws, project.engine
     rows = []
     for name in environment_names(ws):
         compose_file = ws.generated_dir / name / "compose.yaml"
@@ -278,7 +277,7 @@ def ps(ws: Workspace, engine: Engine) -> list[tuple[str, ServiceState]]:
     return rows
 
 
-def _legacy_containers(ws: Workspace, engine: Engine, name: str, compose_file: Path) -> list[ServiceState]:
+def _legacy_containers(ws: Workspace, engine: EngineAPI, name: str, compose_file: Path) -> list[ServiceState]:
     """Containers an older nbenv started under the old project name `PREFIX-NAME`, which distinct prefixes
     could share: only those started from this workspace's compose file, so another's are never touched."""
     legacy = legacy_compose_project(ws.config, name)
@@ -286,7 +285,7 @@ def _legacy_containers(ws: Workspace, engine: Engine, name: str, compose_file: P
     return old.ps(config_file=compose_file)
 
 
-def _remove_legacy(ws: Workspace, engine: Engine, name: str, compose_file: Path, *, say: Say) -> None:
+def _remove_legacy(ws: Workspace, engine: EngineAPI, name: str, compose_file: Path, *, say: Say) -> None:
     """Remove this workspace's containers of the old project name, by id (`compose down` of that project
     would take another workspace's along); the shared network goes once no container uses it."""
     states = _legacy_containers(ws, engine, name, compose_file)
@@ -298,11 +297,11 @@ def _remove_legacy(ws: Workspace, engine: Engine, name: str, compose_file: Path,
     say(f"{name}: removed its container started by an older nbenv (compose project {legacy})")
 
 
-def logs(ws: Workspace, engine: Engine, *, name: str, follow: bool, tail: int | None) -> int:
-    compose = _compose_of(ws, name, engine)
+def logs(project: Project, *, name: str, follow: bool, tail: int | None) -> int:
+    compose = _compose_of(project, name)
     return compose.attached(["logs", *(["--follow"] if follow else []), *(["--tail", str(tail)] if tail else [])])
 
 
-def shell(ws: Workspace, engine: Engine, *, name: str, command: Sequence[str]) -> int:
-    compose = _compose_of(ws, name, engine)
+def shell(project: Project, *, name: str, command: Sequence[str]) -> int:
+    compose = _compose_of(project, name)
     return compose.attached(["exec", SERVICE, *(command or ["bash"])])

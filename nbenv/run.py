@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbenv.adapters.compose import Compose, ServiceState
-from nbenv.adapters.engine import Engine
+from nbenv.adapters.engine import EngineAPI
 from nbenv.errors import RunError
 from nbenv.fs import atomic_write
 from nbenv.generate import token_file
@@ -86,7 +86,7 @@ def is_busy_port(message: str) -> bool:
     return any(marker in message.lower() for marker in BUSY_PORT_MARKERS)
 
 
-def compose_for(ws: Workspace, name: str, *, compose_file: Path, engine: Engine) -> Compose:
+def compose_for(ws: Workspace, name: str, *, compose_file: Path, engine: EngineAPI) -> Compose:
     env_file = run_dir(ws, name) / "compose.env"
     present = read_state_file(env_file, f"{STATE_DIR}/run/{name}/compose.env") is not None
     return Compose(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbenv.adapters.engine import ContainerInfo, Engine
+from nbenv.adapters.engine import ContainerInfo, EngineAPI
 from nbenv.adapters.process import argv, run
 from nbenv.errors import EngineUnavailable, RunError
 
@@ -41,7 +41,7 @@ def service_state(container: ContainerInfo) -> ServiceState:
 
 
 class Compose:
-    def __init__(self, *, engine: Engine, project: str, compose_file: Path, env_file: Path | None) -> None:
+    def __init__(self, *, engine: EngineAPI, project: str, compose_file: Path, env_file: Path | None) -> None:
         self.engine = engine
         self.docker = engine.docker
         self.project = project

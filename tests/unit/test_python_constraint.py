@@ -562,7 +562,7 @@ def test_image_base_takes_the_suite_from_the_tag_or_its_declaration(
 
     set_python(workspace, requires_python=">=3.11", config=_declared("trixie", 'packages = ["graphviz"]\n'))
     plans: list[base_image.BaseImagePlan] = []
-    monkeypatch.setattr(api, "_engine", lambda: type("E", (), {"docker": "docker"})())
+    monkeypatch.setattr(api, "real_engine", lambda: type("E", (), {"docker": "docker"})())
     monkeypatch.setattr(base_image, "build_base_image", lambda plan, **_: plans.append(plan) or "sha256:0")
     assert api.image_base(repo=workspace, tag=tag, suite=suite) == (expected[0], "sha256:0")
     (plan,) = plans

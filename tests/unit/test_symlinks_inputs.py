@@ -24,8 +24,10 @@ import yaml
 
 from nbenv import launch
 from nbenv.adapters.engine import Engine
+from nbenv.build import ImageBuilder
 from nbenv.errors import NbenvError
-from nbenv.ui import quiet
+from nbenv.project import Project
+from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 from tests.conftest import REPO, run_cli
 
@@ -202,17 +204,14 @@ class Outcome:
 def _up(root: Path, *, pull: bool, monkeypatch: pytest.MonkeyPatch) -> Outcome:
     """`nbenv up probe` up to the build: the engine is one that would fail if anything asked it."""
 
-    class StopBeforeBuilding:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            pass
-
-        def build(self, *args: object, **kwargs: object) -> None:
+    class StopBeforeBuilding(Project):
+        def builder(self, *, say: Say, live: bool) -> ImageBuilder:
             raise ReachedTheBuild
 
-    monkeypatch.setattr(launch, "ImageBuilder", StopBeforeBuilding)
+    project = StopBeforeBuilding(Workspace(root.resolve()), engine_factory=lambda: Engine(docker="/nonexistent/docker"))
     options = launch.UpOptions(port=None, timeout=1, pull=pull, allow_missing=False, live=False)
     try:
-        launch.up(Workspace(root.resolve()), Engine(docker="/nonexistent/docker"), "probe", options, say=quiet)
+        launch.up(project, "probe", options, say=quiet)
     except ReachedTheBuild:
         return Outcome(0, [])
     except NbenvError as exc:
