@@ -176,3 +176,19 @@ def test_a_container_from_another_checkout_is_left_alone(workspace: Path, fake: 
         actions[command]()
     assert "/home/other/clone/docker/base/compose.yaml" in caught.value.message
     assert fake.removed == []
+
+
+def test_the_project_loads_each_thing_once_and_the_engine_only_when_asked(workspace: Path) -> None:
+    made: list[FakeEngine] = []
+
+    def factory() -> FakeEngine:
+        made.append(FakeEngine())
+        return made[-1]
+
+    project = Project(Workspace(workspace.resolve()), engine_factory=factory)
+    plan = project.plan("traffic-analysis")
+    assert project.plan("traffic-analysis") is plan and project.plan("traffic-analysis", ["notebook"]) is not plan
+    assert project.lock is project.lock and project.loader is project.loader
+    assert made == [], "planning never asks the engine"
+    builder = project.builder(say=quiet, live=False)
+    assert len(made) == 1 and builder.engine is made[0] is project.engine
