@@ -189,16 +189,11 @@ def new(
     description: str = "",
     force: bool = False,
     data: Sequence[str] = (),
-) -> Path:
+) -> scaffold.Written:
     """Write environments/NAME.toml with the given groups and DVC-tracked data (validated first;
-    nothing written on error)."""
+    nothing written on error); return its path and the notes on it."""
     ws = _workspace(repo)
     return scaffold.new(ws, name=name, groups=groups, extends=extends, description=description, force=force, data=data)
-
-
-def new_environment_notes(*, repo: Path | None = None, groups: Sequence[str], extends: str | None) -> list[str]:
-    """Notes on a spec `new` wrote (e.g. groups that leave out the project's own dependencies)."""
-    return scaffold.notes(_workspace(repo), groups=groups, extends=extends)
 
 
 # --- images and running environments (need a Docker engine) ---------------------------------

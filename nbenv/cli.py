@@ -111,7 +111,7 @@ def new(
 ) -> None:
     """Write environments/NAME.toml."""
     chosen = _split(groups) or []
-    path = api.new(
+    written = api.new(
         repo=_repo(),
         name=name,
         groups=chosen,
@@ -120,10 +120,10 @@ def new(
         force=force,
         data=data or [],
     )
-    for note in api.new_environment_notes(repo=_repo(), groups=chosen, extends=extends):
+    for note in written.notes:
         typer.echo(note, err=True)
     typer.echo(
-        f"wrote {path}\n"
+        f"wrote {written.path}\n"
         f"next: `nbenv up {name}` (generates its Dockerfile and compose file, builds, starts Jupyter), "
         "then commit the spec and the generated files"
     )

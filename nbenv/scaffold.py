@@ -3,11 +3,12 @@ environments/NAME.toml. The spec's text is pure (`spec_text`); only `new` touche
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
+from packaging.requirements import InvalidRequirement, Requirement
 
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import UsageError
@@ -19,6 +20,12 @@ from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
 
 
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    notes: list[str]  # what the user should know about the spec (printed, never an error)
+
+
 def new(
     ws: Workspace,
     *,
@@ -28,7 +35,7 @@ def new(
     description: str,
     force: bool,
     data: Sequence[str] = (),
-) -> Path:
+) -> Written:
     """Write environments/NAME.toml; every check runs first, so nothing is written on error."""
     _check_request(ws, name, groups, extends, description)
     outputs = tracked_outputs(ws.root)
@@ -37,7 +44,7 @@ def new(
     if path.exists() and not force:
         raise UsageError(f"{ws.rel(path)}: already exists", "edit it, or pass --force to replace it")
     atomic_write(path, spec_text(name, groups, extends, description, paths, tracked=sorted(outputs)))
-    return path
+    return Written(path, notes(ws, groups=groups, extends=extends))
 
 
 _SHOWN_OUTPUTS = 8  # DVC outputs named in a hint or in the starter spec's [[data]] examples
@@ -65,16 +72,15 @@ def _check_data(data: Sequence[str], outputs: dict[str, str]) -> list[str]:
     return paths
 
 
-_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
 def main_dependencies(ws: Workspace) -> list[str]:
     """The names of the project's own dependencies (group `main`): `[project].dependencies`, else
     Poetry's `[tool.poetry.dependencies]` without `python`. Only well-formed names (they are printed)."""
     names: set[str] = set()
     for requirement in pyproject_table(ws, ("project",)).get("dependencies", []) or []:
-        if isinstance(requirement, str) and (match := _REQUIREMENT_NAME.match(requirement.strip())):
-            names.add(match.group(0))
+        try:
+            names.add(Requirement(requirement).name)
+        except (InvalidRequirement, TypeError):
+            continue  # not a PEP 508 string: nothing to name
     for key in pyproject_table(ws, ("tool", "poetry", "dependencies")):
         if key.lower() != "python" and name_problem(key) is None:
             names.add(key)
