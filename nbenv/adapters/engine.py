@@ -11,11 +11,15 @@ asks the engine something (`nbenv list` and `generate` never pay for it).
 The docker CLI (`docker`, or $NBENV_DOCKER) still runs what neither library can do here:
 - builds: BuildKit through a docker CLI older than 23 (Debian's docker.io 20.10, which has it built in and
   no buildx plugin) is reachable only through that CLI with DOCKER_BUILDKIT=1; the Engine API's /build is the
-  classic builder, and python-on-whales builds only through buildx. With buildx the same argv is used, so
-  both paths stream the same BuildKit progress and honour the same secrets and cache options;
+  classic builder; python-on-whales builds only through buildx, and it writes every build argument on the
+  command line (`--build-arg K=V`), where any local user reads it in the process table, while nbenv hands
+  their values (an index URL may carry credentials) through the environment (`--build-arg K`). With buildx
+  the same argv is used, so both paths stream the same BuildKit progress and honour the same secrets and
+  cache options;
 - `docker run` of a short probe (python_version), pull and push (the CLI's credential helpers and its
-  registry configuration), `docker import` (the base image's tarball);
-- Compose (nbenv/adapters/compose.py says why python-on-whales is not used there).
+  registry configuration), `docker import` (the base image's tarball).
+
+Compose goes through python-on-whales (nbenv/adapters/compose.py).
 
 Builders, best first: buildx (BuildKit with cache mounts and live progress; normal on Docker
 Desktop and docker-ce), BuildKit through a docker CLI older than 23 (which has it built in,
