@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nbenv.plan import compose_project  # noqa: E402
-from nbenv.run import read_token, status_code  # noqa: E402
+from nbenv.running.jupyter import status_code  # noqa: E402
+from nbenv.running.state import read_token  # noqa: E402
 from nbenv.workspace import Workspace  # noqa: E402
 
 NBENV = str(Path(sys.executable).parent / "nbenv")

@@ -2,7 +2,7 @@
 
 Each resolves the project (nbenv/project.py: the workspace, its specs, lock and plans, and the Docker
 engine where one is needed) and hands over to the module that owns the concern: scaffold (a new
-spec), generate, build and images, launch (a running environment: up, down, ps, logs, shell),
+spec), generate, build and images, running.lifecycle (a running environment: up, down, ps, logs, shell),
 headless (`nbenv run`), ci, datasync and data.compact (the data).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbenv import datasync, images, launch, scaffold
+from nbenv import datasync, images, scaffold
 from nbenv.adapters.compose import ServiceState
 from nbenv.adapters.dvc import TargetStatus
 from nbenv.adapters.git import git_state
@@ -26,7 +26,8 @@ from nbenv.generate import MANIFEST, GenerateResult
 from nbenv.generate import generate as write_generated
 from nbenv.images import Inspection, PushResult
 from nbenv.project import Project, real_engine
-from nbenv.run import Running
+from nbenv.running import lifecycle
+from nbenv.running.lifecycle import Running
 from nbenv.safepath import owned_dir
 from nbenv.spec.load import (
     SpecErrors,
@@ -304,28 +305,28 @@ def up(
     Data comes first: a missing dataset fails in seconds, not after a long build.
     """
     project = _project(repo, engine=True)
-    options = launch.UpOptions(port=port, timeout=timeout, pull=pull, allow_missing=allow_missing, live=live)
-    return launch.up(project, name or default_environment(project.ws), options, say=say)
+    options = lifecycle.UpOptions(port=port, timeout=timeout, pull=pull, allow_missing=allow_missing, live=live)
+    return lifecycle.up(project, name or default_environment(project.ws), options, say=say)
 
 
 def down(*, repo: Path | None = None, name: str | None = None, say: Say = quiet) -> None:
     """Remove the environment's containers and network; keep images, data and the source."""
     project = _project(repo, engine=True)
-    launch.down(project, name=name or default_environment(project.ws), say=say)
+    lifecycle.down(project, name=name or default_environment(project.ws), say=say)
 
 
 def ps(*, repo: Path | None = None) -> list[tuple[str, ServiceState]]:
     """The state of every environment's container."""
-    return launch.ps(_project(repo, engine=True))
+    return lifecycle.ps(_project(repo, engine=True))
 
 
 def logs(*, repo: Path | None = None, name: str | None = None, follow: bool = False, tail: int | None = None) -> int:
     project = _project(repo, engine=True)
-    return launch.logs(project, name=name or default_environment(project.ws), follow=follow, tail=tail)
+    return lifecycle.logs(project, name=name or default_environment(project.ws), follow=follow, tail=tail)
 
 
 def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -> int:
-    return launch.shell(_project(repo, engine=True), name=name, command=command)
+    return lifecycle.shell(_project(repo, engine=True), name=name, command=command)
 
 
 def run(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nbenv.run import status_code
+from nbenv.running.jupyter import status_code
 from tests.e2e.conftest import docker, free_port, nbenv, project
 from tests.unit.test_token_routing import listener
 

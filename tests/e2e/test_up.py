@@ -243,7 +243,7 @@ def test_up_on_another_port_restarts_there_and_old_projects_are_found(
     project name (`PREFIX-NAME`, shared by prefixes like `team.a`/`team-a`) is found by `ps` and removed by
     `down`, while another workspace's container of that same legacy project is left alone."""
     from nbenv.plan import legacy_compose_project
-    from nbenv.run import status_code
+    from nbenv.running.jupyter import status_code
     from nbenv.spec.models import RepoConfig
 
     first, second = free_port(), free_port()

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from nbenv import launch
 from nbenv.adapters.compose import CONFIG_FILES_LABEL, PROJECT_LABEL
 from nbenv.adapters.engine import Builder, BuildRequest, ContainerInfo, EngineAPI, ImageInfo
 from nbenv.constants import NBENV_BASE_REPOSITORY
 from nbenv.errors import RunError
 from nbenv.plan import compose_project
 from nbenv.project import Project
+from nbenv.running import lifecycle as launch
 from nbenv.ui import quiet
 from nbenv.workspace import Workspace
 from tests.conftest import run_cli

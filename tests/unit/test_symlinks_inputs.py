@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nbenv import launch
 from nbenv.adapters.engine import Engine
 from nbenv.build import ImageBuilder
 from nbenv.errors import NbenvError
 from nbenv.project import Project
+from nbenv.running import lifecycle as launch
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 from tests.conftest import REPO, run_cli

@@ -147,41 +147,41 @@ RUN_PATHS = [".nbenv", ".nbenv/run", ".nbenv/run/base"]
 
 def _write_token(ws: Workspace) -> object:
     from nbenv.identity import DEFAULT
-    from nbenv.run import write_token
+    from nbenv.running.state import write_token
 
     return write_token(ws, "base", DEFAULT)
 
 
 def _write_compose_env(ws: Workspace) -> object:
     from nbenv.identity import DEFAULT
-    from nbenv.run import compose_env, write_compose_env
+    from nbenv.running.state import compose_env, write_compose_env
 
     write_compose_env(ws, "base", compose_env(image="nbenv/base:ck-0", port=8888, identity=DEFAULT))
     return None
 
 
 def _lock(ws: Workspace) -> object:
-    from nbenv.run import environment_lock
+    from nbenv.running.state import environment_lock
 
     with environment_lock(ws, "base", say=lambda _: None):
         return None
 
 
 def _read_token(ws: Workspace) -> object:
-    from nbenv.run import read_token
+    from nbenv.running.state import read_token
 
     return read_token(ws, "base")
 
 
 def _current_port(ws: Workspace) -> object:
-    from nbenv.launch import _current_port
+    from nbenv.running.state import current_port
 
-    return _current_port(ws, "base")
+    return current_port(ws, "base")
 
 
 def _compose_for(ws: Workspace) -> object:
     from nbenv.adapters.engine import Engine
-    from nbenv.run import compose_for
+    from nbenv.running.state import compose_for
 
     return compose_for(ws, "base", compose_file=ws.root / "docker/base/compose.yaml", engine=Engine())
 

@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 from nbenv.adapters.compose import Compose
 from nbenv.adapters.engine import Engine
 from nbenv.errors import RunError
-from nbenv.launch import _check_token_required
 from nbenv.plan import compose_project, legacy_compose_project
-from nbenv.run import jupyter_url, netloc, probe_host, status_code
+from nbenv.running.jupyter import check_token_required, jupyter_url, netloc, probe_host, status_code
 from nbenv.spec.models import IMAGE_PREFIX_RE, RepoConfig, _url_path, env_value_problem, env_var_problem, secret_name
 
 # --- item 3: the probe's address follows jupyter.bind ----------------------------------------------------------
@@ -143,7 +142,7 @@ def test_a_server_that_answers_without_the_token_fails_up(
     with pytest.raises(
         RunError, match=r"answered 200 without the token instead of refusing \(403\).*stopped it"
     ) as caught:
-        _check_token_required(compose, env, host="127.0.0.1", port=port)
+        check_token_required(compose.project, env, host="127.0.0.1", port=port)
     assert caught.value.hint is not None and "token = false" in caught.value.hint
 
 

@@ -1,8 +1,10 @@
 """The lifecycle of a running environment: `up`, `down`, `ps`, `logs`, `shell`.
 
-run.py holds the pieces (token, port check, compose.env, readiness); this module orders them and
-owns the side effects. Callers pass the project (nbenv/project.py: the workspace, its plans and the
-engine, which api.py resolves; a unit test injects a fake engine).
+`up` reads top to bottom: plan, take the environment's lock, data, image, find what runs, then either
+keep it or (re)start it and wait for Jupyter. The pieces below it in this package are state.py (token,
+compose.env, lock) and jupyter.py (port, URL, readiness); this module orders them and owns the side
+effects. Callers pass the project (nbenv/project.py: the workspace, its plans and the engine, which api.py
+resolves; a unit test injects a fake engine).
 """
 
 from __future__ import annotations
@@ -19,27 +21,29 @@ from pathlib import Path
 from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.adapters.engine import EngineAPI
+from nbenv.build import BuiltImage
 from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.identity import Identity, check_can_save, for_workspace
 from nbenv.plan import SERVICE, BuildPlan, legacy_compose_project
 from nbenv.project import Project
 from nbenv.provenance import banner
-from nbenv.run import (
-    Running,
-    compose_env,
-    compose_for,
-    environment_lock,
+from nbenv.running.jupyter import (
+    check_token_required,
     is_busy_port,
     jupyter_url,
     netloc,
     port_problem,
     probe_host,
-    read_state_file,
-    read_token,
-    run_dir,
-    status_code,
     wait_ready,
+)
+from nbenv.running.state import (
+    compose_env,
+    compose_for,
+    current_env,
+    current_port,
+    environment_lock,
+    read_token,
     write_compose_env,
     write_token,
 )
@@ -59,6 +63,29 @@ class UpOptions:
     live: bool
 
 
+@dataclass(frozen=True)
+class Running:
+    name: str
+    url: str
+    port: int
+    container: str
+    started: bool  # False: it was already running
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `up` wants running: the image, where Jupyter is published and probed, what compose interpolates."""
+
+    image: str
+    host: str  # where nbenv reaches Jupyter (and sends the token): the published address, never another
+    port: int
+    compose_env: str
+    token: bool  # whether Jupyter asks for a token
+
+
+# --- up, from top to bottom ---------------------------------------------------------------------------
+
+
 def up(project: Project, name: str, options: UpOptions, *, say: Say) -> Running:
     """Plan first (a bad spec fails before waiting for the lock); the same environment's `up`s take turns."""
     ws = project.ws
@@ -69,69 +96,100 @@ def up(project: Project, name: str, options: UpOptions, *, say: Say) -> Running:
         return _up_locked(project, plan, identity, options, say=say)
 
 
-def _up_locked(
-    project: Project,
-    plan: BuildPlan,
-    identity: Identity,
-    options: UpOptions,
-    *,
-    say: Say,
-) -> Running:
-    ws, engine = project.ws, project.engine
-    name = plan.env.name
-    env = plan.env
-    if options.pull and env.data:
-        _pull_for_up(ws, env, allow_missing=options.allow_missing, say=say)
-    _check_data(ws, env, allow_missing=options.allow_missing, say=say)
-    built = project.builder(say=say, live=options.live).build(name)
+def _up_locked(project: Project, plan: BuildPlan, identity: Identity, options: UpOptions, *, say: Say) -> Running:
+    ws, env = project.ws, plan.env
+    _prepare_data(ws, env, pull=options.pull, allow_missing=options.allow_missing, say=say)
+    built = _build(project, env.name, live=options.live, say=say)
+    compose = compose_for(ws, env.name, compose_file=ws.root / plan.out_dir / "compose.yaml", engine=project.engine)
+    running = _running_container(project, env.name, compose, say=say)
+    target = _target(ws, env, built.ref, identity, running=running is not None, port=options.port)
+    token = read_token(ws, env.name)
+    if running and token and _unchanged(ws, env.name, running, target):
+        say(f"{env.name} is already running")
+        return Running(env.name, _url(env, target, token), target.port, running.container, False)
+    if running:
+        _stop_for_restart(ws, env.name, compose, target, identity, say=say)
+    return _start(ws, env, compose, target, identity, timeout=options.timeout, say=say)
+
+
+def _prepare_data(ws: Workspace, env: Environment, *, pull: bool, allow_missing: bool, say: Say) -> None:
+    if pull and env.data:
+        _pull_for_up(ws, env, allow_missing=allow_missing, say=say)
+    _check_data(ws, env, allow_missing=allow_missing, say=say)
+
+
+def _build(project: Project, name: str, *, live: bool, say: Say) -> BuiltImage:
+    """The environment's image, built if stale; its provenance banner printed."""
+    built = project.builder(say=say, live=live).build(name)
     for line in banner(built.ref, built.image_id, built.provenance):
         say(line)
-    compose = compose_for(ws, name, compose_file=ws.root / plan.out_dir / "compose.yaml", engine=engine)
-    _remove_legacy(ws, engine, name, compose.compose_file, say=say)
+    return built
+
+
+def _running_container(project: Project, name: str, compose: Compose, *, say: Say) -> ServiceState | None:
+    """This checkout's running container of the environment, if any (after removing one an older nbenv
+    started under the old project name; another checkout's is refused, never touched)."""
+    _remove_legacy(project.ws, project.engine, name, compose.compose_file, say=say)
     states = compose.ps()
     check_same_checkout(name, compose, states)
-    running = next((s for s in states if s.state == "running"), None)
-    token = read_token(ws, name)
+    return next((s for s in states if s.state == "running"), None)
+
+
+def _target(
+    ws: Workspace, env: Environment, image: str, identity: Identity, *, running: bool, port: int | None
+) -> Target:
+    """The port is --port, else the one the running container was started on, else the spec's."""
+    chosen = port or (current_port(ws, env.name) if running else None) or env.jupyter.port
     host = probe_host(env.jupyter.bind)  # the token goes to the address Jupyter is published on, only
-    current_port = _current_port(ws, name) if running else None
-    chosen_port = options.port or current_port or env.jupyter.port
     if not env.jupyter.token:
         warn(
-            f"{name}: Jupyter asks for no token ([jupyter] token = false in {env.file}): "
-            f"anyone who can reach {netloc(host, chosen_port)} can run code there"
+            f"{env.name}: Jupyter asks for no token ([jupyter] token = false in {env.file}): "
+            f"anyone who can reach {netloc(host, chosen)} can run code there"
         )
-    wanted_env = compose_env(image=built.ref, port=chosen_port, identity=identity)
-    same_env = _current_env(ws, name) == wanted_env
-    if running and token and running.image == built.ref and chosen_port == current_port and same_env:
-        say(f"{name} is already running")
-        url_token = token if env.jupyter.token else None
-        return Running(
-            name,
-            jupyter_url(host, chosen_port, url_token, env.jupyter.default_url),
-            chosen_port,
-            running.container,
-            False,
-        )
-    if running:
-        if current_port is not None and chosen_port != current_port:
-            say(f"{name}: was running on port {current_port}; restarting it on {chosen_port}")
-        elif not same_env:
-            say(f"{name}: restarting it as {identity.describe()}")
-        compose.down()
-    if problem := port_problem(env.jupyter.bind, chosen_port):
-        raise RunError(f"{problem}", f"choose another: `nbenv up {name} --port {chosen_port + 1}`")
-    if not ipaddress.ip_address(env.jupyter.bind).is_loopback:
-        warn(f"{name}: Jupyter is published on {netloc(env.jupyter.bind, chosen_port)}, reachable from other machines")
+    return Target(image, host, chosen, compose_env(image=image, port=chosen, identity=identity), env.jupyter.token)
+
+
+def _unchanged(ws: Workspace, name: str, running: ServiceState, target: Target) -> bool:
+    """The running container is what `up` wants: same image, port and compose.env (so the same user)."""
+    text = current_env(ws, name)
+    return running.image == target.image and current_port(ws, name) == target.port and text == target.compose_env
+
+
+def _url(env: Environment, target: Target, token: str) -> str:
+    return jupyter_url(target.host, target.port, token if target.token else None, env.jupyter.default_url)
+
+
+def _stop_for_restart(
+    ws: Workspace, name: str, compose: Compose, target: Target, identity: Identity, *, say: Say
+) -> None:
+    was = current_port(ws, name)
+    if was != target.port:
+        say(f"{name}: was running on port {was}; restarting it on {target.port}")
+    elif current_env(ws, name) != target.compose_env:
+        say(f"{name}: restarting it as {identity.describe()}")
+    compose.down()
+
+
+def _start(
+    ws: Workspace, env: Environment, compose: Compose, target: Target, identity: Identity, *, timeout: float, say: Say
+) -> Running:
+    """Check the port, write a fresh token and compose.env, `compose up`, wait until Jupyter answers with the
+    token (and refuses without it); any failure from here removes what this `up` started."""
+    name, bind = env.name, env.jupyter.bind
+    if problem := port_problem(bind, target.port):
+        raise RunError(f"{problem}", f"choose another: `nbenv up {name} --port {target.port + 1}`")
+    if not ipaddress.ip_address(bind).is_loopback:
+        warn(f"{name}: Jupyter is published on {netloc(bind, target.port)}, reachable from other machines")
     token = write_token(ws, name, identity)
-    url_token = token if env.jupyter.token else None
-    write_compose_env(ws, name, wanted_env)
-    compose = compose_for(ws, name, compose_file=compose.compose_file, engine=engine)
-    say(f"{name}: starting {built.ref} on {netloc(env.jupyter.bind, chosen_port)} as {identity.describe()}")
-    _compose_up(compose, name=name, port=chosen_port, bind=env.jupyter.bind)
-    try:  # from here on this `up` started the container: any failure removes it again
-        state = wait_ready(compose, host=host, port=chosen_port, token=url_token, timeout=options.timeout, say=say)
-        if env.jupyter.token:
-            _check_token_required(compose, env, host=host, port=chosen_port)
+    write_compose_env(ws, name, target.compose_env)
+    compose = compose_for(ws, name, compose_file=compose.compose_file, engine=compose.engine)
+    say(f"{name}: starting {target.image} on {netloc(bind, target.port)} as {identity.describe()}")
+    _compose_up(compose, name=name, port=target.port, bind=bind)
+    url_token = token if target.token else None
+    try:
+        state = wait_ready(compose, host=target.host, port=target.port, token=url_token, timeout=timeout, say=say)
+        if target.token:
+            check_token_required(compose.project, env, host=target.host, port=target.port)
     except RunError:
         for line in compose.logs(tail=30).splitlines():
             say(f"  {line}")
@@ -140,22 +198,7 @@ def _up_locked(
     except KeyboardInterrupt:
         _removequietly(compose)
         raise
-    url = jupyter_url(host, chosen_port, url_token, env.jupyter.default_url)
-    return Running(name, url, chosen_port, state.container, True)
-
-
-def _check_token_required(compose: Compose, env: Environment, *, host: str, port: int) -> None:
-    """Belt and braces: the server that accepted nbenv's token must refuse a request without one. A
-    configuration nbenv did not write (e.g. in a custom base image) may have switched the token off."""
-    code = status_code(port, None, host=host)
-    if code not in (401, 403):
-        answer = f"answered {code}" if code else "did not answer"
-        raise RunError(
-            f"{compose.project}: Jupyter on {netloc(host, port)} {answer} without the token instead of refusing "
-            "(403), so anyone who reaches the port could run code: stopped it",
-            f"a Jupyter configuration in the image switches the token off; `[jupyter] token = false` in {env.file} "
-            "is the explicit opt-in",
-        )
+    return Running(name, _url(env, target, token), target.port, state.container, True)
 
 
 def _compose_up(compose: Compose, *, name: str, port: int, bind: str) -> None:
@@ -185,20 +228,6 @@ def _removequietly(compose: Compose) -> None:
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)
-
-
-def _current_env(ws: Workspace, name: str) -> str:
-    return read_state_file(run_dir(ws, name) / "compose.env", f".nbenv/run/{name}/compose.env") or ""
-
-
-def _current_port(ws: Workspace, name: str) -> int:
-    """The port the running container was started on (its compose.env), for an `up` without --port."""
-    text = _current_env(ws, name)
-    for line in text.splitlines():
-        value = line.removeprefix("NBENV_PORT=")
-        if value != line and value.isascii() and value.isdigit() and 0 < int(value) < 65536:
-            return int(value)
-    return 8888
 
 
 def _pull_for_up(ws: Workspace, env: Environment, *, allow_missing: bool, say: Say) -> None:

@@ -1,82 +1,20 @@
-"""Running an environment: token, port check, compose up, wait for Jupyter, the URL."""
+"""The Jupyter server of a running environment as nbenv reaches it: is the port free, the address it
+probes, the URL it prints, and waiting until the server answers with the token and refuses without it."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import ipaddress
-import os
-import posixpath
-import secrets
 import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from nbenv.adapters.compose import Compose, ServiceState
-from nbenv.adapters.engine import EngineAPI
 from nbenv.errors import RunError
-from nbenv.fs import atomic_write
-from nbenv.generate import token_file
-from nbenv.identity import Identity, hand_over
-from nbenv.plan import compose_project
-from nbenv.safepath import existing_non_link, owned_dir, read_regular
+from nbenv.spec.models import Environment
 from nbenv.ui import Say
-from nbenv.workspace import STATE_DIR, Workspace
-
-
-@dataclass(frozen=True)
-class Running:
-    name: str
-    url: str
-    port: int
-    container: str
-    started: bool  # False: it was already running
-
-
-STATE_FILE_LIMIT = 64 * 1024  # a token or compose.env is a few dozen bytes
-
-
-def run_dir(ws: Workspace, name: str, *, create: bool = False) -> Path:
-    """`.nbenv/run/NAME`, owned by nbenv: no symlink on its path (a committed `.nbenv/run/NAME -> ~/.ssh`
-    gets one clear line, and nothing is chmod-ed, written or locked outside the repository)."""
-    return owned_dir(
-        ws.root, posixpath.join(STATE_DIR, "run", name), what="run state (token, compose.env, lock)", create=create
-    )
-
-
-def read_state_file(path: Path, display: str) -> str | None:
-    """A state file's text (None if absent), read only as a regular file, never through a symlink."""
-    if not existing_non_link(path, display=display, why="nbenv reads its state only from files it wrote"):
-        return None
-    return read_regular(path, display=display, limit=STATE_FILE_LIMIT).decode("utf-8", errors="replace")
-
-
-@contextlib.contextmanager
-def environment_lock(ws: Workspace, name: str, *, say: Say) -> Iterator[None]:
-    """One `up` of an environment at a time (per workspace): a second one waits for the first, then finds
-    it running. The lock is an flock on `.nbenv/run/NAME/lock`, released by the kernel if nbenv dies."""
-    path = run_dir(ws, name, create=True) / "lock"
-    read_state_file(path, f"{STATE_DIR}/run/{name}/lock")  # refuses a symlink or a special file, one line
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-    except OSError as exc:
-        raise RunError(
-            f"{ws.rel(path)}: cannot open the lock file: {exc.strerror}", "remove it and run again"
-        ) from None
-    with os.fdopen(fd, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"{name}: another `nbenv up {name}` is in progress; waiting for it to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
 
 BUSY_PORT_MARKERS = ("port is already allocated", "address already in use")
 
@@ -84,44 +22,6 @@ BUSY_PORT_MARKERS = ("port is already allocated", "address already in use")
 def is_busy_port(message: str) -> bool:
     """Whether a failed `compose up` lost its port to another process (a race the pre-check cannot close)."""
     return any(marker in message.lower() for marker in BUSY_PORT_MARKERS)
-
-
-def compose_for(ws: Workspace, name: str, *, compose_file: Path, engine: EngineAPI) -> Compose:
-    env_file = run_dir(ws, name) / "compose.env"
-    present = read_state_file(env_file, f"{STATE_DIR}/run/{name}/compose.env") is not None
-    return Compose(
-        engine=engine,
-        project=compose_project(ws.config, name),
-        compose_file=compose_file,
-        env_file=env_file if present else None,
-    )
-
-
-def write_token(ws: Workspace, name: str, identity: Identity) -> str:
-    """A fresh random token (32 bytes) in a 0600 file of the user the container runs as (it reads the
-    file through a bind mount), inside nbenv's 0700 state directory."""
-    path = run_dir(ws, name, create=True) / posixpath.basename(token_file(name))
-    os.chmod(path.parent, 0o700)  # the directory (owned: no symlink on its path) guards the file on the host
-    token = secrets.token_urlsafe(32)
-    atomic_write(path, token, mode=0o600)
-    hand_over(path, identity)  # atomic_write renamed it into place: never a link
-    return token
-
-
-def read_token(ws: Workspace, name: str) -> str | None:
-    text = read_state_file(run_dir(ws, name) / posixpath.basename(token_file(name)), token_file(name))
-    return (text or "").strip() or None
-
-
-def compose_env(*, image: str, port: int, identity: Identity) -> str:
-    """What compose interpolates into the generated file: image tag, host port, who runs it. None of
-    it is secret, and none of it is in the committed file, so that file is the same for every user."""
-    values = {"NBENV_IMAGE": image, "NBENV_PORT": str(port), **identity.compose_env()}
-    return "".join(f"{key}={value}\n" for key, value in values.items())
-
-
-def write_compose_env(ws: Workspace, name: str, text: str) -> None:
-    atomic_write(run_dir(ws, name, create=True) / "compose.env", text)
 
 
 def port_problem(bind: str, port: int) -> str | None:
@@ -215,3 +115,17 @@ def wait_ready(compose: Compose, *, host: str, port: int, token: str | None, tim
             said_waiting = True
         time.sleep(0.1)
     return compose.ps()[0]
+
+
+def check_token_required(project: str, env: Environment, *, host: str, port: int) -> None:
+    """Belt and braces: the server that accepted nbenv's token must refuse a request without one. A
+    configuration nbenv did not write (e.g. in a custom base image) may have switched the token off."""
+    code = status_code(port, None, host=host)
+    if code not in (401, 403):
+        answer = f"answered {code}" if code else "did not answer"
+        raise RunError(
+            f"{project}: Jupyter on {netloc(host, port)} {answer} without the token instead of refusing "
+            "(403), so anyone who reaches the port could run code: stopped it",
+            f"a Jupyter configuration in the image switches the token off; `[jupyter] token = false` in {env.file} "
+            "is the explicit opt-in",
+        )
