@@ -436,4 +436,4 @@ def ci_github(*, repo: Path | None = None, output: Path | None = None, check: bo
     DriftError if it would change."""
     from nbenv import ci
 
-    return ci.github(repo=repo, output=output, check=check)
+    return ci.github(_project(repo), output=output, check=check)

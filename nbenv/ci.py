@@ -9,6 +9,7 @@ from pathlib import Path
 from nbenv import __version__
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.fs import atomic_write
+from nbenv.project import Project
 from nbenv.render.workflow import (
     DEFAULT_OUTPUT,
     INDEX_URL_RE,
@@ -17,7 +18,7 @@ from nbenv.render.workflow import (
     render_workflow,
 )
 from nbenv.safepath import confine
-from nbenv.spec.load import Loader, base_recipe, existing_environments
+from nbenv.spec.load import base_recipe, existing_environments
 from nbenv.spec.models import Environment
 from nbenv.tomlio import did_you_mean
 from nbenv.workspace import Workspace
@@ -54,8 +55,9 @@ def _output(ws: Workspace, output: Path | None) -> Path:
     return path
 
 
-def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
+def workflow_plan(project: Project, *, output: str) -> WorkflowPlan:
     """Every environment's build job, with the cross-checks of `[tool.nbenv.ci]` against the repository."""
+    ws = project.ws
     config = ws.config  # validated, the registry included
     doc, loc = ws._config_source()
     names = existing_environments(ws)
@@ -73,10 +75,9 @@ def workflow_plan(ws: Workspace, *, output: str) -> WorkflowPlan:
                     f"{notebook}: no such notebook in the repository",
                     "fix the path (relative to the repository root) or add the notebook",
                 )
-    loader = Loader(ws)
     environments = []
     for name in names:
-        base_image, base_suite = _base_of(ws, loader.environment(name))
+        base_image, base_suite = _base_of(ws, project.loader.environment(name))
         environments.append(
             WorkflowEnvironment(
                 name=name,
@@ -136,13 +137,12 @@ def _index_url(ws: Workspace) -> str | None:
     return url
 
 
-def github(*, repo: Path | None = None, output: Path | None = None, check: bool = False) -> CiResult:
+def github(project: Project, *, output: Path | None = None, check: bool = False) -> CiResult:
     """Write the GitHub Actions workflow (atomically, only if it changed); with `check`, write nothing
     and raise DriftError if the file differs from what the specs and config produce."""
-    ws = Workspace.discover(repo)
-    path = _output(ws, output)
-    rel = ws.rel(path)
-    text = render_workflow(workflow_plan(ws, output=rel))
+    path = _output(project.ws, output)
+    rel = project.ws.rel(path)
+    text = render_workflow(workflow_plan(project, output=rel))
     try:
         current: str | None = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
