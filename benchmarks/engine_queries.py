@@ -1,5 +1,6 @@
-"""Engine queries through the Engine API (docker SDK) against the docker CLI: `nbenv ps`, `nbenv list`
-and `nbenv up` of an environment that is already running (the no-op path), old code against new.
+"""Engine queries through the Engine API (docker SDK) against the docker CLI: `nbenv ps`, `nbenv list`,
+`nbenv up` of an environment that is already running (the no-op path), and `nbenv down` followed by
+`nbenv up` that starts it (compose through python-on-whales, waiting for Jupyter), old code against new.
 
     .venv/bin/python benchmarks/engine_queries.py [--baseline-rev fe583c4] [--runs 9] [--port 8951]
 
@@ -8,9 +9,10 @@ in a temporary directory; the new code is this checkout. Both run as `python -m 
 pointing at their tree, on the same workspace: a copy of this repository (committed files) with its own
 image prefix, whose `base` environment is built and started once, outside the timed part. The runs
 alternate old/new, so both see the same machine load. Each command's docker CLI processes are counted
-through $NBENV_DOCKER, a shim that logs its argv and runs docker (compose and builds still go through
-the CLI). Prints medians, the ratio new/old, and the CLI processes per command; progress goes to stderr.
-At the end the environment is stopped, and the run's image tags and temporary directories removed.
+through $NBENV_DOCKER, a shim that logs its argv and runs docker (compose, through python-on-whales,
+and builds still start the CLI). Prints medians, the ratio new/old, and the CLI processes per command;
+progress goes to stderr. At the end the environment is stopped, and the run's image tags and temporary
+directories removed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PY = sys.executable
 DOCKER = shutil.which("docker") or "docker"
 PREFIX = "nbenv-bench-engine"
 ENV = "base"
+START = "up (start)"
 SHIM = """#!/bin/sh
 printf '%s\\n' "$*" >> "$NBENV_BENCH_LOG"
 exec {docker} "$@"
@@ -126,6 +129,7 @@ def main() -> None:
         "ps": ["ps"],
         "list": ["list"],
         "up (already running)": ["up", ENV, "--no-pull", "--port", str(options.port)],
+        START: ["up", ENV, "--no-pull", "--port", str(options.port)],  # last: it follows a `down`
     }
     try:
         log(f"building and starting {ENV} ({PREFIX}) once, untimed")
@@ -143,15 +147,19 @@ def main() -> None:
             log(f"run {run_index + 1}/{options.runs}")
             for name, args in commands.items():
                 for side in sides if run_index % 2 == 0 else sides[::-1]:
-                    seconds, _, count = side.timed(*args)
-                    times.setdefault((name, side.label), []).append(seconds)
-                    processes[(name, side.label)] = count
+                    # a start is timed from stopped: each side stops the environment first (that is timed too)
+                    for step, step_args in ([("down", ["down", ENV])] if name == START else []) + [(name, args)]:
+                        seconds, output, count = side.timed(*step_args)
+                        if step == START and "is already running" in output:
+                            sys.exit(f"{side.label}: `up` after `down` did not start the environment")
+                        times.setdefault((step, side.label), []).append(seconds)
+                        processes[(step, side.label)] = count
         load = os.getloadavg()
         print(f"nbenv engine queries: old = {options.baseline_rev} (docker CLI), new = this checkout (Engine API)")
         print(f"{options.runs} runs each, alternating; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
         print("| command | old median (s) | new median (s) | new/old | docker CLI processes old -> new |")
         print("|---|---|---|---|---|")
-        for name in commands:
+        for name in [*list(commands)[:-1], "down", START]:
             old, new = (statistics.median(times[(name, s.label)]) for s in sides)
             print(
                 f"| `nbenv {name}` | {old:.3f} | {new:.3f} | {new / old:.2f} | "
