@@ -202,47 +202,68 @@ def _server(plan: BuildPlan) -> str:
 
 def _final(plan: BuildPlan) -> str:
     base = "${PARENT_IMAGE}" if plan.is_child else "${BASE_IMAGE}"
-    env = plan.env
     lines = [
         "# Final stage: the base plus the environment only (no build tools, caches, source or data:",
         "# source and data are mounted at run time, so editing them never rebuilds the image).",
         f"FROM {base}",
         "USER 0",
+        *(_root_setup() if not plan.is_child else []),
+        *_system_packages(plan),
+        *_server_copy(plan),
+        f"COPY --from=builder {plan.target_dir} {plan.target_dir}",
+        *_jupyter_environment(plan),
+        *_kernel_registration(plan),
+        *_runtime(plan),
     ]
-    if not plan.is_child:
-        lines += [
-            "# An init as PID 1 reaps kernels' child processes and forwards signals (nbenv base images have tini).",
-            "# Debian package versions are not pinned: stable replaces them with security updates and drops the",
-            "# old ones, so a pinned version stops installing (the pinned base image makes builds repeatable).",
-            "# hadolint ignore=DL3008",
-            "RUN command -v tini >/dev/null || { apt-get update && apt-get install -y --no-install-recommends tini \\",
-            "    && rm -rf /var/lib/apt/lists/*; }",
-            f"# A non-root user, docker-stacks convention: {USER_NAME}, UID {USER_UID}, GID {USER_GID}.",
-            f"RUN getent passwd {USER_UID} >/dev/null || useradd --no-log-init --create-home "
-            f"--uid {USER_UID} --gid {USER_GID} --shell /bin/bash {USER_NAME}",
-        ]
-    if plan.system_packages:
-        packages = " ".join(plan.system_packages)  # validated Debian package names: no quoting needed
-        lines += [
-            "# Not version-pinned, for the reason given above the tini step (DL3008).",
-            "# hadolint ignore=DL3008",
-            "RUN apt-get update && apt-get install -y --no-install-recommends " + packages + " \\",
-            "    && rm -rf /var/lib/apt/lists/*",
-        ]
-    if plan.server_layer:
-        lines += [
-            "# nbenv's Jupyter server (see the server stage). It finds the kernel registered below in the",
-            "# project's environment through JUPYTER_PATH (kernelspecs, and the prebuilt lab extensions of",
-            "# the project's packages, such as ipywidgets').",
-            f"COPY --from=server {SERVER_VENV} {SERVER_VENV}",
-            f"ENV JUPYTER_PATH={VENV}/share/jupyter",
-        ]
-    lines += [f"COPY --from=builder {plan.target_dir} {plan.target_dir}"]
+    return "\n".join(lines)
+
+
+def _root_setup() -> list[str]:
+    """A chain's root image: tini as PID 1, and the image user."""
+    return [
+        "# An init as PID 1 reaps kernels' child processes and forwards signals (nbenv base images have tini).",
+        "# Debian package versions are not pinned: stable replaces them with security updates and drops the",
+        "# old ones, so a pinned version stops installing (the pinned base image makes builds repeatable).",
+        "# hadolint ignore=DL3008",
+        "RUN command -v tini >/dev/null || { apt-get update && apt-get install -y --no-install-recommends tini \\",
+        "    && rm -rf /var/lib/apt/lists/*; }",
+        f"# A non-root user, docker-stacks convention: {USER_NAME}, UID {USER_UID}, GID {USER_GID}.",
+        f"RUN getent passwd {USER_UID} >/dev/null || useradd --no-log-init --create-home "
+        f"--uid {USER_UID} --gid {USER_GID} --shell /bin/bash {USER_NAME}",
+    ]
+
+
+def _system_packages(plan: BuildPlan) -> list[str]:
+    if not plan.system_packages:
+        return []
+    packages = " ".join(plan.system_packages)  # validated Debian package names: no quoting needed
+    return [
+        "# Not version-pinned, for the reason given above the tini step (DL3008).",
+        "# hadolint ignore=DL3008",
+        "RUN apt-get update && apt-get install -y --no-install-recommends " + packages + " \\",
+        "    && rm -rf /var/lib/apt/lists/*",
+    ]
+
+
+def _server_copy(plan: BuildPlan) -> list[str]:
+    if not plan.server_layer:
+        return []
+    return [
+        "# nbenv's Jupyter server (see the server stage). It finds the kernel registered below in the",
+        "# project's environment through JUPYTER_PATH (kernelspecs, and the prebuilt lab extensions of",
+        "# the project's packages, such as ipywidgets').",
+        f"COPY --from=server {SERVER_VENV} {SERVER_VENV}",
+        f"ENV JUPYTER_PATH={VENV}/share/jupyter",
+    ]
+
+
+def _jupyter_environment(plan: BuildPlan) -> list[str]:
+    """PATH and the Jupyter directories: configuration in the image, what Jupyter writes under HOME."""
     path = f"{plan.target_dir}/bin:{VENV}/bin" if plan.is_child else f"{VENV}/bin"
     # nbenv's server's commands (jupyter, for `nbenv shell NAME jupyter ...`) come last: the environment's
     # own (python, ipython) win.
     server_bin = f":{SERVER_VENV}/bin" if plan.server_layer else ""
-    lines += [
+    return [
         f"ENV PATH={path}:$PATH{server_bin} VIRTUAL_ENV={VENV} HOME={USER_HOME}",
         "# A path, not a secret: the token itself arrives as a compose secret file at run time.",
         "# hadolint ignore=DL3064",
@@ -262,6 +283,12 @@ def _final(plan: BuildPlan) -> str:
         "# write it on the read-only filesystem. HOME 0700: Docker gives the tmpfs over it this directory's mode.",
         f"RUN install -d -o 0 -g 0 -m 0755 {JUPYTER_STATE}/config {JUPYTER_STATE}/data \\",
         f"    && install -o 0 -g 0 -m 0644 /dev/null {JUPYTER_STATE}/config/migrated && chmod 0700 {USER_HOME}",
+    ]
+
+
+def _kernel_registration(plan: BuildPlan) -> list[str]:
+    """register.py names the kernel after the environment and appends the build record to the history."""
+    return [
         f"COPY build/register.py {REGISTER}",
         "# The kernel is named after the environment; the .pth puts the mounted project source on sys.path.",
         "# Then the build history: every image appends its record to $NBENV_HISTORY, so a child keeps its",
@@ -273,10 +300,16 @@ def _final(plan: BuildPlan) -> str:
             f"{VENV}/bin/python",
             REGISTER,
             plan.kernel_name,
-            env.jupyter.kernel_display_name,
+            plan.env.jupyter.kernel_display_name,
             *((plan.target_dir,) if plan.is_child else ()),
             *plan.python_path,
         ),
+    ]
+
+
+def _runtime(plan: BuildPlan) -> list[str]:
+    """Who runs it, where, its health check and command; the labels last."""
+    return [
         f"USER {USER_UID}:{USER_GID}",
         f"WORKDIR {USER_HOME}",
         f"EXPOSE {CONTAINER_PORT}",
@@ -293,7 +326,6 @@ def _final(plan: BuildPlan) -> str:
         "# Labels last: metadata only, so a changed label re-runs nothing above it.",
         _labels(plan),
     ]
-    return "\n".join(lines)
 
 
 def _jupyter_command(plan: BuildPlan) -> list[str]:
