@@ -9,9 +9,9 @@ import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from nbenv import inimage
 from nbenv.errors import NbenvError, SpecError, UsageError
 from nbenv.fs import write_files
 from nbenv.lock import Lock, name_problem, read_lock
@@ -83,7 +83,7 @@ def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Seque
     return plan
 
 
-# Run inside the image at build time (standard library only), copied into the build context's build/.
+# nbenv.inimage's build-time scripts: copied into the build context's build/, run inside the image.
 BUILD_SCRIPTS = ("register.py", "fetch_uv.py", "with-secrets.sh")
 
 
@@ -107,8 +107,7 @@ def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:
         out / "Dockerfile": render_dockerfile(plan),
         out / "compose.yaml": render_compose(run, plan),
     }
-    scripts = resources.files("nbenv.render")
-    files.update({out / "build" / name: scripts.joinpath(name).read_text("utf-8") for name in BUILD_SCRIPTS})
+    files.update({out / "build" / name: inimage.script(name) for name in BUILD_SCRIPTS})
     files.update({out / layer.filename: layer.text for layer in plan.layers})
     # nbenv's own pins (nbenv.server_env), when the groups install no jupyterlab or no ipykernel.
     files.update({out / layer.filename: layer.text for layer in (plan.server_layer, plan.kernel_layer) if layer})

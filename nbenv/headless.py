@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbenv import datasync
+from nbenv import datasync, inimage
 from nbenv.adapters.engine import EngineAPI
 from nbenv.adapters.git import exclude_locally
 from nbenv.adapters.process import argv, stream
@@ -329,104 +329,10 @@ def _confined_path(root: Path, path: Path, *, what: str) -> Path:
     return confine(real_root, absolute, what=what, error=UsageError)
 
 
-# The driver runs inside the image, with the Python of its Jupyter server (`driver_python`): nbclient and
-# nbformat come with the project's jupyterlab, or are part of nbenv's own server set. It executes the
-# notebook cell by cell, prints progress, and writes the executed notebook and a status file even
-# when a cell fails, times out or the kernel dies.
-DRIVER = r"""
-import asyncio, json, math, os, sys, threading, time
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-from nbclient.util import ensure_async
-
-# The kernel's own stderr (and its worker processes') reaches the terminal while cells run; from the
-# shutdown on it is held back, and shown only if the run failed.
-relay = {"echo": True, "held": []}
-stderr_read, stderr_write = os.pipe()
-
-def relay_stderr():
-    with os.fdopen(stderr_read, "rb") as pipe:
-        for line in iter(pipe.readline, b""):
-            if relay["echo"]:
-                sys.stderr.buffer.write(line)
-                sys.stderr.flush()
-            else:
-                relay["held"].append(line)
-
-relay_thread = threading.Thread(target=relay_stderr, daemon=True)
-relay_thread.start()
-
-def close_write_end(**_):  # the kernel has its copy: the pipe ends when the kernel and its workers do
-    if stderr_write is not None:
-        os.close(stderr_write)
-        globals()["stderr_write"] = None
-
-class Client(NotebookClient):
-    # jupyter_client's shutdown first interrupts the kernel's whole process group (SIGINT), so worker
-    # processes (joblib's loky, multiprocessing) print KeyboardInterrupt tracebacks into a run that
-    # succeeded. Ask the kernel to exit instead, as a program exits; only a kernel that does not is
-    # stopped the hard way (nbclient's own cleanup, below).
-    async def _async_cleanup_kernel(self):
-        relay["echo"] = False
-        try:
-            if self.kc is not None and self.km is not None and await ensure_async(self.km.is_alive()):
-                await ensure_async(self.kc.shutdown(reply=True, timeout=5))
-                for _ in range(50):
-                    if not await ensure_async(self.km.is_alive()):
-                        break
-                    await asyncio.sleep(0.1)
-        except Exception:
-            pass
-        await super()._async_cleanup_kernel()
-
-job = json.load(open(sys.argv[1], encoding="utf-8"))
-with open(job["input"], encoding="utf-8") as f:
-    nb = nbformat.reads(f.read(), as_version=nbformat.NO_CONVERT)
-code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
-deadline = time.monotonic() + job["timeout"] if job["timeout"] else None
-state = {"cell": None}
-
-def on_cell_start(cell, cell_index, **_):
-    state["cell"] = cell_index
-    if cell_index in code:
-        line = next((l.strip() for l in cell.source.splitlines() if l.strip()), "")
-        step = f"[{code.index(cell_index) + 1}/{len(code)}]"
-        print(f"{step} cell {cell_index + 1}: {line[:70]}", file=sys.stderr, flush=True)
-
-def remaining(cell):
-    return max(1, math.ceil(deadline - time.monotonic()))
-
-client = Client(
-    nb, kernel_name=job["kernel"], resources={"metadata": {"path": job["cwd"]}},
-    timeout_func=remaining if deadline else None, on_cell_start=on_cell_start, on_notebook_start=close_write_end,
-    shutdown_kernel="immediate",  # after the shutdown request above: the container is thrown away
-)
-outcome, detail = "ok", ""
-try:
-    client.execute(stderr=stderr_write)
-except CellTimeoutError:
-    outcome = "timeout"
-except CellExecutionError:
-    outcome = "error"
-except DeadKernelError as exc:
-    outcome, detail = "died", str(exc)
-except Exception as exc:
-    outcome, detail = "crashed", f"{type(exc).__name__}: {exc}"
-finally:
-    close_write_end()
-    relay_thread.join(timeout=2)  # a process that left the kernel's group may hold the pipe: not waited for
-    if outcome != "ok":
-        for line in relay["held"]:
-            sys.stderr.buffer.write(line)
-        sys.stderr.flush()
-    for path, text in ((job["output"], nbformat.writes(nb, version=nbformat.NO_CONVERT) + "\n"),
-                       (job["status"], json.dumps({"outcome": outcome, "cell": state["cell"], "detail": detail}))):
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-sys.exit(0 if outcome == "ok" else 1)
-"""
+# The driver (nbenv/inimage/run_driver.py) runs inside the image, with the Python of its Jupyter server
+# (`driver_python`); it executes the notebook cell by cell and writes the executed notebook and a status
+# file even when a cell fails, times out or the kernel dies.
+DRIVER_SCRIPT = "run_driver.py"
 
 
 def driver_python(plan: BuildPlan) -> str:
@@ -498,7 +404,7 @@ def run_notebook(
         io.mkdir(mode=0o700)
         hand_over(io, identity)
         (io / "input.ipynb").write_text(json.dumps(prepared, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        (io / "driver.py").write_text(DRIVER, encoding="utf-8")
+        (io / "driver.py").write_text(inimage.script(DRIVER_SCRIPT), encoding="utf-8")
         job = {
             "input": f"{IO_DIR}/input.ipynb",
             "output": f"{IO_DIR}/output.ipynb",

@@ -12,7 +12,8 @@ import pytest
 
 from nbenv.adapters.engine import Builder, BuildRequest, Engine
 from nbenv.errors import BuildError
-from nbenv.render import dockerfile, fetch_uv
+from nbenv.inimage import fetch_uv
+from nbenv.render import dockerfile
 from tests.conftest import REPO, run_cli
 
 

@@ -250,7 +250,7 @@ def test_the_build_passes_the_ca_as_a_secret_not_in_the_context(
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 @pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_with_ca_combines_the_bundles_only_for_the_command_and_removes_them(tmp_path: Path, cert: str) -> None:
-    script = REPO / "nbenv/render/with-secrets.sh"
+    script = REPO / "nbenv/inimage/with-secrets.sh"
     base = tmp_path / "base.pem"
     base.write_text("PIP-BUNDLE\n")
     extra = tmp_path / "secret"
@@ -282,7 +282,7 @@ def test_with_ca_combines_the_bundles_only_for_the_command_and_removes_them(tmp_
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 @pytest.mark.hostile("extra CA bundle: only certificates, only from the repo or an explicit path, only a secret")
 def test_with_secrets_hands_the_index_url_to_pip_and_uv_from_the_secret_file(tmp_path: Path) -> None:
-    script = REPO / "nbenv/render/with-secrets.sh"
+    script = REPO / "nbenv/inimage/with-secrets.sh"
     index = tmp_path / "index-url"
     show = ["sh", "-c", 'echo "${NBENV_INDEX_URL:-none} ${UV_INDEX_URL:-none}"']
     env = {"PATH": os.environ["PATH"], "NBENV_INDEX_SECRET": str(index), "NBENV_EXTRA_CA": str(tmp_path / "no-ca")}

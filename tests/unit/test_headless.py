@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from nbenv import inimage
 from nbenv.errors import NbenvError, UsageError
 from nbenv.headless import (
-    DRIVER,
+    DRIVER_SCRIPT,
     ContainerRun,
     cell_at,
     default_output,
@@ -290,7 +291,7 @@ def test_compose_mounts_become_absolute_host_paths() -> None:
 
 
 def test_the_driver_is_valid_python() -> None:
-    compile(DRIVER, "driver.py", "exec")
+    compile(inimage.script(DRIVER_SCRIPT), "driver.py", "exec")
 
 
 # --- CLI: every user error comes before Docker ----------------------------------------------------

@@ -31,7 +31,8 @@ sys.meta_path.insert(0, _NoNumpy())
 _IMPORT_ALL = """
 import importlib, pkgutil
 import nbenv
-IN_IMAGE = {"nbenv.render.register"}  # runs inside images, with their ipykernel: not importable here
+# Scripts that run inside images (nbenv.inimage), with the image's ipykernel or nbclient: not imported by nbenv.
+IN_IMAGE = {"nbenv.inimage.register", "nbenv.inimage.run_driver"}
 failed, imported = [], 0
 for info in pkgutil.walk_packages(nbenv.__path__, "nbenv."):
     if info.name.endswith(".__main__") or info.name in IN_IMAGE:

@@ -198,7 +198,7 @@ def test_the_server_is_hash_checked_in_its_own_venv_and_offers_no_kernel_of_its_
     assert f"rm -rf {SERVER_VENV}/share/jupyter/kernels" in server, "ipykernel's python3 spec would be offered"
     # The labconfig register.py writes into the kernel env reaches the server (announcements off).
     assert f"'{PAGE_CONFIG}' > {SERVER_VENV}/etc/jupyter/labconfig/page_config.json" in server
-    register = (REPO / "nbenv/render/register.py").read_text()
+    register = (REPO / "nbenv/inimage/register.py").read_text()
     assert '"@jupyterlab/apputils-extension:announcements": True' in register and "disabledExtensions" in register
     assert json.loads(PAGE_CONFIG) == {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
     final = text.rsplit("\nFROM ${BASE_IMAGE}\n", 1)[1]
