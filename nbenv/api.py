@@ -44,7 +44,7 @@ from nbenv.workspace import Workspace
 if TYPE_CHECKING:
     from nbenv.ci import CiResult
     from nbenv.data.compact import CompactResult
-    from nbenv.headless import RunResult
+    from nbenv.running.headless import RunResult
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -344,7 +344,7 @@ def run(
 ) -> RunResult:
     """Execute `notebook` headless in `name`'s image (pulling the data and building the image first
     unless told not to); write the executed notebook to `output` (default NAME.out.ipynb beside it)."""
-    from nbenv import headless
+    from nbenv.running import headless
 
     return headless.run_notebook(
         Project.discover(repo),

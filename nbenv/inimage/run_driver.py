@@ -6,7 +6,7 @@ Usage: python -u driver.py JOB_JSON
 nbenv writes this file into the run's io directory (mounted at /run/nbenv) as driver.py, with the job
 beside it: {"input", "output", "status": paths; "kernel": the kernelspec; "cwd": the kernel's working
 directory; "timeout": seconds for the whole notebook, 0 for none}. The Python of the image's Jupyter
-server runs it (`nbenv.headless.driver_python`): nbclient and nbformat come with the project's
+server runs it (`nbenv.running.headless.driver_python`): nbclient and nbformat come with the project's
 jupyterlab, or are part of nbenv's own server set. The status file holds {"outcome": ok | error |
 timeout | died | crashed, "cell": the index of the last cell started, "detail": text}.
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nbenv.adapters.git import exclude_locally
-from nbenv.headless import OUTPUT_PATTERN, default_output
+from nbenv.running.notebook import OUTPUT_PATTERN, default_output
 
 
 def _git(*args: str, cwd: Path) -> str:

@@ -11,20 +11,17 @@ import pytest
 
 from nbenv import inimage
 from nbenv.errors import NbenvError, UsageError
-from nbenv.headless import (
-    DRIVER_SCRIPT,
-    ContainerRun,
+from nbenv.plan import Mount
+from nbenv.running.headless import DRIVER_SCRIPT, ContainerRun, docker_run_argv, host_mounts
+from nbenv.running.notebook import (
     cell_at,
     default_output,
-    docker_run_argv,
     failing_cell,
-    host_mounts,
     inject_parameters,
     parse_parameters,
     parse_value,
     read_notebook,
 )
-from nbenv.plan import Mount
 from nbenv.spec.models import Resources
 from tests.conftest import run_cli
 

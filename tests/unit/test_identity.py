@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nbenv.headless import ContainerRun, docker_run_argv
 from nbenv.identity import EngineKind, Identity, can_write, decide, engine_kind
+from nbenv.running.headless import ContainerRun, docker_run_argv
 from nbenv.spec.models import Resources
 
 ROOTFUL = ["name=seccomp,profile=default"]

@@ -21,8 +21,8 @@ import pytest
 from nbenv import inimage
 from nbenv.errors import RunError
 from nbenv.generate import BUILD_SCRIPTS
-from nbenv.headless import DRIVER_SCRIPT, IO_DIR, run_notebook
 from nbenv.project import Project
+from nbenv.running.headless import DRIVER_SCRIPT, IO_DIR, run_notebook
 from nbenv.workspace import Workspace
 from tests.conftest import REPO, run_cli
 from tests.unit.test_fake_engine import FakeEngine

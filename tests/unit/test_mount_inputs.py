@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from nbenv.dvc_outs import tracked_outputs
 from nbenv.errors import DataError
 from nbenv.generate import load_lock, plan_for, token_file
-from nbenv.headless import docker_run_argv, host_mounts
 from nbenv.plan import Mount, compose_project, run_plan
 from nbenv.running import lifecycle as launch
+from nbenv.running.headless import docker_run_argv, host_mounts
 from nbenv.spec.load import Loader
 from nbenv.spec.models import SYSTEM_DIRS, SYSTEM_EXACT, SourceMount
 from nbenv.ui import quiet
@@ -157,7 +157,7 @@ def test_data_is_read_only_under_every_source_mount_that_holds_it(
 
 
 def _container(root: Path, plan: object, service: object) -> object:
-    from nbenv.headless import ContainerRun
+    from nbenv.running.headless import ContainerRun
     from nbenv.spec.models import Resources
 
     return ContainerRun(
@@ -415,7 +415,7 @@ def test_an_unknown_remote_is_one_line_naming_the_configured_ones(workspace: Pat
 @pytest.mark.security
 def test_an_output_link_inside_the_repository_is_replaced_not_written_through(workspace: Path) -> None:
     """`notebooks/traffic.out.ipynb -> ../.git/config` (inside, so accepted) must not clobber git's config."""
-    from nbenv.headless import _output_target, _write_output
+    from nbenv.running.headless import _output_target, _write_output
 
     (workspace / ".git").mkdir()
     (workspace / ".git/config").write_text("[core]\n")

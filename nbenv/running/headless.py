@@ -10,11 +10,8 @@ atomically. No Jupyter server, no token, no port.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
-import keyword
-import math
 import os
 import posixpath
 import secrets
@@ -37,195 +34,26 @@ from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, han
 from nbenv.plan import STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
 from nbenv.project import Project
 from nbenv.render.compose import TMPFS_SIZE
-from nbenv.safepath import MiB, confine, is_inside, owned_dir, read_regular
+from nbenv.running.notebook import (
+    OUTPUT_PATTERN,
+    Notebook,
+    cell_at,
+    default_output,
+    failing_cell,
+    first_line,
+    inject_parameters,
+    parse_parameters,
+    read_notebook,
+)
+from nbenv.safepath import confine, is_inside, owned_dir
 from nbenv.server_env import SERVER_VENV
 from nbenv.spec.load import container_path_of
-from nbenv.spec.models import Resources
+from nbenv.spec.models import Environment, Resources
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 
-Notebook = dict[str, Any]
-
-PARAMETERS_TAG = "parameters"
-INJECTED_TAG = "injected-parameters"
 IO_DIR = "/run/nbenv"  # the temp directory inside the container (user mounts may not target /run)
-MAX_NOTEBOOK = 64 * MiB  # notebooks with embedded plots reach a few MiB; /dev/zero never ends
 BACKSTOP_SECONDS = 90.0  # after --timeout, on top of kernel start-up and shutdown: then the container is killed
-
-
-# --- pure: parameters -------------------------------------------------------------------------
-
-
-def parse_value(text: str) -> object:
-    """Like papermill's `-p`: a Python literal (int, float, bool, None, quoted string) when it parses
-    as one, else the text itself as a string."""
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return text
-
-
-def parse_parameters(items: Sequence[str]) -> dict[str, object]:
-    """`NAME=VALUE` items -> {name: value}; a later item wins. UsageError on bad syntax."""
-    values: dict[str, object] = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(
-                f"-p {item!r}: expected NAME=VALUE with NAME a Python identifier", "e.g. -p top_n=5 -p district=None"
-            )
-        value = parse_value(raw)
-        if isinstance(value, float) and not math.isfinite(value):
-            # repr() would inject `inf`/`nan`, names a notebook does not define: refuse rather than guess.
-            raise UsageError(
-                f"-p {item!r}: {raw.strip()} is out of the range of a float",
-                "pass it as a string: -p " + json.dumps(f"{name}={raw.strip()!r}"),
-            )
-        values[name] = value
-    return values
-
-
-def _tags(cell: Mapping[str, Any]) -> list[str]:
-    tags = (cell.get("metadata") or {}).get("tags") or []
-    return [t for t in tags if isinstance(t, str)]
-
-
-def _source(cell: Mapping[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def parameters_cell(values: Mapping[str, object], *, nbformat_minor: int) -> dict[str, Any]:
-    """The `injected-parameters` code cell, in papermill's format (`# Parameters` then `name = repr`)."""
-    lines = ["# Parameters\n", *(f"{name} = {value!r}\n" for name, value in values.items())]
-    lines[-1] = lines[-1].rstrip("\n")
-    cell: dict[str, Any] = {
-        "cell_type": "code",
-        "execution_count": None,
-        "metadata": {"tags": [INJECTED_TAG]},
-        "outputs": [],
-        "source": lines,
-    }
-    if nbformat_minor >= 5:
-        cell["id"] = INJECTED_TAG
-    return cell
-
-
-def inject_parameters(notebook: Mapping[str, Any], values: Mapping[str, object], *, where: str) -> Notebook:
-    """A copy of `notebook` with an `injected-parameters` cell right after the first cell tagged
-    `parameters` (cells injected by an earlier run are dropped first). Keeps nbformat and
-    nbformat_minor. In nbformat >= 4.5 a cell without an id gets `nbenv-INDEX`, so that nbformat
-    does not invent a random one in the container (two runs stay comparable).
-
-    UsageError when there are values but no `parameters` cell.
-    """
-    nb: Notebook = json.loads(json.dumps(notebook))  # a deep copy, JSON types only
-    minor = int(nb.get("nbformat_minor", 0))
-    cells = [c for c in nb.get("cells", []) if not (values and INJECTED_TAG in _tags(c))]
-    if values:
-        at = next((i for i, cell in enumerate(cells) if PARAMETERS_TAG in _tags(cell)), None)
-        if at is None:
-            raise UsageError(
-                f"{where}: -p given, but no cell is tagged {PARAMETERS_TAG!r}",
-                "tag the cell that holds the defaults `parameters` (JupyterLab: property inspector > Cell Tags)",
-            )
-        taken = {c.get("id") for c in cells}
-        injected = parameters_cell(values, nbformat_minor=minor)
-        while "id" in injected and injected["id"] in taken:
-            injected["id"] += "-1"
-        cells.insert(at + 1, injected)
-    if minor >= 5:
-        for index, cell in enumerate(cells):
-            cell.setdefault("id", f"nbenv-{index}")
-    nb["cells"] = cells
-    return nb
-
-
-def read_notebook(path: Path, *, where: str) -> Notebook:
-    """The notebook's JSON; one-line errors for a missing file, a FIFO or a device (never read
-    blocking), more than MAX_NOTEBOOK bytes, bad JSON or an nbformat other than 4."""
-    if not path.exists() and not path.is_symlink():
-        raise UsageError(
-            f"{where}: no such notebook", "check the path (it is relative to the current directory)"
-        ) from None
-    data = read_regular(path, display=where, limit=MAX_NOTEBOOK, error=UsageError)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: cannot read it: not UTF-8 (byte {exc.start})") from None
-    try:
-        nb = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NbenvError(f"{where}:{exc.lineno}: not a notebook: invalid JSON: {exc.msg}") from None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise NbenvError(f"{where}: not a notebook: no list of cells")
-    if nb.get("nbformat") != 4:
-        raise NbenvError(
-            f"{where}: nbformat {nb.get('nbformat')} is not supported (nbenv runs nbformat 4)",
-            "open and save it in JupyterLab, which upgrades it",
-        )
-    return nb
-
-
-# --- pure: results ----------------------------------------------------------------------------
-
-
-def _first_line(text: str, limit: int) -> str:
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-@dataclass(frozen=True)
-class CellFailure:
-    index: int  # 0-based, in the executed notebook (the injected cell counts)
-    first_line: str
-    ename: str
-    evalue: str
-
-    def describe(self) -> str:
-        """`cell 5 (`x = 1 / 0`)`: the position counted from 1, as a reader counts cells."""
-        return f"cell {self.index + 1} (`{self.first_line}`)"
-
-
-def failing_cell(notebook: Mapping[str, Any], *, index: int | None = None) -> CellFailure | None:
-    """The cell whose error stopped the run: the cell at `index` (the driver reports it) when it
-    holds an error output, else the first code cell with an error output that is not tagged
-    `raises-exception` (nbclient runs on after those)."""
-    cells = notebook.get("cells") or []
-    order = ([index] if index is not None and 0 <= index < len(cells) else []) + list(range(len(cells)))
-    for i in order:
-        cell = cells[i]
-        if cell.get("cell_type") != "code" or "raises-exception" in _tags(cell):
-            continue
-        for output in cell.get("outputs") or []:
-            if output.get("output_type") == "error":
-                return CellFailure(
-                    i,
-                    _first_line(_source(cell), 80),
-                    str(output.get("ename", "")),
-                    _first_line(str(output.get("evalue", "")), 200),
-                )
-    return None
-
-
-def cell_at(notebook: Mapping[str, Any], index: int) -> CellFailure:
-    """A cell named by index (for a timeout or a dead kernel, which leave no error output)."""
-    cells = notebook.get("cells") or []
-    source = _source(cells[index]) if 0 <= index < len(cells) else ""
-    return CellFailure(index, _first_line(source, 80), "", "")
-
-
-OUTPUT_PATTERN = "*.out.ipynb"  # what `default_output` names: excluded in git's info/exclude
-
-
-def default_output(notebook: Path) -> Path:
-    """`NAME.out.ipynb` beside the input: visible, never the input itself."""
-    stem = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.name
-    return notebook.with_name(f"{stem}.out.ipynb")
 
 
 # --- pure: the container ----------------------------------------------------------------------
@@ -371,7 +199,7 @@ def run_notebook(
     values = parse_parameters(parameters)  # everything a user can get wrong is checked before Docker
     given_target = output if output is not None else default_output(notebook)
     notebook = _confined_path(ws.root, notebook, what="notebook")
-    target = _output_target(ws.root, given_target)
+    _output_target(ws.root, given_target)
     prepared = inject_parameters(read_notebook(notebook, where=where), values, where=where)
     plan = project.plan(name)
     env = plan.env
@@ -382,63 +210,83 @@ def run_notebook(
     if pull and targets:
         say(f"data: {datasync.pull(ws.root, targets, jobs=None, remote=None, say=say).line()}")
         _check_run_data(ws, name, env.file, targets)
-    if build:
-        image = project.builder(say=say, live=live).build(name).ref
-    else:
-        image = f"{plan.image}:latest"
-        if engine.image_id(image) is None:
-            raise RunError(f"{name}: no image {image} yet (--no-build)", f"build it: `nbenv image build {name}`")
-        say(f"{name}: using {image} as it is (--no-build: not checked against the spec)")
-    service = run_plan(env, plan, project=compose_project(ws.config, name), token_file=token_file(name))
-    notebook_dir = ws.rel(notebook.resolve().parent)
-    cwd = container_path_of(env, notebook_dir) if not Path(notebook_dir).is_absolute() else None
+    image = _image(project, plan, build=build, live=live, say=say)
     identity = for_workspace(ws.root, engine.security_options)
     check_can_save(ws.root, env, identity)
     # The mountpoint of the tmpfs that hides .nbenv/ exists before Docker needs it (else Docker
     # would create it in the repository, owned by root).
     owned_dir(ws.root, STATE_DIR, what="state directory", error=RunError)
     with tempfile.TemporaryDirectory(prefix="nbenv-run-") as tmp:
-        # The temp dir stays 0700 (the host user's); its `io` subdirectory, reachable by the container
-        # through its bind mount, is 0700 too and belongs to the user the container runs as.
-        io = Path(tmp) / "io"
-        io.mkdir(mode=0o700)
-        hand_over(io, identity)
-        (io / "input.ipynb").write_text(json.dumps(prepared, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        (io / "driver.py").write_text(inimage.script(DRIVER_SCRIPT), encoding="utf-8")
-        job = {
-            "input": f"{IO_DIR}/input.ipynb",
-            "output": f"{IO_DIR}/output.ipynb",
-            "status": f"{IO_DIR}/status.json",
-            "kernel": name,  # the image registers a kernel named after the environment
-            "cwd": cwd or IO_DIR,  # the notebook's own directory, as in JupyterLab
-            "timeout": timeout or 0,
-        }
-        (io / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        compose_name = compose_project(ws.config, name)
-        spec = ContainerRun(
-            image=image,
-            name=f"{compose_name}-run-{secrets.token_hex(4)}",
-            labels={"nbenv.environment": name, "nbenv.project": compose_name, "nbenv.run": "headless"},
-            mounts=(*host_mounts(ws.root, plan.out_dir, service.mounts), Mount(str(io), IO_DIR, read_only=False)),
-            workdir=service.working_dir,
-            # No __pycache__ in the source tree from imports of the project's package.
-            environment={**service.environment, "PYTHONDONTWRITEBYTECODE": "1"},
-            resources=env.resources,
-            command=(driver_python(plan), "-u", f"{IO_DIR}/driver.py", f"{IO_DIR}/job.json"),
-            identity=identity,
-        )
+        io = _exchange_dir(Path(tmp), prepared, _job(ws, env, notebook, timeout), identity)
+        spec = _container(ws, plan, image, io, identity)
         say(f"running {where} in {image}")
         code, killed = _run_container(engine, spec, timeout=timeout, say=say)
         status = _read_json(io / "status.json")
         executed = _read_json(io / "output.ipynb")
         if executed is not None:
             # Checked again now that the container (which could write the source tree) is gone.
-            target = _output_target(ws.root, given_target)
-            _write_output(target, executed)
+            _write_output(_output_target(ws.root, given_target), executed)
             if output is None:  # nbenv chose the name: git ignores it locally (not in the user's .gitignore)
                 exclude_locally(ws.root, OUTPUT_PATTERN)
     return _outcome(
         where, given_target, image, code=code, killed=killed, status=status, executed=executed, timeout=timeout
+    )
+
+
+def _image(project: Project, plan: BuildPlan, *, build: bool, live: bool, say: Say) -> str:
+    """The environment's image: built if stale, or with --no-build the one there is, as it is."""
+    name = plan.env.name
+    if build:
+        return project.builder(say=say, live=live).build(name).ref
+    image = f"{plan.image}:latest"
+    if project.engine.image_id(image) is None:
+        raise RunError(f"{name}: no image {image} yet (--no-build)", f"build it: `nbenv image build {name}`")
+    say(f"{name}: using {image} as it is (--no-build: not checked against the spec)")
+    return image
+
+
+def _job(ws: Workspace, env: Environment, notebook: Path, timeout: float | None) -> dict[str, object]:
+    """What the driver reads from job.json: the files in the exchange directory, the kernel, where to run."""
+    notebook_dir = ws.rel(notebook.resolve().parent)
+    cwd = container_path_of(env, notebook_dir) if not Path(notebook_dir).is_absolute() else None
+    return {
+        "input": f"{IO_DIR}/input.ipynb",
+        "output": f"{IO_DIR}/output.ipynb",
+        "status": f"{IO_DIR}/status.json",
+        "kernel": env.name,  # the image registers a kernel named after the environment
+        "cwd": cwd or IO_DIR,  # the notebook's own directory, as in JupyterLab
+        "timeout": timeout or 0,
+    }
+
+
+def _exchange_dir(tmp: Path, prepared: Notebook, job: Mapping[str, object], identity: Identity) -> Path:
+    """`io` in the 0700 temp dir (the host user's): reachable by the container through its bind mount,
+    0700 too and the container user's; it holds the notebook, the driver and the job."""
+    io = tmp / "io"
+    io.mkdir(mode=0o700)
+    hand_over(io, identity)
+    (io / "input.ipynb").write_text(json.dumps(prepared, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (io / "driver.py").write_text(inimage.script(DRIVER_SCRIPT), encoding="utf-8")
+    (io / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    return io
+
+
+def _container(ws: Workspace, plan: BuildPlan, image: str, io: Path, identity: Identity) -> ContainerRun:
+    """The throwaway container: the compose service's mounts and environment, plus the exchange directory."""
+    name, env = plan.env.name, plan.env
+    compose_name = compose_project(ws.config, name)
+    service = run_plan(env, plan, project=compose_name, token_file=token_file(name))
+    return ContainerRun(
+        image=image,
+        name=f"{compose_name}-run-{secrets.token_hex(4)}",
+        labels={"nbenv.environment": name, "nbenv.project": compose_name, "nbenv.run": "headless"},
+        mounts=(*host_mounts(ws.root, plan.out_dir, service.mounts), Mount(str(io), IO_DIR, read_only=False)),
+        workdir=service.working_dir,
+        # No __pycache__ in the source tree from imports of the project's package.
+        environment={**service.environment, "PYTHONDONTWRITEBYTECODE": "1"},
+        resources=env.resources,
+        command=(driver_python(plan), "-u", f"{IO_DIR}/driver.py", f"{IO_DIR}/job.json"),
+        identity=identity,
     )
 
 
@@ -538,4 +386,4 @@ def _outcome(
     if outcome == "died":
         raise RunError(f"{where}: the kernel died in {described} (out of memory?)", written)
     detail = status.get("detail") or f"exit {code}"
-    raise RunError(f"{where}: the run failed in {described}: {_first_line(str(detail), 200)}", written)
+    raise RunError(f"{where}: the run failed in {described}: {first_line(str(detail), 200)}", written)
