@@ -500,72 +500,102 @@ def _type(value: object) -> str:
 
 def _package(entry: object, index: int, display: str, text: str) -> LockedPackage:
     """One `[[package]]` table, each field nbenv reads checked before it is used."""
-
-    def fail(field: str, what: str, hint: str = REGENERATE, item: int | None = None) -> NoReturn:
-        where = f"{display}{_package_line(text, index, field.split('[')[0].split('.')[0], item)}"
-        raise LockError(f"{where}: package.{field}: {what}" if field else f"{where}: package: {what}", hint)
-
+    table = _PackageTable(index, display, text)
     if not isinstance(entry, dict):
-        fail("", f"entry {index + 1} must be a table, not {_type(entry)}")
-    if "name" not in entry:
-        fail("name", f"entry {index + 1} has no name")
-    if problem := name_problem(entry["name"]):
-        fail("name", problem)
-    name: str = entry["name"]
-    if "version" not in entry:
-        fail("version", f"{name} has no version")
-    if problem := version_problem(entry["version"]):
-        fail("version", f"{name}: {problem}")
-    if "groups" not in entry:
-        fail("groups", f"{name} has no groups (a lock written by Poetry < 2.0?)", f"{REGENERATE} with Poetry 2.x")
-    raw_groups = entry["groups"]
-    if not isinstance(raw_groups, list):
-        fail("groups", f"{name}: must be an array of group names, not {_type(raw_groups)}")
-    for group in raw_groups:
-        if problem := name_problem(group, "group name"):
-            fail("groups", f"{name}: {problem}")
-    groups = frozenset(raw_groups)
-    source = entry.get("source", {})
-    if not isinstance(source, dict):
-        fail("source", f"{name}: must be a table, not {_type(source)}")
-    kind = source.get("type")
-    if not (kind is None or kind == "legacy"):
-        shown = kind if isinstance(kind, str) and re.fullmatch(r"[a-z]{1,20}", kind) else _shown(kind)
-        fail(
-            "source",
-            f"{name} comes from a {shown} source, which nbenv cannot pin by hash",
-            "publish it to a package index (or a local one) and depend on it by version",
-        )
-    files = entry.get("files")
-    if files is None or files == []:
-        fail("files", f"{name} has no file hashes")
-    if not isinstance(files, list):
-        fail("files", f"{name}: must be an array of tables, not {_type(files)}")
-    hashes: list[str] = []
-    for number, file in enumerate(files):
-        if not isinstance(file, dict):
-            fail(f"files[{number}]", f"{name}: must be a table, not {_type(file)}", item=number)
-        if "hash" not in file:
-            fail(f"files[{number}]", f"{name}: has no hash", item=number)
-        if problem := hash_problem(file["hash"]):
-            fail(f"files[{number}].hash", f"{name}: {problem}", item=number)
-        hashes.append(file["hash"])
-    raw_markers = entry.get("markers", ANY)
-    if isinstance(raw_markers, str):
-        markers = {g: raw_markers for g in groups}
-    elif isinstance(raw_markers, dict):
-        markers = dict(raw_markers)
-    else:
-        fail("markers", f"{name}: must be a string or a table of group = marker, not {_type(raw_markers)}")
-    for group, marker in markers.items():
-        if problem := name_problem(group, "group name"):
-            fail("markers", f"{name}: {problem}")
-        if marker != ANY and (problem := marker_problem(marker)):
-            fail("markers", f"{name}: {problem}")
+        table.fail("", f"entry {index + 1} must be a table, not {_type(entry)}")
+    name = table.name(entry)
+    groups = table.groups(entry, name)
+    table.check_source(entry, name)
+    hashes = table.hashes(entry, name)
+    markers = table.markers(entry, name, groups)
     optional = entry.get("optional", False)
     if not isinstance(optional, bool):
-        fail("optional", f"{name}: must be true or false, not {_type(optional)}")
-    return LockedPackage(name, entry["version"], groups, markers, tuple(sorted(hashes)), optional)
+        table.fail("optional", f"{name}: must be true or false, not {_type(optional)}")
+    return LockedPackage(name, entry["version"], groups, markers, hashes, optional)
+
+
+class _PackageTable:
+    """The checks of one `[[package]]` table; each failure is one line at the field's line in the lock."""
+
+    def __init__(self, index: int, display: str, text: str) -> None:
+        self.index, self.display, self.text = index, display, text
+
+    def fail(self, field: str, what: str, hint: str = REGENERATE, item: int | None = None) -> NoReturn:
+        where = f"{self.display}{_package_line(self.text, self.index, field.split('[')[0].split('.')[0], item)}"
+        raise LockError(f"{where}: package.{field}: {what}" if field else f"{where}: package: {what}", hint)
+
+    def name(self, entry: dict[str, Any]) -> str:
+        """The name, then the version (both checked against their grammar)."""
+        if "name" not in entry:
+            self.fail("name", f"entry {self.index + 1} has no name")
+        if problem := name_problem(entry["name"]):
+            self.fail("name", problem)
+        name: str = entry["name"]
+        if "version" not in entry:
+            self.fail("version", f"{name} has no version")
+        if problem := version_problem(entry["version"]):
+            self.fail("version", f"{name}: {problem}")
+        return name
+
+    def groups(self, entry: dict[str, Any], name: str) -> frozenset[str]:
+        if "groups" not in entry:
+            self.fail(
+                "groups", f"{name} has no groups (a lock written by Poetry < 2.0?)", f"{REGENERATE} with Poetry 2.x"
+            )
+        raw_groups = entry["groups"]
+        if not isinstance(raw_groups, list):
+            self.fail("groups", f"{name}: must be an array of group names, not {_type(raw_groups)}")
+        for group in raw_groups:
+            if problem := name_problem(group, "group name"):
+                self.fail("groups", f"{name}: {problem}")
+        return frozenset(raw_groups)
+
+    def check_source(self, entry: dict[str, Any], name: str) -> None:
+        """An index (Poetry writes no source) or a legacy one: what hashes can pin."""
+        source = entry.get("source", {})
+        if not isinstance(source, dict):
+            self.fail("source", f"{name}: must be a table, not {_type(source)}")
+        kind = source.get("type")
+        if not (kind is None or kind == "legacy"):
+            shown = kind if isinstance(kind, str) and re.fullmatch(r"[a-z]{1,20}", kind) else _shown(kind)
+            self.fail(
+                "source",
+                f"{name} comes from a {shown} source, which nbenv cannot pin by hash",
+                "publish it to a package index (or a local one) and depend on it by version",
+            )
+
+    def hashes(self, entry: dict[str, Any], name: str) -> tuple[str, ...]:
+        files = entry.get("files")
+        if files is None or files == []:
+            self.fail("files", f"{name} has no file hashes")
+        if not isinstance(files, list):
+            self.fail("files", f"{name}: must be an array of tables, not {_type(files)}")
+        hashes: list[str] = []
+        for number, file in enumerate(files):
+            if not isinstance(file, dict):
+                self.fail(f"files[{number}]", f"{name}: must be a table, not {_type(file)}", item=number)
+            if "hash" not in file:
+                self.fail(f"files[{number}]", f"{name}: has no hash", item=number)
+            if problem := hash_problem(file["hash"]):
+                self.fail(f"files[{number}].hash", f"{name}: {problem}", item=number)
+            hashes.append(file["hash"])
+        return tuple(sorted(hashes))
+
+    def markers(self, entry: dict[str, Any], name: str, groups: frozenset[str]) -> dict[str, str]:
+        """Group -> PEP 508 marker: one string for every group, or a table per group."""
+        raw_markers = entry.get("markers", ANY)
+        if isinstance(raw_markers, str):
+            markers = {g: raw_markers for g in groups}
+        elif isinstance(raw_markers, dict):
+            markers = dict(raw_markers)
+        else:
+            self.fail("markers", f"{name}: must be a string or a table of group = marker, not {_type(raw_markers)}")
+        for group, marker in markers.items():
+            if problem := name_problem(group, "group name"):
+                self.fail("markers", f"{name}: {problem}")
+            if marker != ANY and (problem := marker_problem(marker)):
+                self.fail("markers", f"{name}: {problem}")
+        return markers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
