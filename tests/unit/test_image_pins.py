@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nbenv.adapters.engine import BuildRequest
-from nbenv.build import content_key
+from nbenv.image_plan import content_key
 from nbenv.provenance import GitState
 from nbenv.ui import quiet
 from tests.unit.test_fake_engine import FakeEngine, _project
@@ -47,7 +47,7 @@ class _Clock:
 def pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("NBENV_CA_BUNDLE", "PIP_CERT", "NBENV_INDEX_URL"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr("nbenv.build.__version__", VERSION)
+    monkeypatch.setattr("nbenv.image_plan.__version__", VERSION)
     monkeypatch.setattr("nbenv.build.datetime", _Clock)
 
 

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from nbenv import launch
 from nbenv.dvc_outs import tracked_outputs
 from nbenv.errors import DataError
-from nbenv.generate import load_lock, plan_for, token_file
 from nbenv.headless import docker_run_argv, host_mounts
-from nbenv.plan import Mount, compose_project, run_plan
+from nbenv.plan import Mount, compose_project, run_plan, token_file
+from nbenv.project import load_lock, plan_for
 from nbenv.spec.load import Loader
 from nbenv.spec.models import SYSTEM_DIRS, SYSTEM_EXACT, SourceMount
 from nbenv.ui import quiet
