@@ -19,7 +19,7 @@ from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
 from nbenv.generate import generate
-from nbenv.image_plan import ImageTarget, build_inputs, build_metadata, image_target
+from nbenv.image_plan import BuildMetadata, ImageTarget, build_inputs, build_metadata, image_target
 from nbenv.plan import BuildPlan
 from nbenv.provenance import GitState, ImageProvenance
 from nbenv.pyversion import choose_suite, python_problem
@@ -143,6 +143,19 @@ class ImageBuilder:
         if plan.env.extends:  # a child's tools stage is FROM the chain's base image, like its root's
             self._ensure_base(plan.env.base_image, env_file=plan.env.file)
         self._check_from(from_ref, from_id)
+        image_id = self._engine_build(plan, files, target, meta, options)
+        seconds = time.monotonic() - started
+        self.say(f"{name}: built {ref} in {seconds:.1f} s")
+        built_labels = info.labels if (info := self.engine.inspect(image_id)) else meta.labels
+        if existing and existing.id != image_id:
+            self.engine.remove_if_untagged(existing.id)  # the image this rebuild replaced (same content key)
+        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
+
+    def _engine_build(
+        self, plan: BuildPlan, files: dict[Path, str], target: ImageTarget, meta: BuildMetadata, options: BuildOptions
+    ) -> str:
+        """Build `target` on the engine from a fresh context, the index URL and extra CA as build secrets;
+        the new image's id."""
         ca = extra_ca_bundle(self.ws)
         with (
             tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp,
@@ -172,15 +185,9 @@ class ImageBuilder:
                 secrets=secrets,
                 masked=(url,) if url else (),
             )
-            image_id = self.engine.build(
+            return self.engine.build(
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
             )
-        seconds = time.monotonic() - started
-        self.say(f"{name}: built {ref} in {seconds:.1f} s")
-        built_labels = info.labels if (info := self.engine.inspect(image_id)) else meta.labels
-        if existing and existing.id != image_id:
-            self.engine.remove_if_untagged(existing.id)  # the image this rebuild replaced (same content key)
-        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
 
     def status(self, name: str) -> tuple[str, str | None]:
         """("up to date" or "stale: why", the image id if up to date), without building or writing anything."""
