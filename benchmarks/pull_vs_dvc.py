@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nbenv.datasync import data_targets  # noqa: E402
+from nbenv.plan import data_targets  # noqa: E402
 from nbenv.spec.load import Loader  # noqa: E402
 from nbenv.workspace import Workspace  # noqa: E402
 

@@ -20,11 +20,12 @@ from nbenv.adapters.compose import ServiceState
 from nbenv.adapters.dvc import TargetStatus
 from nbenv.adapters.git import git_state
 from nbenv.build import BuildOptions, BuiltImage
-from nbenv.datasync import PullSummary, data_targets
+from nbenv.datasync import PullSummary
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.generate import MANIFEST, GenerateResult
 from nbenv.generate import generate as write_generated
 from nbenv.images import Inspection, PushResult
+from nbenv.plan import data_targets
 from nbenv.project import Project, real_engine
 from nbenv.running import lifecycle
 from nbenv.running.lifecycle import Running

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 import time
@@ -14,16 +12,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbenv import __version__
 from nbenv.adapters.engine import BuildRequest, EngineAPI
 from nbenv.adapters.git import git_state
 from nbenv.base_image import PYTHON_LABEL
 from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
-from nbenv.generate import build_inputs, generate
+from nbenv.generate import generate
+from nbenv.image_plan import BuildMetadata, ImageTarget, build_inputs, build_metadata, image_target
 from nbenv.plan import BuildPlan
-from nbenv.provenance import GitState, ImageProvenance, build_labels, build_record, history_of, record_line
+from nbenv.provenance import GitState, ImageProvenance
 from nbenv.pyversion import choose_suite, python_problem
 from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
 from nbenv.spec.load import Loader, base_recipe
@@ -47,12 +45,6 @@ class BuiltImage:
     @property
     def provenance(self) -> ImageProvenance:
         return ImageProvenance.from_labels(self.labels)
-
-
-def content_key(*, from_image_id: str, files: dict[str, str]) -> str:
-    """Hash of everything that determines the image: base/parent image id, the generated files, nbenv."""
-    payload = {"nbenv": __version__, "from": from_image_id, "files": dict(sorted(files.items()))}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def extra_ca_bundle(ws: Workspace) -> ExtraCA | None:
@@ -117,22 +109,20 @@ class ImageBuilder:
     def _build(self, name: str, groups: Sequence[str] | None, options: BuildOptions) -> BuiltImage:
         started = time.monotonic()
         plan = self.project.plan(name, groups)
-        history: list[dict[str, object]] = []
+        parent_labels: dict[str, str] | None = None
         if plan.env.extends:
             parent = self.build(plan.env.extends, options=options)
-            from_ref, from_id, arg = parent.ref, parent.image_id, "PARENT_IMAGE"
-            history = history_of(parent.labels)
+            from_ref, from_id, parent_labels = parent.ref, parent.image_id, parent.labels
         else:
-            from_ref, arg = plan.env.base_image, "BASE_IMAGE"
+            from_ref = plan.env.base_image
             from_id = self._ensure_base(from_ref, env_file=plan.env.file)
             self._check_base_python(name, from_ref, from_id)  # before anything is written or built
         files = self._regenerate(plan)
-        key = self._key(plan, from_id, files)
-        ref = f"{plan.image}:ck-{key[:12]}"
-        tags = (ref,) if plan.is_variant else (ref, f"{plan.image}:latest")
+        target = self._target(plan, from_id, files)
+        ref, key = target.ref, target.key
         existing = self.engine.inspect(ref)
         if existing and not options.no_cache and self._keep(existing.labels, options):
-            for tag in tags[1:]:
+            for tag in target.tags[1:]:
                 self.engine.tag(ref, tag)
             self.say(f"{name}: up to date ({ref})")
             return BuiltImage(name, ref, existing.id, key, False, time.monotonic() - started, existing.labels)
@@ -140,22 +130,32 @@ class ImageBuilder:
             self.say(f"builder: {self.engine.builder.describe()}")
             self._announced_builder = True
         self.say(f"{name}: building {ref} (groups {', '.join(plan.groups)}; FROM {from_ref})")
-        record = build_record(
-            environment=name,
-            image=ref,
-            base_image=from_ref,
-            groups=plan.groups,
+        meta = build_metadata(
+            plan,
+            target,
+            from_ref=from_ref,
+            from_image_id=from_id,
+            parent_labels=parent_labels,
             lock_hash=self.project.lock.content_hash,
-            content_key=key,
             git=self.git,
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            nbenv_version=__version__,
         )
-        labels = build_labels(record, history=history, source=self.git.source, parent_digest=from_id)
         if plan.env.extends:  # a child's tools stage is FROM the chain's base image, like its root's
             self._ensure_base(plan.env.base_image, env_file=plan.env.file)
-        build_args = {arg: from_ref, "BASE_IMAGE": plan.env.base_image, "NBENV_BUILD_RECORD": record_line(record)}
         self._check_from(from_ref, from_id)
+        image_id = self._engine_build(plan, files, target, meta, options)
+        seconds = time.monotonic() - started
+        self.say(f"{name}: built {ref} in {seconds:.1f} s")
+        built_labels = info.labels if (info := self.engine.inspect(image_id)) else meta.labels
+        if existing and existing.id != image_id:
+            self.engine.remove_if_untagged(existing.id)  # the image this rebuild replaced (same content key)
+        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
+
+    def _engine_build(
+        self, plan: BuildPlan, files: dict[Path, str], target: ImageTarget, meta: BuildMetadata, options: BuildOptions
+    ) -> str:
+        """Build `target` on the engine from a fresh context, the index URL and extra CA as build secrets;
+        the new image's id."""
         ca = extra_ca_bundle(self.ws)
         with (
             tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp,
@@ -176,24 +176,18 @@ class ImageBuilder:
                 )
             request = BuildRequest(
                 context,
-                tags,
-                build_args,
-                labels,
+                target.tags,
+                meta.build_args,
+                meta.labels,
                 no_cache=options.no_cache,
                 cache_from=options.cache_from,
                 cache_to=options.cache_to,
                 secrets=secrets,
                 masked=(url,) if url else (),
             )
-            image_id = self.engine.build(
+            return self.engine.build(
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
             )
-        seconds = time.monotonic() - started
-        self.say(f"{name}: built {ref} in {seconds:.1f} s")
-        built_labels = info.labels if (info := self.engine.inspect(image_id)) else labels
-        if existing and existing.id != image_id:
-            self.engine.remove_if_untagged(existing.id)  # the image this rebuild replaced (same content key)
-        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
 
     def status(self, name: str) -> tuple[str, str | None]:
         """("up to date" or "stale: why", the image id if up to date), without building or writing anything."""
@@ -207,12 +201,12 @@ class ImageBuilder:
             if from_id is None:
                 return f"stale: base image {plan.env.base_image} is missing", None
         files = generate(self.ws, [plan], check=True).rendered
-        ref = f"{plan.image}:ck-{self._key(plan, from_id, files)[:12]}"
+        ref = self._target(plan, from_id, files).ref
         image_id = self.engine.image_id(ref)
         return ("up to date", image_id) if image_id else (f"stale: no image {ref} yet", None)
 
-    def _key(self, plan: BuildPlan, from_id: str, files: dict[Path, str]) -> str:
-        return content_key(from_image_id=from_id, files=build_inputs(self.ws.root / plan.out_dir, files))
+    def _target(self, plan: BuildPlan, from_id: str, files: dict[Path, str]) -> ImageTarget:
+        return image_target(plan, from_image_id=from_id, inputs=build_inputs(self.ws.root / plan.out_dir, files))
 
     def _keep(self, labels: dict[str, str], options: BuildOptions) -> bool:
         """Reuse an image with the same content key, unless a push needs labels that match HEAD."""

@@ -15,7 +15,6 @@ from nbenv.dvc_outs import MAX_DVC_FILE
 from nbenv.errors import DataError
 from nbenv.fs import atomic_write
 from nbenv.safepath import confine, read_regular
-from nbenv.spec.models import Environment
 from nbenv.ui import Say
 
 
@@ -32,11 +31,6 @@ class PullSummary:
             f"{len(self.targets)} target(s), {self.files} file(s), {self.bytes / 1e6:.1f} MB in the workspace; "
             f"{self.fetched} object(s) downloaded in {self.seconds:.1f} s"
         )
-
-
-def data_targets(environments: Sequence[Environment]) -> list[str]:
-    """Every data path the environments declare (their parents' included), in a stable order."""
-    return sorted({d.path for env in environments for d in env.data})
 
 
 CACHE_TYPE_HINT = (

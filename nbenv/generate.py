@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import stat
 from collections.abc import Mapping, Sequence
@@ -12,90 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from nbenv import inimage
-from nbenv.errors import NbenvError, SpecError, UsageError
+from nbenv.errors import NbenvError, SpecError
 from nbenv.fs import write_files
-from nbenv.lock import Lock, name_problem, read_lock
-from nbenv.plan import BuildPlan, build_plan, compose_project, jupyter_problem, missing_parent_groups, run_plan
+from nbenv.plan import BuildPlan, compose_project, run_plan, token_file
 from nbenv.render.compose import render_compose
 from nbenv.render.dockerfile import render_dockerfile
 from nbenv.safepath import existing_non_link, first_symlink, owned_dir, read_regular, regular_file_problem
-from nbenv.spec.load import Loader, poetry_groups, project_mount_target
-from nbenv.workspace import STATE_DIR, Workspace, overlaps
-
-
-def token_file(name: str) -> str:
-    """Repo-relative path of the environment's Jupyter token file (git-ignored state)."""
-    return posixpath.join(".nbenv", "run", name, "jupyter_token")
-
-
-def load_lock(ws: Workspace) -> Lock:
-    # The parse cache lives in .nbenv/cache: owned by nbenv, so a symlinked .nbenv is refused, not followed.
-    owned_dir(ws.root, posixpath.join(STATE_DIR, "cache"), what="parse cache", create=False)
-    return read_lock(ws.root / "poetry.lock", ws.pyproject.data, cache_root=ws.root)
-
-
-def plan_for(ws: Workspace, loader: Loader, lock: Lock, name: str, groups: Sequence[str] | None = None) -> BuildPlan:
-    """The build plan of `name`, with every cross-check that needs both spec and lock."""
-    env = loader.environment(name)
-    doc = loader.file(name).doc
-    generated = ws.config.generated_dir
-    for index, mount in enumerate(env.mounts):
-        if mount.source != "." and overlaps(mount.source, generated):
-            raise doc.error(
-                ("mounts", index, "source"),
-                f"{mount.source!r} overlaps generated_dir {generated!r}, where nbenv writes and removes files",
-                f"mount another directory, or move generated_dir in {ws.config_display}",
-            )
-    for index, data in enumerate(env.data):
-        if overlaps(data.path, generated):
-            raise doc.error(
-                ("data", index, "path"),
-                f"{data.path!r} overlaps generated_dir {generated!r}, where nbenv writes and removes files",
-                f"keep data out of it, or move generated_dir in {ws.config_display}",
-            )
-    parent = loader.environment(env.extends) if env.extends else None
-    if groups is not None:
-        known = set(env.groups) | set(poetry_groups(ws))
-        for group in groups:
-            if problem := name_problem(group, "group name"):
-                raise UsageError(f"--groups: {problem}")
-            if group not in known:
-                raise SpecError(
-                    f"--groups: unknown Poetry group {group!r}",
-                    f"pyproject.toml defines: {', '.join(poetry_groups(ws))}",
-                )
-        if parent and (missing := missing_parent_groups(env, groups)):
-            raise SpecError(
-                f"--groups: must include {', '.join(missing)}: {name} builds FROM {parent.name}'s image, which has them"
-            )
-    plan = build_plan(
-        env,
-        lock=lock,
-        config=ws.config,
-        python_path=project_mount_target(ws, env) or [],
-        parent=parent,
-        groups=groups,
-    )
-    if problem := jupyter_problem(env, lock, plan.groups):
-        raise doc.error(
-            ("groups",), problem, "add the missing package to one of these groups in pyproject.toml, then `poetry lock`"
-        )
-    return plan
-
+from nbenv.workspace import Workspace
 
 # nbenv.inimage's build-time scripts: copied into the build context's build/, run inside the image.
 BUILD_SCRIPTS = ("register.py", "fetch_uv.py", "with-secrets.sh")
-
-
-RUN_TIME_FILES = ("compose.yaml",)  # how to run the image (ports, mounts, data), not what is in it
-
-
-def build_inputs(out: Path, rendered: dict[Path, str]) -> dict[str, str]:
-    """The generated files an image is built from, by path relative to `out`: everything but the
-    run-time files, so a new host port or data mount never makes the image stale."""
-    return {
-        rel: text for path, text in rendered.items() if (rel := path.relative_to(out).as_posix()) not in RUN_TIME_FILES
-    }
 
 
 def render(ws: Workspace, plan: BuildPlan) -> dict[Path, str]:

@@ -1,4 +1,8 @@
-"""Pure planning: (environment, lock, settings) -> what to build and how to run it. No I/O here."""
+"""Pure planning: (environment, lock, settings) -> what to build and how to run it. No I/O here.
+
+Also where things land in the container (the container paths of repository paths, the data mount
+targets, the import paths), which the loader's checks use too; the image's content key, tags and
+labels are planned in image_plan.py."""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ from nbenv.server_env import (
     kernel_requirements,
     server_requirements,
 )
-from nbenv.spec.load import container_paths_of, data_targets
 from nbenv.spec.models import Environment, RepoConfig
 
 VENV = "/opt/venv"
@@ -89,6 +92,11 @@ class Mount:
 STATE_DIR = ".nbenv"  # = workspace.STATE_DIR: the tokens, the parse cache, compose.env
 
 
+def token_file(name: str) -> str:
+    """Repo-relative path of the environment's Jupyter token file (git-ignored state)."""
+    return posixpath.join(STATE_DIR, "run", name, "jupyter_token")
+
+
 @dataclass(frozen=True)
 class RunPlan:
     project: str
@@ -119,6 +127,54 @@ def legacy_compose_project(config: RepoConfig, name: str) -> str:
     """The project name nbenv used before 0.2 (not injective): only to find containers it started."""
     prefix = re.sub(r"[^a-z0-9_-]+", "-", config.image_prefix.lower()).strip("-")
     return f"{prefix}-{name}"
+
+
+# --- where repository paths land in the container -------------------------------------------
+
+
+def relative_to_source(repo_path: str, source: str) -> str | None:
+    """`repo_path` relative to the mount source `source` ("." itself), or None when it is not below it."""
+    if source == ".":
+        return repo_path
+    if repo_path == source or repo_path.startswith(source + "/"):
+        return posixpath.relpath(repo_path, source)
+    return None
+
+
+def container_paths_of(env: Environment, repo_path: str) -> list[str]:
+    """Every place repo-relative `repo_path` appears through the environment's source mounts."""
+    found = []
+    for mount in env.mounts:
+        relative = relative_to_source(repo_path, mount.source)
+        if relative is not None:
+            found.append(posixpath.normpath(posixpath.join(mount.target, relative)))
+    return list(dict.fromkeys(found))
+
+
+def container_path_of(env: Environment, repo_path: str) -> str | None:
+    """Where repo-relative `repo_path` appears through the environment's first source mount that holds it."""
+    return next(iter(container_paths_of(env, repo_path)), None)
+
+
+def data_mount_targets(env: Environment) -> list[str]:
+    """The container path of each data entry (explicit target, else its place under a source mount)."""
+    return [d.target or container_path_of(env, d.path) or posixpath.join(USER_HOME, "data", d.path) for d in env.data]
+
+
+def data_targets(environments: Sequence[Environment]) -> list[str]:
+    """Every data path (repo-relative: what DVC pulls) the environments declare, their parents' included,
+    in a stable order."""
+    return sorted({d.path for env in environments for d in env.data})
+
+
+def import_paths(env: Environment, source_dirs: Sequence[str]) -> list[str] | None:
+    """Container directories to put on sys.path so the project's package (in the repo-relative
+    `source_dirs`) imports from the mount; None when a source mount holds not all of them."""
+    paths = [container_path_of(env, d) for d in source_dirs]
+    return None if any(p is None for p in paths) else [p for p in paths if p]
+
+
+# --- the build plan ------------------------------------------------------------------------
 
 
 def order_groups(env: Environment, groups: Sequence[str] | None) -> tuple[str, ...]:
@@ -233,7 +289,7 @@ def run_plan(env: Environment, build: BuildPlan, *, project: str, token_file: st
     for mount in env.mounts:
         if mount.source == ".":
             mounts.append(Mount("", posixpath.join(mount.target, STATE_DIR), read_only=True, tmpfs=True))
-    for data, target in zip(env.data, data_targets(env), strict=True):
+    for data, target in zip(env.data, data_mount_targets(env), strict=True):
         mounts.append(Mount(from_compose(data.path), target, read_only=True))
         # Data under a source mount is also visible read-write through it: shadow that view under
         # every source mount that holds it (the loader refuses views that symlinks would open).

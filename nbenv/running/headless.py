@@ -29,9 +29,19 @@ from nbenv.adapters.process import argv, stream
 from nbenv.constants import USER_HOME
 from nbenv.errors import DataError, NbenvError, RunError, UsageError
 from nbenv.fs import atomic_write
-from nbenv.generate import token_file
 from nbenv.identity import DEFAULT, Identity, check_can_save, for_workspace, hand_over
-from nbenv.plan import STATE_DIR, TMP_TMPFS, BuildPlan, Mount, compose_project, home_tmpfs, run_plan
+from nbenv.plan import (
+    STATE_DIR,
+    TMP_TMPFS,
+    BuildPlan,
+    Mount,
+    compose_project,
+    container_path_of,
+    data_targets,
+    home_tmpfs,
+    run_plan,
+    token_file,
+)
 from nbenv.project import Project
 from nbenv.render.compose import TMPFS_SIZE
 from nbenv.running.notebook import (
@@ -47,7 +57,6 @@ from nbenv.running.notebook import (
 )
 from nbenv.safepath import confine, is_inside, owned_dir
 from nbenv.server_env import SERVER_VENV
-from nbenv.spec.load import container_path_of
 from nbenv.spec.models import Environment, Resources
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
@@ -203,7 +212,7 @@ def run_notebook(
     prepared = inject_parameters(read_notebook(notebook, where=where), values, where=where)
     plan = project.plan(name)
     env = plan.env
-    targets = datasync.data_targets([env])
+    targets = data_targets([env])
     if not pull:  # what gets mounted is checked before Docker is needed
         _check_run_data(ws, name, env.file, targets)
     engine = project.engine

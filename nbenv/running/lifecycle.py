@@ -22,10 +22,9 @@ from nbenv import datasync
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.adapters.engine import EngineAPI
 from nbenv.build import BuiltImage
-from nbenv.datasync import data_targets
 from nbenv.errors import DataError, NbenvError, RunError
 from nbenv.identity import Identity, check_can_save, for_workspace
-from nbenv.plan import SERVICE, BuildPlan, legacy_compose_project
+from nbenv.plan import SERVICE, BuildPlan, data_targets, legacy_compose_project
 from nbenv.project import Project
 from nbenv.provenance import banner
 from nbenv.running.jupyter import (

@@ -16,9 +16,8 @@ from nbenv.adapters.compose import Compose
 from nbenv.adapters.engine import EngineAPI
 from nbenv.errors import RunError
 from nbenv.fs import atomic_write
-from nbenv.generate import token_file
 from nbenv.identity import Identity, hand_over
-from nbenv.plan import compose_project
+from nbenv.plan import compose_project, token_file
 from nbenv.safepath import existing_non_link, owned_dir, read_regular
 from nbenv.ui import Say
 from nbenv.workspace import STATE_DIR, Workspace

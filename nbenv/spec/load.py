@@ -13,10 +13,11 @@ from pydantic import ValidationError
 
 from nbenv.adapters.dvc import hidden_dvc_file
 from nbenv.base_image import BaseRecipe, nbenv_recipe, suite_tag
-from nbenv.constants import AUTO_SUITES, SUITE_PYTHON, USER_HOME
+from nbenv.constants import AUTO_SUITES, SUITE_PYTHON
 from nbenv.dvc_outs import covering_output, tracked_outputs
 from nbenv.errors import NbenvError, SpecError, UsageError
 from nbenv.lock import LOCK_LIMIT, name_problem
+from nbenv.plan import data_mount_targets, import_paths, relative_to_source
 from nbenv.pyversion import ProjectPython, PythonSource, choose_suite, read_project_python, suites_shown
 from nbenv.safepath import confine, is_inside, read_regular
 from nbenv.spec.models import (
@@ -337,7 +338,7 @@ class Loader:
                     f"{data.path!r} is tracked by {self.outputs()[out]}, which DVC does not read: {what}",
                     fix,
                 )
-        if env.importable and project_mount_target(self.ws, env) is None:
+        if env.importable and import_paths(env, project_source_dirs(self.ws)) is None:
             raise doc.error(
                 ("importable",),
                 "the project's package can only be importable from a source mount that contains it",
@@ -394,7 +395,7 @@ class Loader:
                     )
                 if not is_inside(mount_real, data_real):
                     continue
-                lexical = _relative_to(data.path, mount.source)
+                lexical = relative_to_source(data.path, mount.source)
                 if lexical is None or lexical != data_real.relative_to(mount_real).as_posix():
                     raise doc.error(
                         loc,
@@ -420,7 +421,7 @@ class Loader:
             for mount in env.mounts:
                 if target == mount.target or not target.startswith(mount.target.rstrip("/") + "/"):
                     continue
-                own = _relative_to(path, mount.source)
+                own = relative_to_source(path, mount.source)
                 if own is not None and posixpath.normpath(posixpath.join(mount.target, own)) == target:
                     continue
                 raise doc.error(
@@ -432,7 +433,7 @@ class Loader:
 
     def _check_targets(self, loaded: LoadedFile, env: Environment) -> None:
         seen: dict[str, str] = {}
-        for kind, entries in (("mounts", env.mounts), ("data", data_targets(env))):
+        for kind, entries in (("mounts", env.mounts), ("data", data_mount_targets(env))):
             for index, target in enumerate(e.target if isinstance(e, SourceMount) else e for e in entries):
                 if target in seen:
                     raise loaded.doc.error(
@@ -546,35 +547,6 @@ def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None, base_i
     )
 
 
-def _relative_to(repo_path: str, source: str) -> str | None:
-    """`repo_path` relative to the mount source `source` ("." itself), or None when it is not below it."""
-    if source == ".":
-        return repo_path
-    if repo_path == source or repo_path.startswith(source + "/"):
-        return posixpath.relpath(repo_path, source)
-    return None
-
-
-def container_paths_of(env: Environment, repo_path: str) -> list[str]:
-    """Every place repo-relative `repo_path` appears through the environment's source mounts."""
-    found = []
-    for mount in env.mounts:
-        relative = _relative_to(repo_path, mount.source)
-        if relative is not None:
-            found.append(posixpath.normpath(posixpath.join(mount.target, relative)))
-    return list(dict.fromkeys(found))
-
-
-def container_path_of(env: Environment, repo_path: str) -> str | None:
-    """Where repo-relative `repo_path` appears through the environment's first source mount that holds it."""
-    return next(iter(container_paths_of(env, repo_path)), None)
-
-
-def data_targets(env: Environment) -> list[str]:
-    """The container path of each data entry (explicit target, else its place under a source mount)."""
-    return [d.target or container_path_of(env, d.path) or posixpath.join(USER_HOME, "data", d.path) for d in env.data]
-
-
 def project_source_dirs(ws: Workspace) -> list[str]:
     """Repo-relative directories that hold the project's own packages (Poetry `packages`, else root/src).
 
@@ -613,9 +585,3 @@ def _type(value: object) -> str:
     return {str: "a string", list: "an array", dict: "a table", bool: "a boolean", int: "an integer"}.get(
         type(value), type(value).__name__
     )
-
-
-def project_mount_target(ws: Workspace, env: Environment) -> list[str] | None:
-    """Container directories to put on sys.path so the project's package imports from the mount."""
-    paths = [container_path_of(env, d) for d in project_source_dirs(ws)]
-    return None if any(p is None for p in paths) else [p for p in paths if p]

@@ -141,8 +141,8 @@ def test_read_only_data_stays_read_only_through_two_overlapping_source_mounts(ov
     assert compose.returncode == 0, compose.stderr
     _assert_read_only(compose.stdout + compose.stderr, views)
     # `nbenv run`: the `docker run` options it computes for this environment.
-    from nbenv.generate import load_lock, plan_for, token_file
-    from nbenv.plan import compose_project, run_plan
+    from nbenv.plan import compose_project, run_plan, token_file
+    from nbenv.project import load_lock, plan_for
     from nbenv.running.headless import ContainerRun, docker_run_argv, host_mounts
     from nbenv.spec.load import Loader
     from nbenv.workspace import Workspace

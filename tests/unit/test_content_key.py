@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbenv.build import content_key
+from nbenv.image_plan import content_key
 from tests.conftest import run_cli
 
 
@@ -38,7 +38,7 @@ def test_notebooks_and_source_are_not_inputs_but_the_spec_and_lock_are(workspace
 
 def test_run_time_settings_never_make_the_image_stale(workspace: Path) -> None:
     """The host port, the bind address and the data mounts live in compose.yaml only: not a build input."""
-    from nbenv.generate import build_inputs
+    from nbenv.image_plan import build_inputs
 
     def key() -> str:
         out = workspace / "docker" / "traffic-analysis"

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from nbenv.errors import NbenvError
-from nbenv.generate import generate, load_lock, plan_for
+from nbenv.generate import generate
 from nbenv.lock import Lock
+from nbenv.project import load_lock, plan_for
 from nbenv.spec.load import Loader
 from nbenv.workspace import Workspace
 from tests.conftest import REPO, WORKSPACE_FILES

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from nbenv.dvc_outs import tracked_outputs
 from nbenv.errors import DataError
-from nbenv.generate import load_lock, plan_for, token_file
-from nbenv.plan import Mount, compose_project, run_plan
+from nbenv.plan import Mount, compose_project, run_plan, token_file
+from nbenv.project import load_lock, plan_for
 from nbenv.running import lifecycle as launch
 from nbenv.running.headless import docker_run_argv, host_mounts
 from nbenv.spec.load import Loader

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from nbenv.generate import load_lock, plan_for, render
+from nbenv.generate import render
 from nbenv.lock import canonical, read_lock
 from nbenv.plan import BuildPlan
+from nbenv.project import load_lock, plan_for
 from nbenv.render.dockerfile import PAGE_CONFIG, render_dockerfile
 from nbenv.running.headless import driver_python
 from nbenv.server_env import (
