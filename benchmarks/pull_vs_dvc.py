@@ -1,7 +1,9 @@
 """`nbenv data pull ENV` against raw `dvc pull` of the same targets, from an empty cache each time.
 
 Both fetch from the repo's default remote into an empty cache and check out the targets.
-Runs are interleaved; prints medians and the ratio nbenv/dvc, measured in one run.
+Runs are interleaved; prints medians and the ratio nbenv/dvc, measured in one run. The cache and the
+targets are deleted before each run, so first the targets are pushed (`nbenv data push ENV`): the
+benchmark stops before deleting anything unless the remote holds every one of them.
 
     .venv/bin/python benchmarks/pull_vs_dvc.py [ENV] [--runs 5]
 """
@@ -47,6 +49,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     targets = data_targets([Loader(Workspace(ROOT)).environment(args.env)])
+    # Nothing is deleted unless the remote holds it: a push that fails stops here.
+    timed([str(BIN / "nbenv"), "data", "push", args.env])
     nbenv_times, dvc_times = [], []
     for run in range(args.runs):
         wipe(targets)

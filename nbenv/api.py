@@ -15,20 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbenv import datasync, images, scaffold
+from nbenv import datasync, scaffold
 from nbenv.adapters.compose import ServiceState
 from nbenv.adapters.dvc import TargetStatus
 from nbenv.adapters.git import git_state
-from nbenv.build import BuildOptions, BuiltImage
 from nbenv.datasync import PullSummary
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.generate import MANIFEST, GenerateResult
 from nbenv.generate import generate as write_generated
-from nbenv.images import Inspection, PushResult
 from nbenv.plan import data_targets
 from nbenv.project import Project, real_engine
-from nbenv.running import lifecycle
-from nbenv.running.lifecycle import Running
 from nbenv.safepath import owned_dir
 from nbenv.spec.load import (
     SpecErrors,
@@ -42,10 +38,13 @@ from nbenv.spec.models import Environment
 from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the modules that build, push or run load on first use: `nbenv data pull` needs none of them
+    from nbenv.build import BuiltImage
     from nbenv.ci import CiResult
     from nbenv.data.compact import CompactResult
+    from nbenv.images import Inspection, PushResult
     from nbenv.running.headless import RunResult
+    from nbenv.running.lifecycle import Running
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -222,6 +221,8 @@ def image_build(
     if groups is not None and len(names) != 1:
         raise UsageError("--groups applies to one environment: name it (or none, for the default one)")
     builder = project.builder(say=say, live=live)
+    from nbenv.build import BuildOptions
+
     options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
     return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
 
@@ -237,6 +238,8 @@ def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
     """An environment's image: labels, provenance and its whole lineage of build records."""
     project = _project(repo)
     load_file(project.ws, name)  # an unknown name is a spec error with a did-you-mean, before the engine is asked
+    from nbenv import images
+
     return images.inspect(project.engine, project.ws, name, git_state(project.ws.root))
 
 
@@ -252,6 +255,8 @@ def image_push(
     """Push an environment's image under the tag rules; refuse a dirty tree and never move a fixed tag."""
     project = _project(repo)
     load_file(project.ws, name)
+    from nbenv import images
+
     target = images.registry_of(project.ws, registry)
     engine = project.engine
     builder = project.builder(say=say, live=live)
@@ -306,6 +311,8 @@ def up(
     Data comes first: a missing dataset fails in seconds, not after a long build.
     """
     project = _project(repo, engine=True)
+    from nbenv.running import lifecycle
+
     options = lifecycle.UpOptions(port=port, timeout=timeout, pull=pull, allow_missing=allow_missing, live=live)
     return lifecycle.up(project, name or default_environment(project.ws), options, say=say)
 
@@ -313,20 +320,28 @@ def up(
 def down(*, repo: Path | None = None, name: str | None = None, say: Say = quiet) -> None:
     """Remove the environment's containers and network; keep images, data and the source."""
     project = _project(repo, engine=True)
+    from nbenv.running import lifecycle
+
     lifecycle.down(project, name=name or default_environment(project.ws), say=say)
 
 
 def ps(*, repo: Path | None = None) -> list[tuple[str, ServiceState]]:
     """The state of every environment's container."""
+    from nbenv.running import lifecycle
+
     return lifecycle.ps(_project(repo, engine=True))
 
 
 def logs(*, repo: Path | None = None, name: str | None = None, follow: bool = False, tail: int | None = None) -> int:
     project = _project(repo, engine=True)
+    from nbenv.running import lifecycle
+
     return lifecycle.logs(project, name=name or default_environment(project.ws), follow=follow, tail=tail)
 
 
 def shell(*, repo: Path | None = None, name: str, command: Sequence[str] = ()) -> int:
+    from nbenv.running import lifecycle
+
     return lifecycle.shell(_project(repo, engine=True), name=name, command=command)
 
 

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nbenv.errors import DataError
@@ -421,10 +421,13 @@ def _translated(action: str, targets: Sequence[str], remote: str | None, root: P
 def hidden_dvc_file(root: Path, declared: str) -> tuple[str, str] | None:
     """(what hides it, the fix) when DVC does not read the DVC file `declared` (repo-relative): a
     `.dvcignore` rule, or a git ignore rule (DVC refuses git-ignored DVC files), else None. Decided by
-    DVC's own logic (its DvcIgnoreFilter and its git check); DVC is opened only when a `.dvcignore`
-    lies on the file's way or git ignores the file, so the common case costs one `git check-ignore`."""
+    DVC's own logic (its DvcIgnoreFilter and its git check); DVC is opened only when a rule of a `.dvcignore`
+    on the file's way could match it or git ignores it, so the common case costs one `git check-ignore`."""
     parts = Path(declared).parts
-    on_the_way = any(_has_rules(root.joinpath(*parts[:depth]) / ".dvcignore") for depth in range(len(parts)))
+    on_the_way = any(
+        _may_hide(root.joinpath(*parts[:depth]) / ".dvcignore", PurePosixPath(*parts[depth:]))
+        for depth in range(len(parts))
+    )
     git_rule = _git_ignore_rule(root, declared)
     if not on_the_way and git_rule is None:
         return None
@@ -457,18 +460,33 @@ def hidden_dvc_file(root: Path, declared: str) -> tuple[str, str] | None:
     return None
 
 
-def _has_rules(path: Path) -> bool:
-    """Whether a `.dvcignore` holds a rule (`dvc init` writes one of comments only): a cheap first look."""
+def _may_hide(ignore_file: Path, rel: PurePosixPath) -> bool:
+    """Whether a rule of this `.dvcignore` could hide `rel` (relative to the file's directory): some rule,
+    taken alone and negations included, matches the path or one of its parent directories. Only then
+    is DVC opened to decide (its rules are gitignore patterns, so no rule matching means not hidden);
+    a file nbenv cannot read or parse is left to DVC too."""
+    from pathspec import GitIgnoreSpec
+
     from nbenv.errors import NbenvError
     from nbenv.safepath import MiB, read_regular
 
-    if not path.is_file():
+    if not ignore_file.is_file():
         return False
     try:
-        text = read_regular(path, display=str(path), limit=MiB).decode("utf-8", "replace")
+        text = read_regular(ignore_file, display=str(ignore_file), limit=MiB).decode("utf-8", "replace")
     except NbenvError:
-        return True  # let DVC decide
-    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
+        return True
+    candidates = [str(rel), *(f"{parent}/" for parent in rel.parents if str(parent) != ".")]
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            spec = GitIgnoreSpec.from_lines([line.removeprefix("!")])
+        except Exception:  # any pattern pathspec cannot read: DVC decides
+            return True
+        if any(spec.match_file(candidate) for candidate in candidates):
+            return True
+    return False
 
 
 def _git_ignore_rule(root: Path, declared: str) -> str | None:
