@@ -33,8 +33,9 @@ SETTINGS = "pyproject.toml: tool.nbenv.hub.kubernetes"  # where the settings com
 DNS1123_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
 QUANTITY_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
-S3_URL_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[A-Za-z0-9._-]+)*/?$")
-ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?$")
+# Path segments are never `.` or `..`.
+S3_URL_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*/?$")
+ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]*)*$")
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 REPO_PATH_RE = re.compile(r"^[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*$")
 MAX_ID = 2**31 - 1
@@ -126,13 +127,15 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str)
 
 
-def k8s_name(prefix: str, name: str) -> str:
-    """`PREFIX-NAME` as a DNS-1123 label (Jobs, ConfigMaps and the pods' labels take it), or one line why not."""
+def k8s_name(prefix: str, name: str, *, where: str = "") -> str:
+    """`PREFIX-NAME` as a DNS-1123 label (Jobs, ConfigMaps and the pods' labels take it), or one line why
+    not; `where` names the input (default: the environment's spec, NAME being the environment's name)."""
     full = f"{prefix}-{name}" if prefix else name
     if len(full) > 63 or not DNS1123_LABEL_RE.fullmatch(full):
         raise SpecError(
-            f"environments/{name}.toml: name: {name!r} gives the Kubernetes name {full!r}, which is not {_LABEL}",
-            "rename the environment with '-' instead of '_' and at most 50 characters",
+            f"{where or f'environments/{name}.toml: name'}: {name!r} gives the Kubernetes name {full!r}, "
+            f"which is not {_LABEL}",
+            None if where else "rename the environment: '-' instead of '_', at most 50 characters",
         )
     return full
 

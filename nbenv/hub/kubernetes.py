@@ -238,7 +238,9 @@ def _resources(p: HubProfile, settings: KubernetesSettings) -> dict[str, Any]:
 # --- the data and the runs ------------------------------------------------------------------------
 
 
-def dvc_configmap(settings: KubernetesSettings, pointers: Mapping[str, str], items: Mapping[str, str]) -> dict[str, Any]:
+def dvc_configmap(
+    settings: KubernetesSettings, pointers: Mapping[str, str], items: Mapping[str, str]
+) -> dict[str, Any]:
     data = {key: pointers[path] for key, path in items.items()}
     data[POINTER_LIST] = json.dumps(sorted(pointers))
     data[PULL_SCRIPT] = inimage.script(PULL_SCRIPT)
@@ -269,8 +271,9 @@ def run_job(
     input.ipynb; the executed notebook and status.json land in the runs PVC under `<job>/`."""
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 7 * 24 * 3600:
         raise SpecError(f"--timeout: {timeout!r} is not a number of seconds from 1 to {7 * 24 * 3600}")
-    job = k8s_name("nbenv-run", f"{p.name}-{run}" if run else p.name)
-    notebook = k8s_name("", f"{job}-notebook")
+    base = k8s_name("nbenv-run", p.name)
+    job = k8s_name("", f"{base}-{run}", where=f"{p.name}: run name") if run else base
+    notebook = k8s_name("", f"{job}-notebook", where=f"{p.name}: run name")
     driver_json = {
         "input": f"{IO_DIR}/input/input.ipynb",
         "output": f"{IO_DIR}/out/output.ipynb",
