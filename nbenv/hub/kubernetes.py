@@ -170,12 +170,14 @@ def profile_entry(
 ) -> dict[str, Any]:
     """One `profileList` entry: what KubeSpawner applies when a user picks the environment."""
     slug = k8s_name("", p.name)
+    # KubeSpawner orders the volumes and mounts of a dict by key: numbered keys keep parents before what
+    # is mounted below them (HOME, then the user's work in it, then the data, which may lie in the work).
     home, home_mounts = home_volumes(p.shm_size)
-    volumes = {v["name"]: v for v in home}
-    mounts = {m["name"]: m for m in home_mounts}
+    volumes = {f"{i + 1}0-{v['name']}": v for i, v in enumerate(home)}
+    mounts = {f"{i + 1}0-{m['name']}": m for i, m in enumerate(home_mounts)}
     work = container_path(p.work_dir, "work_dir")
-    volumes["nbenv-work"] = {"name": "nbenv-work", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
-    mounts["nbenv-work"] = {"name": "nbenv-work", "mountPath": work}
+    volumes["50-nbenv-work"] = {"name": "nbenv-work", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+    mounts["50-nbenv-work"] = {"name": "nbenv-work", "mountPath": work}
     override: dict[str, Any] = {
         "image": p.image,
         "image_pull_policy": pull_policy(p.image, settings),
@@ -195,9 +197,9 @@ def profile_entry(
     }
     if p.data:
         for v in data_volumes(settings, items):
-            volumes[v["name"]] = v
+            volumes[f"60-{v['name']}"] = v
         for i, m in enumerate(data_mounts(tuple((d.path, d.target) for d in p.data))):
-            mounts[f"nbenv-data-{i}"] = m
+            mounts[f"60-nbenv-data-{i:03d}"] = m
         override["init_containers"] = [puller(tuple(d.path for d in p.data), settings)]
     override["volumes"] = volumes
     override["volume_mounts"] = mounts

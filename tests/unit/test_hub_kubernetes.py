@@ -179,6 +179,9 @@ def test_kubespawner_applies_each_profile(pods: dict[str, dict[str, Any]], profi
         assert notebook["args"] == ["jupyterhub-singleuser", f"--MappingKernelManager.default_kernel_name={p.kernel}"]
         mounts = {m["mountPath"]: m for m in notebook["volumeMounts"]}
         assert mounts[p.work_dir]["name"] == "nbenv-work"
+        order = list(mounts)
+        for i, path in enumerate(order):  # a mount never comes before one of its parents (HOME, the work)
+            assert not [later for later in order[i + 1 :] if path.startswith(later + "/")], order
         claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
         assert claims == [{"name": "nbenv-work", "persistentVolumeClaim": {"claimName": "claim-alice"}}]
         for d in p.data:
