@@ -58,7 +58,7 @@ class KubernetesSettings:
     dvc_remote: str = ""  # s3://BUCKET/PATH: where the init container pulls the data from
     dvc_endpoint_url: str = ""  # an S3-compatible endpoint (MinIO, Ceph); "" for AWS itself
     s3_secret: str = "nbenv-dvc-s3"  # a Secret holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
-    puller_image: str = "nbenv/dvc-puller:latest"  # python3 + dvc[s3] (docs/kubernetes.md builds it)
+    puller_image: str = ""  # python3 + dvc[s3]; "" = the one nbenv renders (nbenv.hub.dvc_puller), by its ck- tag
     image_pull_policy: str = ""  # "" = by the image: IfNotPresent for a digest, Never for a local ck- tag
     data_size: str = "10Gi"  # sizeLimit of the data volume (emptyDir) of each pod
     work_size: str = "10Gi"  # each user's own PVC (their work)
@@ -96,8 +96,9 @@ def check_settings(s: KubernetesSettings) -> None:
     if s.dvc_endpoint_url:
         ok = _is_str(s.dvc_endpoint_url) and len(s.dvc_endpoint_url) <= 512
         _check(ok and bool(ENDPOINT_RE.fullmatch(s.dvc_endpoint_url)), "dvc_endpoint_url", s.dvc_endpoint_url, _URL)
-    ok = _is_str(s.puller_image) and len(s.puller_image) <= 255 and bool(IMAGE_REF_RE.fullmatch(s.puller_image))
-    _check(ok, "puller_image", s.puller_image, "an image reference (e.g. 'registry:5000/team/dvc-puller:3.67')")
+    if s.puller_image != "":
+        ok = _is_str(s.puller_image) and len(s.puller_image) <= 255 and bool(IMAGE_REF_RE.fullmatch(s.puller_image))
+        _check(ok, "puller_image", s.puller_image, "an image reference (e.g. 'registry:5000/team/dvc-puller@sha256:…')")
     if s.image_pull_policy:
         _check(s.image_pull_policy in PULL_POLICIES, "image_pull_policy", s.image_pull_policy, _POLICY)
     for field, value in (("data_size", s.data_size), ("work_size", s.work_size), ("runs_size", s.runs_size)):
@@ -221,6 +222,8 @@ def data_volumes(settings: KubernetesSettings, pointer_items: Mapping[str, str])
 
 def puller(targets: tuple[str, ...], settings: KubernetesSettings) -> dict[str, Any]:
     """The init container: `dvc pull TARGETS` from the S3 remote into the data volume, as the image user."""
+    if not settings.puller_image:
+        raise SpecError(f"{SETTINGS}.puller_image: not resolved (nbenv.hub.kubernetes.resolve fills it in)")
     env = [
         {"name": "NBENV_DVC_REMOTE", "value": settings.dvc_remote},
         {"name": "HOME", "value": "/tmp"},

@@ -9,6 +9,8 @@
   default; the same setting as the one-host DockerSpawner config) and `default_url` /lab.
 - `dvc-configmap.yaml`: the `nbenv-dvc` ConfigMap: the DVC pointer files and the pull script (why a
   ConfigMap: nbenv.hub.k8s_objects).
+- `puller/Dockerfile`, `puller/requirements.txt`: the data-puller image (nbenv.hub.dvc_puller), used by
+  the init containers unless `puller_image` names another.
 - `runs-pvc.yaml`: the PVC the executed notebooks of Jobs are saved to.
 - `jobs/NAME.yaml`: `nbenv run` on the cluster: a ConfigMap with the run driver (nbenv/inimage/run_driver.py)
   and its job.json, and a Job (backoffLimit 0, activeDeadlineSeconds from the timeout) that runs the
@@ -24,6 +26,7 @@ yaml.safe_dump; every value was validated upstream and is checked again here (k8
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -31,7 +34,9 @@ from typing import Any
 import yaml
 
 from nbenv import inimage
+from nbenv.constants import DEFAULT_BASE_TAG
 from nbenv.errors import SpecError
+from nbenv.hub import dvc_puller
 from nbenv.hub.k8s_objects import (
     DVC_CONFIGMAP,
     POINTER_LIST,
@@ -62,12 +67,27 @@ DRIVER_SCRIPT = "run_driver.py"
 LABELS = {"app.kubernetes.io/managed-by": "nbenv"}
 
 
+def resolve(settings: KubernetesSettings, *, image_prefix: str, base_image: str) -> KubernetesSettings:
+    """The settings checked, with the data-puller image filled in when not set: the one nbenv renders
+    (docker/hub/kubernetes/puller/), by its content-key tag."""
+    check_settings(settings)
+    if settings.puller_image:
+        return settings
+    return dataclasses.replace(settings, puller_image=dvc_puller.image_ref(image_prefix, base_image))
+
+
 def render(
-    profiles: Sequence[HubProfile], settings: KubernetesSettings, *, pointers: Mapping[str, str]
+    profiles: Sequence[HubProfile],
+    settings: KubernetesSettings,
+    *,
+    pointers: Mapping[str, str],
+    image_prefix: str = "nbenv",
+    base_image: str = DEFAULT_BASE_TAG,
 ) -> dict[str, str]:
     """{repository path: text} of every file under docker/hub/kubernetes/. `pointers`: the DVC pointer
-    files the data needs ({repository path: text}, see `pointer_files`)."""
-    check_settings(settings)
+    files the data needs ({repository path: text}, see `pointer_files`); `image_prefix` and `base_image`:
+    [tool.nbenv]'s, for the data-puller image."""
+    settings = resolve(settings, image_prefix=image_prefix, base_image=base_image)
     if not profiles:
         raise SpecError("environments/: no environment to serve on Kubernetes")
     if any(p.data for p in profiles) and not settings.dvc_remote:
@@ -81,6 +101,7 @@ def render(
         raise SpecError(f"environments/: an environment is listed twice: {', '.join(names)}")
     items = pointer_items(pointers)
     files = {
+        **dvc_puller.files(base_image),
         f"{OUT_DIR}/values.yaml": dump(helm_values(profiles, settings, items)),
         f"{OUT_DIR}/dvc-configmap.yaml": dump(dvc_configmap(settings, pointers, items)),
         f"{OUT_DIR}/runs-pvc.yaml": dump(runs_claim(settings)),

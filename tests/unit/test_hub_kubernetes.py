@@ -39,6 +39,7 @@ K8S_VERSION = "1.33.0"  # the schemas kubernetes-validate 1.37 bundles for this 
 DIGEST = "sha256:" + "ab" * 32
 SETTINGS = KubernetesSettings(dvc_remote="s3://team-data/nbenv", dvc_endpoint_url="https://minio.example:9000")
 SECRET_VALUE = "nbenv-test-Secret-Value-0123456789"
+RESOLVED = kubernetes.resolve(SETTINGS, image_prefix="nbenv", base_image="nbenv/debian-python:bookworm")
 
 
 def demo_profiles() -> list[HubProfile]:
@@ -78,6 +79,8 @@ def files(profiles: list[HubProfile]) -> dict[str, str]:
 
 def documents(files: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
     for path, text in files.items():
+        if not path.endswith(".yaml"):
+            continue
         for document in yaml.safe_load_all(text):
             yield path, document
 
@@ -247,7 +250,7 @@ def test_job_runs_the_driver_with_the_deadline(files: dict[str, str], profiles: 
 
 def test_run_job_for_one_notebook() -> None:
     p = demo_profiles()[1]
-    configmap, job = kubernetes.run_job(p, SETTINGS, {}, timeout=120, run="weekly")
+    configmap, job = kubernetes.run_job(p, RESOLVED, {}, timeout=120, run="weekly")
     assert job["metadata"]["name"] == configmap["metadata"]["name"] == "nbenv-run-traffic-analysis-weekly"
     assert job["spec"]["activeDeadlineSeconds"] == SETTINGS.pull_seconds + 120 + 90
     validate(job)
@@ -279,10 +282,11 @@ def _golden(name: str, actual: str) -> None:
 
 def test_golden_files(files: dict[str, str]) -> None:
     """The generated files, byte for byte."""
-    for path, text in files.items():
+    shown = {path: text for path, text in files.items() if not path.endswith("requirements.txt")}  # shipped pins
+    for path, text in shown.items():
         _golden(path.removeprefix(kubernetes.OUT_DIR + "/"), text)
-    listed = {p.relative_to(GOLDEN).as_posix() for p in GOLDEN.rglob("*.yaml") if not p.name.startswith("pod-")}
-    assert listed == {path.removeprefix(kubernetes.OUT_DIR + "/") for path in files}
+    listed = {p.relative_to(GOLDEN).as_posix() for p in GOLDEN.rglob("*") if p.is_file()}
+    assert {n for n in listed if not n.startswith("pod-")} == {p.removeprefix(kubernetes.OUT_DIR + "/") for p in shown}
 
 
 def test_golden_pod_manifests(pods: dict[str, dict[str, Any]]) -> None:
@@ -339,16 +343,10 @@ def test_credentials_are_only_a_secret_reference(
     texts = [*files.values(), *(json.dumps(p) for p in pods.values())]
     assert not [t for t in texts if SECRET_VALUE in t]
     values = yaml.safe_load(files[f"{kubernetes.OUT_DIR}/values.yaml"])
-    inits = [
-        c for e in values["singleuser"]["profileList"] for c in e["kubespawner_override"].get("init_containers", [])
-    ]
-    inits += [
-        c
-        for _, d in documents(files)
-        if d.get("kind") == "Job"
-        for (c,) in [d["spec"]["template"]["spec"].get("initContainers", [None])]
-        if c
-    ]
+    overrides = [e["kubespawner_override"] for e in values["singleuser"]["profileList"]]
+    jobs = [d["spec"]["template"]["spec"] for _, d in documents(files) if d.get("kind") == "Job"]
+    inits = [c for o in overrides for c in o.get("init_containers", [])]
+    inits += [c for spec in jobs for c in spec.get("initContainers", [])]
     assert len(inits) == 4
     for container in inits:
         assert container["envFrom"] == [{"secretRef": {"name": SETTINGS.s3_secret}}]
@@ -465,8 +463,11 @@ def test_data_without_a_remote_fails_with_one_line(profiles: list[HubProfile]) -
         ("work_dir", lambda p: kubernetes.render([dataclasses.replace(p[0], work_dir="work")], SETTINGS, pointers={})),
         ("twice", lambda p: kubernetes.render([p[0], p[0]], SETTINGS, pointers={})),
         ("none", lambda p: kubernetes.render([], SETTINGS, pointers={})),
-        ("timeout", lambda p: kubernetes.run_job(p[0], SETTINGS, {}, timeout=0)),
-        ("run name", lambda p: kubernetes.run_job(p[0], SETTINGS, {}, timeout=5, run="Weekly Report")),
+        ("timeout", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=0)),
+        ("run name", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, run="Weekly Report")),
+        ("unresolved", lambda p: kubernetes.run_job(p[1], SETTINGS, {}, timeout=5)),
+        ("image prefix", lambda p: kubernetes.render(p, SETTINGS, pointers={}, image_prefix="Team Images")),
+        ("base image", lambda p: kubernetes.render(p, SETTINGS, pointers={}, base_image="FROM x")),
     ],
 )
 def test_bad_paths_and_runs_fail_with_one_line(profiles: list[HubProfile], case: str, call: Any) -> None:
