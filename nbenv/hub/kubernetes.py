@@ -173,7 +173,6 @@ def helm_values(
         },
         "proxy": {"service": {"type": "ClusterIP"}},
         "prePuller": {"hook": {"enabled": False}, "continuous": {"enabled": False}},
-        "scheduling": {"userScheduler": {"enabled": False}},
         "singleuser": {
             "uid": settings.uid,
             "fsGid": settings.gid,
