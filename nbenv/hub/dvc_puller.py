@@ -54,7 +54,7 @@ def pins_text(lock: Lock, lock_data: Mapping[str, Any]) -> str:
     """The shipped file: nbenv's main-group pins of dvc[s3]'s closure, with hashes and markers."""
     header = (
         "nbenv's pinned dvc[s3] for the Kubernetes data-puller image: from nbenv's poetry.lock, with hashes\n"
-        "and markers. Written by scripts/puller-pins; do not edit (tests/unit/test_hub_dvc_puller.py checks it)."
+        "and markers. Written by the puller-pins script of nbenv's repository; do not edit."
     )
     closure = puller_packages(lock_data)
     return requirements_text([p for p in lock.pins(["main"]) if canonical(p.name) in closure], header=header)

@@ -18,27 +18,31 @@ import shutil
 import subprocess
 import sys
 
-pointer_list, workspace, targets = sys.argv[1], sys.argv[2], sys.argv[3:]
-source = os.path.dirname(pointer_list)
-with open(pointer_list, encoding="utf-8") as f:
-    pointers = json.load(f)
-for path in pointers:
-    if path.startswith("/") or ".." in path.split("/"):
-        sys.exit(f"dvc_pull: refusing the pointer path {path!r}")
-    os.makedirs(os.path.join(workspace, os.path.dirname(path)), exist_ok=True)
-    shutil.copyfile(os.path.join(source, path), os.path.join(workspace, path))
 
-
-def dvc(*args: str) -> None:
+def dvc(workspace: str, *args: str) -> None:
     print("dvc", *args, file=sys.stderr, flush=True)
     subprocess.run(["dvc", *args], cwd=workspace, check=True)
 
 
-if not os.path.isdir(os.path.join(workspace, ".dvc")):
-    dvc("init", "--no-scm", "--quiet")
-dvc("config", "core.analytics", "false")
-dvc("config", "cache.type", "hardlink,copy")  # the cache lives in the same volume: no second copy
-dvc("remote", "add", "--force", "--default", "nbenv", os.environ["NBENV_DVC_REMOTE"])
-if os.environ.get("NBENV_DVC_ENDPOINT_URL"):
-    dvc("remote", "modify", "nbenv", "endpointurl", os.environ["NBENV_DVC_ENDPOINT_URL"])
-dvc("pull", "--", *targets)
+def main(pointer_list: str, workspace: str, targets: list[str]) -> None:
+    source = os.path.dirname(pointer_list)
+    with open(pointer_list, encoding="utf-8") as f:
+        pointers = json.load(f)
+    for path in pointers:
+        if path.startswith("/") or ".." in path.split("/"):
+            sys.exit(f"dvc_pull: refusing the pointer path {path!r}")
+        os.makedirs(os.path.join(workspace, os.path.dirname(path)), exist_ok=True)
+        shutil.copyfile(os.path.join(source, path), os.path.join(workspace, path))
+
+    if not os.path.isdir(os.path.join(workspace, ".dvc")):
+        dvc(workspace, "init", "--no-scm", "--quiet")
+    dvc(workspace, "config", "core.analytics", "false")
+    dvc(workspace, "config", "cache.type", "hardlink,copy")  # the cache lives in the same volume: no second copy
+    dvc(workspace, "remote", "add", "--force", "--default", "nbenv", os.environ["NBENV_DVC_REMOTE"])
+    if os.environ.get("NBENV_DVC_ENDPOINT_URL"):
+        dvc(workspace, "remote", "modify", "nbenv", "endpointurl", os.environ["NBENV_DVC_ENDPOINT_URL"])
+    dvc(workspace, "pull", "--", *targets)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
