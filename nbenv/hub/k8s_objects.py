@@ -270,3 +270,16 @@ def home_volumes(shm_size: str | None) -> tuple[list[dict[str, Any]], list[dict[
         volumes.append(empty_dir("nbenv-shm", str(docker_bytes(shm_size)), memory=True))
         mounts.append({"name": "nbenv-shm", "mountPath": "/dev/shm"})
     return volumes, mounts
+
+
+LABELS = {"app.kubernetes.io/managed-by": "nbenv"}
+
+
+def k8s_object(
+    api: str, kind: str, name: str, settings: KubernetesSettings, labels: Mapping[str, str] = LABELS
+) -> dict[str, Any]:
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": dict(labels)},
+    }
