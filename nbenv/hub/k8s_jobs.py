@@ -17,6 +17,7 @@ from nbenv.errors import SpecError
 from nbenv.hub.k8s_objects import (
     LABELS,
     KubernetesSettings,
+    container_path,
     container_security,
     data_mounts,
     data_volumes,
@@ -56,21 +57,29 @@ def run_job(
     *,
     timeout: int,
     run: str = "",
+    cwd: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`nbenv run` on the cluster: (the driver's ConfigMap, the Job). `run` names one run (a DNS-1123
     label part, e.g. the notebook's stem); the notebook comes from ConfigMap `<job>-notebook`, key
-    input.ipynb; the executed notebook and status.json land in the runs PVC under `<job>/`."""
+    input.ipynb. `cwd`: the container directory of the notebook (as in JupyterLab and `nbenv run`:
+    plan.container_path_of(env, the notebook's directory); default the profile's work_dir), where the
+    kernel runs: the runs PVC's `<job>/` directory is mounted there, so the executed notebook
+    (output.ipynb), status.json and whatever the notebook writes next to itself are saved in it."""
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT:
         raise SpecError(f"--timeout: {timeout!r} is not a number of seconds from 1 to {MAX_TIMEOUT}")
     base = k8s_name("nbenv-run", p.name)
     job = k8s_name("", f"{base}-{run}", where=f"{p.name}: run name") if run else base
     notebook = k8s_name("", f"{job}-notebook", where=f"{p.name}: run name")
+    out = container_path(cwd or p.work_dir, "the notebook's directory")
+    for taken in (IO_DIR, *(d.target for d in p.data)):
+        if out == taken or out.startswith(taken + "/"):
+            raise SpecError(f"{out}: the notebook's directory: inside {taken}, which the Job mounts read-only")
     driver_json = {
         "input": f"{IO_DIR}/input/input.ipynb",
-        "output": f"{IO_DIR}/out/output.ipynb",
-        "status": f"{IO_DIR}/out/status.json",
+        "output": f"{out}/output.ipynb",
+        "status": f"{out}/status.json",
         "kernel": p.kernel,
-        "cwd": f"{IO_DIR}/out",
+        "cwd": out,
         "timeout": timeout,
     }
     configmap = k8s_object("v1", "ConfigMap", job, settings) | {
@@ -87,7 +96,7 @@ def run_job(
         *home_mounts,
         {"name": "nbenv-driver", "mountPath": f"{IO_DIR}/driver", "readOnly": True},
         {"name": "nbenv-notebook", "mountPath": f"{IO_DIR}/input", "readOnly": True},
-        {"name": "nbenv-out", "mountPath": f"{IO_DIR}/out", "subPath": job},
+        {"name": "nbenv-out", "mountPath": out, "subPath": job},
     ]
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -105,7 +114,7 @@ def run_job(
         "image": p.image,
         "imagePullPolicy": pull_policy(p.image, settings),
         "command": [python, "-u", f"{IO_DIR}/driver/driver.py", f"{IO_DIR}/driver/job.json"],
-        "workingDir": f"{IO_DIR}/out",
+        "workingDir": out,
         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
         "securityContext": container_security(settings),
         "volumeMounts": mounts,

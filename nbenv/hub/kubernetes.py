@@ -82,10 +82,12 @@ def render(
     pointers: Mapping[str, str],
     image_prefix: str = "nbenv",
     base_image: str = DEFAULT_BASE_TAG,
+    run_dirs: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """{repository path: text} of every file under docker/hub/kubernetes/. `pointers`: the DVC pointer
     files the data needs ({repository path: text}, see `pointer_files`); `image_prefix` and `base_image`:
-    [tool.nbenv]'s, for the data-puller image."""
+    [tool.nbenv]'s, for the data-puller image; `run_dirs`: {environment: the container directory its
+    Job runs notebooks in} (default: the profile's work_dir; see k8s_jobs.run_job)."""
     settings = resolve(settings, image_prefix=image_prefix, base_image=base_image)
     if not profiles:
         raise SpecError("environments/: no environment to serve on Kubernetes")
@@ -106,7 +108,7 @@ def render(
         f"{OUT_DIR}/runs-pvc.yaml": dump(runs_claim(settings)),
     }
     for p in profiles:
-        documents = run_job(p, settings, items, timeout=settings.run_timeout)
+        documents = run_job(p, settings, items, timeout=settings.run_timeout, cwd=(run_dirs or {}).get(p.name, ""))
         files[f"{OUT_DIR}/jobs/{p.name}.yaml"] = dump(*documents)
     return files
 

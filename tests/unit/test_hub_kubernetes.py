@@ -39,6 +39,7 @@ K8S_VERSION = "1.33.0"  # the schemas kubernetes-validate 1.37 bundles for this 
 DIGEST = "sha256:" + "ab" * 32
 SETTINGS = KubernetesSettings(dvc_remote="s3://team-data/nbenv", dvc_endpoint_url="https://minio.example:9000")
 SECRET_VALUE = "nbenv-test-Secret-Value-0123456789"
+RUN_DIRS = {"traffic-analysis": "/home/jovyan/work/notebooks"}  # where the demo's notebook lies under `up`
 RESOLVED = kubernetes.resolve(SETTINGS, image_prefix="nbenv", base_image="nbenv/debian-python:bookworm")
 
 
@@ -74,7 +75,7 @@ def profiles() -> list[HubProfile]:
 
 @pytest.fixture(scope="module")
 def files(profiles: list[HubProfile]) -> dict[str, str]:
-    return kubernetes.render(profiles, SETTINGS, pointers=demo_pointers(profiles))
+    return kubernetes.render(profiles, SETTINGS, pointers=demo_pointers(profiles), run_dirs=RUN_DIRS)
 
 
 def documents(files: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -242,7 +243,10 @@ def test_job_runs_the_driver_with_the_deadline(files: dict[str, str], profiles: 
         assert container["image"] == p.image
         python = "/opt/nbenv/server/bin/python" if p.nbenv_server else "python"
         assert container["command"] == [python, "-u", "/run/nbenv/driver/driver.py", "/run/nbenv/driver/job.json"]
-        out = next(m for m in container["volumeMounts"] if m["mountPath"] == "/run/nbenv/out")
+        where = RUN_DIRS.get(p.name, p.work_dir)
+        assert (driver["cwd"], driver["output"]) == (where, f"{where}/output.ipynb")
+        assert container["workingDir"] == where
+        out = next(m for m in container["volumeMounts"] if m["mountPath"] == where)
         assert out["subPath"] == f"nbenv-run-{p.name}" and not out.get("readOnly")
         claim = next(v for v in pod["volumes"] if v["name"] == out["name"])
         assert claim["persistentVolumeClaim"]["claimName"] == SETTINGS.runs_claim
@@ -465,6 +469,10 @@ def test_data_without_a_remote_fails_with_one_line(profiles: list[HubProfile]) -
         ("none", lambda p: kubernetes.render([], SETTINGS, pointers={})),
         ("timeout", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=0)),
         ("run name", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, run="Weekly Report")),
+        ("cwd in data", lambda p: kubernetes.run_job(p[1], RESOLVED, {}, timeout=5, cwd=p[1].data[0].target + "/x")),
+        ("cwd in io", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, cwd="/run/nbenv/input")),
+        ("cwd relative", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, cwd="notebooks")),
+        ("cwd dotdot", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, cwd="/home/jovyan/../../etc")),
         ("unresolved", lambda p: kubernetes.run_job(p[1], SETTINGS, {}, timeout=5)),
         ("image prefix", lambda p: kubernetes.render(p, SETTINGS, pointers={}, image_prefix="Team Images")),
         ("base image", lambda p: kubernetes.render(p, SETTINGS, pointers={}, base_image="FROM x")),
