@@ -43,7 +43,10 @@ def docker_argv(container: dict[str, Any], pod: dict[str, Any], sources: dict[st
     for mount in container["volumeMounts"]:
         volume = volumes[mount["name"]]
         if "emptyDir" in volume and mount["name"] not in sources:
-            argv += ["--tmpfs", f"{mount['mountPath']}:mode=1777,exec"]
+            # An emptyDir: writable by the pod's user and fsGroup (Docker copies the image directory's
+            # mode into a tmpfs, so the owner is given, as nbenv up gives HOME's).
+            owner = f"uid={context['runAsUser']},gid={pod['securityContext']['fsGroup']}"
+            argv += ["--tmpfs", f"{mount['mountPath']}:{owner},mode=0770,exec"]
             continue
         source = sources[mount["name"]] / mount.get("subPath", "")
         option = f"type=bind,source={source},target={mount['mountPath']}"
