@@ -21,6 +21,7 @@ import pytest
 from nbenv import inimage
 from nbenv.errors import RunError
 from nbenv.generate import BUILD_SCRIPTS
+from nbenv.hub.k8s_objects import PULL_SCRIPT
 from nbenv.project import Project
 from nbenv.running.headless import DRIVER_SCRIPT, IO_DIR, run_notebook
 from nbenv.workspace import Workspace
@@ -35,7 +36,7 @@ IN_IMAGE_IMPORTS = {"ipykernel", "nbclient", "nbformat"}
 
 
 def test_every_script_of_the_package_reaches_an_image() -> None:
-    assert sorted((*BUILD_SCRIPTS, DRIVER_SCRIPT)) == SCRIPTS
+    assert sorted((*BUILD_SCRIPTS, DRIVER_SCRIPT, PULL_SCRIPT)) == SCRIPTS
     assert not [name for name in SCRIPTS if (REPO / "nbenv" / "render" / name).exists()], "none left in render/"
 
 
