@@ -45,6 +45,8 @@ from nbenv.workspace import Workspace
 if TYPE_CHECKING:
     from nbenv.ci import CiResult
     from nbenv.data.compact import CompactResult
+    from nbenv.hub.generate import HubResult
+    from nbenv.hub.run import HubStatus
     from nbenv.running.headless import RunResult
 
 
@@ -438,3 +440,35 @@ def ci_github(*, repo: Path | None = None, output: Path | None = None, check: bo
     from nbenv import ci
 
     return ci.github(_project(repo), output=output, check=check)
+
+
+def hub_generate(*, repo: Path | None = None, check: bool = False, say: Say = quiet, live: bool = False) -> HubResult:
+    """Build the offered environments' images and hub layers when stale, then write docker/hub/ (with
+    `check`: build and write nothing; DriftError if a file would change)."""
+    from nbenv.hub.generate import hub_generate as generate_hub
+
+    project = _project(repo, engine=True)
+    project.ws.config  # noqa: B018  ([tool.nbenv.hub] validated before anything else)
+    return generate_hub(project, check=check, say=say, live=live)
+
+
+def hub_up(
+    *, repo: Path | None = None, bind: str | None = None, port: int | None = None, say: Say = quiet, live: bool = False
+) -> str:
+    """Generate and build what is stale, start the hub on [tool.nbenv.hub] bind:port; its URL."""
+    from nbenv.hub import run
+
+    return run.up(_project(repo, engine=True), bind=bind, port=port, say=say, live=live)
+
+
+def hub_down(*, repo: Path | None = None, say: Say = quiet) -> list[str]:
+    """Stop the hub and its users' servers; the users' volumes (their work) stay."""
+    from nbenv.hub import run
+
+    return run.down(_project(repo, engine=True), say=say)
+
+
+def hub_status(*, repo: Path | None = None) -> HubStatus:
+    from nbenv.hub import run
+
+    return run.status(_project(repo, engine=True))
