@@ -446,9 +446,11 @@ def hub_generate(*, repo: Path | None = None, check: bool = False, say: Say = qu
     """Build the offered environments' images and hub layers when stale, then write docker/hub/ (with
     `check`: build and write nothing; DriftError if a file would change)."""
     from nbenv.hub.generate import hub_generate as generate_hub
+    from nbenv.hub.generate import offered
 
-    project = _project(repo, engine=True)
-    project.ws.config  # noqa: B018  ([tool.nbenv.hub] validated before anything else)
+    project = _project(repo)
+    offered(project.ws)  # [tool.nbenv.hub] validated (and its environments checked) before the engine is asked
+    project.engine  # noqa: B018
     return generate_hub(project, check=check, say=say, live=live)
 
 
@@ -457,8 +459,12 @@ def hub_up(
 ) -> str:
     """Generate and build what is stale, start the hub on [tool.nbenv.hub] bind:port; its URL."""
     from nbenv.hub import run
+    from nbenv.hub.generate import offered
 
-    return run.up(_project(repo, engine=True), bind=bind, port=port, say=say, live=live)
+    project = _project(repo)
+    offered(project.ws)
+    project.engine  # noqa: B018
+    return run.up(project, bind=bind, port=port, say=say, live=live)
 
 
 def hub_down(*, repo: Path | None = None, say: Say = quiet) -> list[str]:
