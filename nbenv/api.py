@@ -24,6 +24,7 @@ from nbenv.datasync import PullSummary
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.generate import MANIFEST, GenerateResult
 from nbenv.generate import generate as write_generated
+from nbenv.hub.render import OUT_DIR as HUB_OUT_DIR
 from nbenv.images import Inspection, PushResult
 from nbenv.plan import data_targets
 from nbenv.project import Project, real_engine
@@ -166,7 +167,7 @@ def _orphans(ws: Workspace, names: Sequence[str]) -> list[str]:
         return []  # generate() has refused it already
     if not generated.is_dir():
         return []
-    known = set(environment_names(ws))
+    known = set(environment_names(ws)) | {HUB_OUT_DIR}  # docker/hub/ is `nbenv hub generate`'s
     return sorted(
         ws.rel(d) + "/"
         for d in generated.iterdir()

@@ -57,6 +57,12 @@ def hub_version() -> str:
 def offered(ws: Workspace) -> list[str]:
     """The environments the hub offers: [tool.nbenv.hub] environments (checked to exist), else all."""
     names = existing_environments(ws)
+    if OUT_DIR in names:
+        raise SpecError(
+            f"{ws.config.environments_dir}/{OUT_DIR}.toml: an environment named {OUT_DIR!r} would share "
+            f"{ws.config.generated_dir}/{OUT_DIR}/ with `nbenv hub generate`",
+            "rename the environment (its file and `name`) to use nbenv hub",
+        )
     wanted = ws.config.hub.environments
     if wanted is None:
         if not names:

@@ -247,7 +247,7 @@ def browser_spawn(hub: Hub, user: str, environment: str, screenshot: Path) -> No
                 if page.locator("#password_confirmation_input").count():
                     page.fill("#password_confirmation_input", PASSWORD)
                 page.click("#signup_submit")
-                expect(page.locator(".alert")).to_contain_text("authorized", ignore_case=True)
+                expect(page.locator(".alert")).to_contain_text("successful", ignore_case=True)
                 page.goto(f"{hub.url}login")
                 page.fill("#username_input", user)
                 page.fill("#password_input", PASSWORD)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from nbenv.errors import SpecError
 from nbenv.hub import generate as hub_generate_module
-from nbenv.hub.generate import offered, singleuser_requirements
+from nbenv.hub.generate import offered, singleuser_requirements, write_tree
 from nbenv.hub.profiles import DataMount, HubProfile
 from nbenv.hub.render import CONFIG, PROFILES, SWARM_CONFIG, files, fixed, hub_id, layer, profiles_json
 from nbenv.hub.run import SECRET_FILES, ensure_secrets
@@ -302,3 +302,47 @@ def test_a_symlinked_secret_is_refused(workspace: Path, tmp_path: Path) -> None:
     (directory / "api_token").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(Exception, match="is not a regular file"):
         ensure_secrets(project)
+
+
+# --- docker/hub/: written like docker/NAME/ (manifest, drift, links) ---------------------------------
+
+
+def test_docker_hub_is_written_atomically_with_a_manifest_and_checked_for_drift(workspace: Path) -> None:
+    ws = Workspace(workspace)
+    files_ = rendered()
+    changed, unchanged, stale, kept = write_tree(ws, "docker/hub", files_, check=False)
+    assert "docker/hub/.nbenv-manifest" in changed and not unchanged and not stale and not kept
+    assert write_tree(ws, "docker/hub", files_, check=True)[0] == []
+    (workspace / "docker/hub/profiles.json").write_text("{}")
+    assert write_tree(ws, "docker/hub", files_, check=True)[0] == ["docker/hub/profiles.json"]
+    assert (workspace / "docker/hub/profiles.json").read_text() == "{}", "--check writes nothing"
+    fewer = {k: v for k, v in files_.items() if not k.startswith("singleuser/server/")}
+    _, _, stale, _ = write_tree(ws, "docker/hub", fewer, check=False)
+    assert stale == [
+        "docker/hub/singleuser/server/Dockerfile",
+        "docker/hub/singleuser/server/jupyterhub-singleuser.txt",
+    ]
+    # `nbenv generate --check` knows docker/hub/ is nbenv hub's, not an orphaned environment.
+    assert run_cli("generate", cwd=workspace).code == 0
+    result = run_cli("generate", "--check", cwd=workspace)
+    assert result.code == 0, result.err
+
+
+@pytest.mark.security
+def test_a_symlinked_docker_hub_is_refused_and_nothing_is_written(workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (workspace / "docker").mkdir(exist_ok=True)
+    (workspace / "docker/hub").symlink_to(outside)
+    with pytest.raises(SpecError, match="is a symlink"):
+        write_tree(Workspace(workspace), "docker/hub", rendered(), check=False)
+    assert not list(outside.iterdir())
+
+
+@pytest.mark.badinput
+def test_an_environment_named_hub_is_refused(workspace: Path) -> None:
+    (workspace / "environments/hub.toml").write_text('spec_version = 1\nname = "hub"\ngroups = ["models"]\n')
+    before = snapshot(workspace)
+    result = run_cli("hub", "generate", cwd=workspace)
+    assert result.code == 3 and "would share docker/hub/" in result.err_lines[0], result.err
+    assert snapshot(workspace) == before
