@@ -463,8 +463,7 @@ def hub_up(
     from nbenv.hub.generate import offered
 
     project = _project(repo)
-    offered(project.ws)
-    project.engine  # noqa: B018
+    offered(project.ws)  # settings, then the arguments (run.up), then the engine
     return run.up(project, bind=bind, port=port, say=say, live=live)
 
 

@@ -126,8 +126,8 @@ def _url(bind: str, port: int) -> str:
 def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: bool) -> str:
     """Generate and build what is stale, then start the hub (if it does not run already); its URL."""
     settings = project.ws.config.hub
-    bind = bind or settings.bind
-    port = port or settings.port
+    bind = settings.bind if bind is None else bind
+    port = settings.port if port is None else port
     try:
         address = ipaddress.ip_address(bind)
     except ValueError:

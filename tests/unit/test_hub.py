@@ -346,3 +346,13 @@ def test_an_environment_named_hub_is_refused(workspace: Path) -> None:
     result = run_cli("hub", "generate", cwd=workspace)
     assert result.code == 3 and "would share docker/hub/" in result.err_lines[0], result.err
     assert snapshot(workspace) == before
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("bind", ["localhost", "127.0.0.1; rm -rf /", "", "::1\n"])
+def test_a_bad_bind_address_is_one_line_before_anything_starts(workspace: Path, bind: str) -> None:
+    before = snapshot(workspace)
+    result = run_cli("hub", "up", "--bind", bind, cwd=workspace)
+    assert result.code == 2, result.err
+    assert result.err_lines[0].startswith("--bind: ") and "is not an IP address" in result.err_lines[0], result.err
+    assert snapshot(workspace) == before
