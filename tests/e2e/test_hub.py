@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -252,7 +253,9 @@ def browser_spawn(hub: Hub, user: str, environment: str, screenshot: Path) -> No
                 page.fill("#username_input", user)
                 page.fill("#password_input", PASSWORD)
                 page.click("#login_submit")
-                page.goto(f"{hub.url}spawn")
+                page.wait_for_url(re.compile(r".*/hub/(spawn|home).*"))  # logged in (the login POST is done)
+                if "/hub/spawn" not in page.url:
+                    page.goto(f"{hub.url}spawn")
                 page.select_option("select[name=image]", option(hub, environment))
                 page.locator("#spawn_form [type=submit]").click()
                 page.wait_for_url(f"**/user/{user}/lab**", timeout=300_000)
@@ -320,6 +323,10 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [f"{HUB}-work-{user}"]
     bob_host = json.loads(docker("inspect", f"{HUB}-bob").stdout)[0]["HostConfig"]
     assert bob_host["Memory"] == 2 << 30 and bob_host["NanoCpus"] == 1_500_000_000
+
+    status_out = nbenv("hub", "status", cwd=hub.root)
+    assert status_out.returncode == 0 and f"{HUB}: running {hub.url}" in status_out.stdout, status_out
+    assert f"{HUB}-alice: running" in status_out.stdout and f"{HUB}-bob: running" in status_out.stdout
 
     # Stopping alice's server leaves bob's running.
     status, body = api(hub, "/hub/api/users/alice/server", method="DELETE")
