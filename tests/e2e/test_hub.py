@@ -125,6 +125,9 @@ def hub(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.TempPathF
         token = (root / ".nbenv/hub/secrets/api_token").read_text().strip()
         yield Hub(root, url, url.removesuffix("/hub/"), token, generated.stdout)
     finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        logs = docker("logs", HUB, check=False)
+        (ARTIFACTS / "hub.log").write_text(logs.stdout + logs.stderr)
         down = nbenv("hub", "down", cwd=root, timeout=300)
         cleanup()
         assert down.returncode == 0, down.stderr[-2000:]

@@ -8,6 +8,8 @@ import os
 import pathlib
 from typing import Any
 
+from jupyterhub.handlers.base import BaseHandler  # type: ignore[import-untyped]
+
 c: Any = get_config()  # type: ignore[name-defined]  # noqa: F821 (JupyterHub's config loader provides it)
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -42,6 +44,19 @@ c.JupyterHub.cleanup_servers = False  # `nbenv hub down` stops the users' server
 # Who logs in: NativeAuthenticator (users sign up with a password; an admin authorizes them). Admins are
 # authorized when they sign up. Never a dummy authenticator.
 c.JupyterHub.authenticator_class = "native"
+
+
+class _NoStatsd:
+    """NativeAuthenticator 1.3.0's login handler times logins with `self.statsd`, which JupyterHub 6 removed
+    (its POST /hub/login fails with AttributeError): a client that records nothing, as JupyterHub 6 does."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+if not hasattr(BaseHandler, "statsd"):
+    BaseHandler.statsd = _NoStatsd()
+
 c.NativeAuthenticator.open_signup = False
 c.NativeAuthenticator.minimum_password_length = 10
 c.NativeAuthenticator.check_common_password = True
