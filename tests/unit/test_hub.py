@@ -356,3 +356,19 @@ def test_a_bad_bind_address_is_one_line_before_anything_starts(workspace: Path, 
     assert result.code == 2, result.err
     assert result.err_lines[0].startswith("--bind: ") and "is not an IP address" in result.err_lines[0], result.err
     assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize("name", ["image/Dockerfile", "singleuser/lab/Dockerfile", "singleuser/server/Dockerfile"])
+def test_hadolint_has_no_findings_in_the_hub_dockerfiles(tmp_path: Path, name: str) -> None:
+    from tests.unit.test_generated_files_lint import HADOLINT_CONFIG, _tool
+
+    config = tmp_path / "hadolint.yaml"
+    config.write_text(HADOLINT_CONFIG)
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(rendered()[name])
+    result = subprocess.run(
+        [_tool("hadolint"), "--no-color", "--config", str(config), "-f", "json", str(dockerfile)],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(result.stdout or "[]") == [], result.stdout
