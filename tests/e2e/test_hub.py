@@ -172,7 +172,7 @@ async def _execute(base: str, token: str, code: str) -> tuple[str, str]:
     with urllib.request.urlopen(request, timeout=60) as response:
         kernel = json.loads(response.read())
     ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel['id']}/channels"
-    connection = await websocket_connect(HTTPRequest(ws_url, headers=headers), connect_timeout=30)
+    connection = await websocket_connect(HTTPRequest(ws_url, headers=headers, connect_timeout=30))
     msg_id = uuid.uuid4().hex
     message = {
         "header": {"msg_id": msg_id, "username": "e2e", "session": uuid.uuid4().hex, "msg_type": "execute_request"}
