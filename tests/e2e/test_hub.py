@@ -260,6 +260,7 @@ def browser_spawn(hub: Hub, user: str, environment: str, screenshot: Path) -> No
                 if "/hub/spawn" not in page.url:
                     page.goto(f"{hub.url}spawn")
                 page.select_option("select[name=image]", option(hub, environment))
+                page.screenshot(path=str(screenshot.with_name("profile-form.png")))
                 page.locator("#spawn_form [type=submit]").click()
                 page.wait_for_url(f"**/user/{user}/lab**", timeout=300_000)
                 expect(page.locator(".jp-LauncherCard").first).to_be_visible(timeout=120_000)
@@ -302,7 +303,7 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
     alice = user_token(hub, "alice")
 
     # bob: signs up, logs in and starts hub-server in a real browser, on the profile form.
-    screenshot = ARTIFACTS / "bob-profile-form-lab.png"
+    screenshot = ARTIFACTS / "bob-lab-through-the-hub.png"
     browser_spawn(hub, "bob", "hub-server", screenshot)
     assert screenshot.stat().st_size > 10_000
     bob = user_token(hub, "bob")
