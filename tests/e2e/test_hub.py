@@ -309,7 +309,7 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
     bob = user_token(hub, "bob")
 
     a = run_cell(hub, "alice", alice, "/home/jovyan/work/data/processed/pems")
-    b = run_cell(hub, "bob", bob, "/home/jovyan/work/climate")
+    b = run_cell(hub, "bob", bob, "/home/jovyan/work/data/processed/climate")
     for result, user, other in ((a, "alice", "bob"), (b, "bob", "alice")):
         assert result["files"], f"{user} reads the mounted data"
         assert result["data_write"] in ("OSError", "PermissionError"), f"{user} cannot write the data: {result}"
