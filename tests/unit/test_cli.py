@@ -49,7 +49,8 @@ def test_validate_reports_every_broken_file_at_once(workspace: Path) -> None:
     assert result.code == 3
     assert result.err_lines == [
         "environments/one.toml:3: groups[0]: unknown Poetry group 'nope'",
-        "  hint: pyproject.toml defines: main, dev, models, nbenv-builder, nbenv-hub, nbenv-kernel, nbenv-server, nbenv-singleuser, notebook",
+        "  hint: pyproject.toml defines: main, dev, models, nbenv-builder, nbenv-hub, nbenv-kernel, nbenv-server, "
+        "nbenv-singleuser, notebook",
         "environments/two.toml:4: port: unknown key (allowed: spec_version, name, description, extends, base_image, "
         "groups, importable, data, mounts, system_packages, env, jupyter, resources)",
     ]
@@ -211,7 +212,8 @@ def test_the_first_environment_hint_names_this_projects_groups(workspace: Path) 
     result = run_cli("list", cwd=workspace)
     assert result.out.strip() == (
         "no environments (create one with `nbenv new NAME --groups GROUP[,GROUP...]` "
-        "(this project's groups: main, dev, models, nbenv-builder, nbenv-hub, nbenv-kernel, nbenv-server, nbenv-singleuser, notebook))"
+        "(this project's groups: main, dev, models, nbenv-builder, nbenv-hub, nbenv-kernel, nbenv-server, "
+        "nbenv-singleuser, notebook))"
     )
 
 
