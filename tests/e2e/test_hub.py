@@ -201,6 +201,8 @@ async def _execute(base: str, token: str, code: str) -> tuple[str, str]:
         elif kind == "status" and reply["content"]["execution_state"] == "idle":
             break
     connection.close()
+    while await asyncio.wait_for(connection.read_message(), timeout=30) is not None:
+        pass  # until the server has closed it too: no socket is left open
     return "".join(out), error
 
 
@@ -326,7 +328,8 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
         assert binds and all(not m["RW"] for m in binds), f"{user}'s data is read-only: {binds}"
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [f"{HUB}-work-{user}"]
     bob_host = json.loads(docker("inspect", f"{HUB}-bob").stdout)[0]["HostConfig"]
-    assert bob_host["Memory"] == 2 << 30 and bob_host["NanoCpus"] == 1_500_000_000
+    assert bob_host["Memory"] == 2 << 30, "[resources] memory"
+    assert bob_host["CpuQuota"] == 150_000 and bob_host["CpuPeriod"] == 100_000, "[resources] cpus: 1.5 CPUs"
 
     status_out = nbenv("hub", "status", cwd=hub.root)
     assert status_out.returncode == 0 and f"{HUB}: running {hub.url}" in status_out.stdout, status_out
