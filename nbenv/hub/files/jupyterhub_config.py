@@ -36,9 +36,10 @@ c.JupyterHub.hub_ip = "0.0.0.0"
 c.JupyterHub.hub_connect_ip = os.environ.get("NBENV_HUB_NAME", HUB_ID)
 c.JupyterHub.db_url = f"sqlite:///{STATE}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = str(SECRETS / "cookie_secret")
-c.JupyterHub.pid_file = f"{STATE}/jupyterhub.pid"
+# PID files on the container's own /tmp: a new hub container never mistakes an old PID for its proxy.
+c.JupyterHub.pid_file = "/tmp/jupyterhub.pid"
 c.ConfigurableHTTPProxy.auth_token = secret("proxy_token")
-c.ConfigurableHTTPProxy.pid_file = f"{STATE}/jupyterhub-proxy.pid"
+c.ConfigurableHTTPProxy.pid_file = "/tmp/jupyterhub-proxy.pid"
 c.JupyterHub.cleanup_servers = False  # `nbenv hub down` stops the users' servers itself
 
 # Who logs in: NativeAuthenticator (users sign up with a password; an admin authorizes them). Admins are
