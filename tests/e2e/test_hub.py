@@ -355,4 +355,6 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
     for user, token in (("alice", alice), ("bob", bob)):
         status, body = api(hub, f"/user/{user}/api/contents/{user}.txt?content=1", token=token)
         assert status == 200 and json.loads(body)["content"] == f"{user}'s work", body
+    logs = docker("logs", HUB)
+    assert not [name for name, value in secrets.items() if value in logs.stdout + logs.stderr], "no secret in the logs"
     (ARTIFACTS / "timing.txt").write_text(f"alice (API) spawn to ready: {alice_seconds:.1f} s; session {SESSION}\n")
