@@ -172,10 +172,57 @@ def test_spec_values_land_only_in_json_and_round_trip(display: str, description:
         data=(DataMount(path, "/home/jovyan/work/d"),),
     )
     text = profiles_json([hostile], HubSettings(), hub="h")
+    form = hostile_form(text)
+    assert "<" not in form.split("<select", 1)[1].replace("<option", "").replace("</option>", "").replace(
+        "</select>", ""
+    ), "no tag from a spec value reaches the profile form"
     loaded = json.loads(text)["profiles"][0]
     assert (loaded["display_name"], loaded["description"], loaded["data"][0]["path"]) == (display, description, path)
     out = files([hostile], HubSettings(), hub="h", layers=[], base_image="nbenv/debian-python:bookworm")
     assert out[CONFIG] == fixed(CONFIG) and out[SWARM_CONFIG] == fixed(SWARM_CONFIG), "the configs never change"
+
+
+def hostile_form(profiles_text: str) -> str:
+    """The profile form the fixed config renders for these profiles (loaded as JupyterHub loads it)."""
+    import tempfile
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / CONFIG).write_text(fixed(CONFIG))
+        (root / PROFILES).write_text(profiles_text)
+        for secret in SECRET_FILES:
+            (root / secret).write_text("x")
+        saved = {k: os.environ.get(k) for k in ("NBENV_HUB_REPO", "NBENV_HUB_SECRETS")}
+        os.environ.update(NBENV_HUB_REPO="/repo", NBENV_HUB_SECRETS=tmp)
+        try:
+            config = PyFileConfigLoader(CONFIG, path=tmp).load_config()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return str(config.DockerSpawner.options_form(SimpleNamespace()))
+
+
+@pytest.mark.security
+def test_the_profile_form_escapes_spec_values() -> None:
+    hostile = HubProfile(
+        name="lab",
+        display_name='<img src=x onerror="alert(1)"> & </option></select><script>x()</script>',
+        description="",
+        image=LAB.image,
+        kernel="lab",
+        cpus=None,
+        memory=None,
+        shm_size=None,
+        data=(),
+    )
+    form = hostile_form(profiles_json([hostile, SERVER], HubSettings(), hub="h"))
+    assert "<script>" not in form and "<img" not in form and form.count("<option ") == 2
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &lt;/option&gt;" in form
 
 
 # --- settings: one line, nothing written ------------------------------------------------------------

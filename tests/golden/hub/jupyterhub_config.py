@@ -3,6 +3,7 @@
 # profiles.json next to this file (written by json.dumps): this file never holds a spec value. Secrets
 # (cookie secret, proxy token, nbenv's API token) are read at run time from NBENV_HUB_SECRETS, git-ignored
 # 0600 files under .nbenv/hub/ that `nbenv hub up` writes and mounts read-only.
+import html
 import json
 import os
 import pathlib
@@ -75,6 +76,19 @@ c.JupyterHub.load_roles = [
 c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
 c.DockerSpawner.allowed_images = {option: profile["image"] for option, profile in PROFILES.items()}
 c.DockerSpawner.image = FIRST["image"]
+
+
+def options_form(spawner: Any) -> str:
+    """The profile form, every name HTML-escaped (DockerSpawner's own form inserts them unescaped, and a
+    display name comes from a spec)."""
+    options = "".join(f'<option value="{html.escape(key)}">{html.escape(key)}</option>' for key in PROFILES)
+    return (
+        '<label for="image">Select an environment:</label>'
+        f'<select class="form-control" name="image" required autofocus>{options}</select>'
+    )
+
+
+c.DockerSpawner.options_form = options_form
 c.DockerSpawner.network_name = SETTINGS["network"]
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.name_template = HUB_ID + "-{username}"
