@@ -23,6 +23,7 @@ from nbenv.datasync import PullSummary
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.generate import MANIFEST, GenerateResult
 from nbenv.generate import generate as write_generated
+from nbenv.hub.render import OUT_DIR as HUB_OUT_DIR
 from nbenv.plan import data_targets
 from nbenv.project import Project, real_engine
 from nbenv.safepath import owned_dir
@@ -42,6 +43,8 @@ if TYPE_CHECKING:  # the modules that build, push or run load on first use: `nbe
     from nbenv.build import BuiltImage
     from nbenv.ci import CiResult
     from nbenv.data.compact import CompactResult
+    from nbenv.hub.generate import HubResult
+    from nbenv.hub.run import HubStatus
     from nbenv.images import Inspection, PushResult
     from nbenv.running.headless import RunResult
     from nbenv.running.lifecycle import Running
@@ -163,7 +166,7 @@ def _orphans(ws: Workspace, names: Sequence[str]) -> list[str]:
         return []  # generate() has refused it already
     if not generated.is_dir():
         return []
-    known = set(environment_names(ws))
+    known = set(environment_names(ws)) | {HUB_OUT_DIR}  # docker/hub/ is `nbenv hub generate`'s
     return sorted(
         ws.rel(d) + "/"
         for d in generated.iterdir()
@@ -453,3 +456,40 @@ def ci_github(*, repo: Path | None = None, output: Path | None = None, check: bo
     from nbenv import ci
 
     return ci.github(_project(repo), output=output, check=check)
+
+
+def hub_generate(*, repo: Path | None = None, check: bool = False, say: Say = quiet, live: bool = False) -> HubResult:
+    """Build the offered environments' images and hub layers when stale, then write docker/hub/ (with
+    `check`: build and write nothing; DriftError if a file would change)."""
+    from nbenv.hub.generate import hub_generate as generate_hub
+    from nbenv.hub.generate import offered
+
+    project = _project(repo)
+    offered(project.ws)  # [tool.nbenv.hub] validated (and its environments checked) before the engine is asked
+    project.engine  # noqa: B018
+    return generate_hub(project, check=check, say=say, live=live)
+
+
+def hub_up(
+    *, repo: Path | None = None, bind: str | None = None, port: int | None = None, say: Say = quiet, live: bool = False
+) -> str:
+    """Generate and build what is stale, start the hub on [tool.nbenv.hub] bind:port; its URL."""
+    from nbenv.hub import run
+    from nbenv.hub.generate import offered
+
+    project = _project(repo)
+    offered(project.ws)  # settings, then the arguments (run.up), then the engine
+    return run.up(project, bind=bind, port=port, say=say, live=live)
+
+
+def hub_down(*, repo: Path | None = None, say: Say = quiet) -> list[str]:
+    """Stop the hub and its users' servers; the users' volumes (their work) stay."""
+    from nbenv.hub import run
+
+    return run.down(_project(repo, engine=True), say=say)
+
+
+def hub_status(*, repo: Path | None = None) -> HubStatus:
+    from nbenv.hub import run
+
+    return run.status(_project(repo, engine=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -156,12 +156,20 @@ class ImageBuilder:
     ) -> str:
         """Build `target` on the engine from a fresh context, the index URL and extra CA as build secrets;
         the new image's id."""
-        ca = extra_ca_bundle(self.ws)
-        with (
-            tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp,
-            tempfile.TemporaryDirectory(prefix="nbenv-secret-") as secret_dir,
-        ):
+        with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
             context = self._context(plan, files, Path(tmp))
+            return self._build_context(context, target.tags, meta.build_args, meta.labels, options)
+
+    def _build_context(
+        self,
+        context: Path,
+        tags: tuple[str, ...],
+        build_args: dict[str, str],
+        labels: dict[str, str],
+        options: BuildOptions,
+    ) -> str:
+        ca = extra_ca_bundle(self.ws)
+        with tempfile.TemporaryDirectory(prefix="nbenv-secret-") as secret_dir:
             secrets: dict[str, Path] = {}
             url = index_url(self.ws)
             if url:  # a secret, not an ARG: BuildKit records ARG values in the build stages' image history
@@ -176,9 +184,9 @@ class ImageBuilder:
                 )
             request = BuildRequest(
                 context,
-                target.tags,
-                meta.build_args,
-                meta.labels,
+                tags,
+                build_args,
+                labels,
                 no_cache=options.no_cache,
                 cache_from=options.cache_from,
                 cache_to=options.cache_to,
@@ -188,6 +196,37 @@ class ImageBuilder:
             return self.engine.build(
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
             )
+
+    def build_files(self, files: Mapping[str, str], *, tags: Sequence[str], labels: Mapping[str, str]) -> str:
+        """Build an image nbenv renders outside the environments (the hub image, a hub layer) from `files`
+        (relative path -> text: the whole context), with the same build secrets; the new image's id."""
+        with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
+            for rel, text in files.items():
+                target = Path(tmp) / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            return self._build_context(Path(tmp), tuple(tags), {}, dict(labels), BuildOptions())
+
+    def ensure_base(self, ref: str, *, what: str) -> str:
+        """The id of base image `ref`, made from Debian packages first if nbenv makes it and it is missing."""
+        return self._ensure_base(ref, env_file=what)
+
+    def current(self, name: str) -> tuple[str, str] | None:
+        """(ref, image id) of `name`'s image if it is up to date, else None; builds and writes nothing."""
+        plan = self.project.plan(name)
+        if plan.env.extends:
+            parent = self.current(plan.env.extends)
+            if parent is None:
+                return None
+            from_id: str | None = parent[1]
+        else:
+            from_id = self.engine.image_id(plan.env.base_image)
+        if from_id is None:
+            return None
+        files = generate(self.ws, [plan], check=True).rendered
+        ref = self._target(plan, from_id, files).ref
+        image_id = self.engine.image_id(ref)
+        return (ref, image_id) if image_id else None
 
     def status(self, name: str) -> tuple[str, str | None]:
         """("up to date" or "stale: why", the image id if up to date), without building or writing anything."""

@@ -533,6 +533,60 @@ def ci_github(
     typer.echo(f"{'wrote' if result.changed else 'up to date:'} {result.path}")
 
 
+hub_app = typer.Typer(
+    help="A JupyterHub for the team on one host (DockerSpawner; SwarmSpawner variant).", no_args_is_help=True
+)
+app.add_typer(hub_app, name="hub")
+
+
+@hub_app.command("generate")
+def hub_generate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Build and write nothing; exit 5 if a file of docker/hub/ would change.")
+    ] = False,
+) -> None:
+    """Build the offered environments (and their hub layers) when stale, then write docker/hub/."""
+    result = api.hub_generate(repo=_repo(), check=check, say=_say, live=_live())
+    for path in result.changed:
+        typer.echo(f"wrote   {path}")
+    for path in result.stale:
+        typer.echo(f"removed {path}")
+    for path in result.kept:
+        warn(f"{path}: no longer generated, left in place (edited since nbenv wrote it)")
+    if not result.changed and not result.stale:
+        typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
+    for item in result.profiles:
+        typer.echo(f"profile {item.name}: {item.image}")
+
+
+@hub_app.command("up")
+def hub_up(
+    bind: Annotated[
+        str | None, typer.Option("--bind", help="Host address (default [tool.nbenv.hub] bind, 127.0.0.1; others warn).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Host port (default [tool.nbenv.hub] port).")
+    ] = None,
+) -> None:
+    """Generate and build what is stale, start JupyterHub and print its URL."""
+    typer.echo(api.hub_up(repo=_repo(), bind=bind, port=port, say=_say, live=_live()))
+
+
+@hub_app.command("down")
+def hub_down() -> None:
+    """Stop the hub and the users' servers (their work volumes stay)."""
+    api.hub_down(repo=_repo(), say=_say)
+
+
+@hub_app.command("status")
+def hub_status() -> None:
+    """The hub's state, URL and users' servers."""
+    state = api.hub_status(repo=_repo())
+    typer.echo(f"{state.hub}: {state.state or 'not running'}{f' {state.url}' if state.url else ''}")
+    for name, server in state.servers:
+        typer.echo(f"  {name}: {server}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one exit point for every error (README: "Exit codes")."""
     args = sys.argv[1:] if argv is None else argv

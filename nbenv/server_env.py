@@ -28,6 +28,12 @@ SERVER_GROUP = "nbenv-server"
 KERNEL_GROUP = "nbenv-kernel"
 SERVER_PINS = "jupyter-server.txt"
 KERNEL_PINS = "ipykernel.txt"
+# `nbenv hub`: the hub's own set (JupyterHub, DockerSpawner/SwarmSpawner, NativeAuthenticator, the Python
+# configurable-http-proxy) for the hub image, and the hub's jupyterhub for single-user servers.
+HUB_GROUP = "nbenv-hub"
+SINGLEUSER_GROUP = "nbenv-singleuser"
+HUB_PINS = "jupyterhub.txt"
+SINGLEUSER_PINS = "jupyterhub-singleuser.txt"
 # Where the generated build context holds them: a directory no Poetry group's requirements file can take.
 CONTEXT_DIR = "nbenv"
 
@@ -72,7 +78,12 @@ def server_packages(lock_data: Mapping[str, Any]) -> set[str]:
 def pins_text(lock: Lock, group: str, *, only: Collection[str] | None = None) -> str:
     """The shipped file of `group` (SERVER_GROUP or KERNEL_GROUP), from nbenv's own lock; `only`: just
     these packages (canonical names) of the group."""
-    what = "Jupyter server" if group == SERVER_GROUP else "ipykernel"
+    what = {
+        SERVER_GROUP: "Jupyter server",
+        KERNEL_GROUP: "ipykernel",
+        HUB_GROUP: "JupyterHub (the hub image)",
+        SINGLEUSER_GROUP: "jupyterhub-singleuser",
+    }[group]
     header = (
         f"nbenv's pinned {what} set: group {group} of nbenv's poetry.lock, with hashes and markers.\n"
         "Written by scripts/server-pins; do not edit (tests/unit/test_server_env.py checks it)."
@@ -86,6 +97,8 @@ def shipped_texts(lock: Lock, lock_data: Mapping[str, Any]) -> dict[str, str]:
     return {
         SERVER_PINS: pins_text(lock, SERVER_GROUP, only=server_packages(lock_data)),
         KERNEL_PINS: pins_text(lock, KERNEL_GROUP),
+        HUB_PINS: pins_text(lock, HUB_GROUP),
+        SINGLEUSER_PINS: pins_text(lock, SINGLEUSER_GROUP),
     }
 
 

@@ -78,6 +78,16 @@ SECRET_MOUNTS = tuple(f"--mount=type=secret,id={s},target=/run/secrets/{s}" for 
 WITH_SECRETS = f"sh {BUILD_DIR}/with-secrets.sh"
 
 
+def tools_stage() -> list[str]:
+    """The tools stage (uv, the CA bundle), for other nbenv images built FROM ${BASE_IMAGE} (nbenv.hub)."""
+    return _tools()
+
+
+def install_step(filename: str, *, python: str, packages: str, first: str = "") -> list[str]:
+    """One cached, hash-checked uv step of `filename` (in the build context) into `python`'s env."""
+    return _install(filename, python=python, target="", packages=packages, first=first)
+
+
 def _tools() -> list[str]:
     """uv, the CA bundle and the root environment's venv: the same stage in every Dockerfile of a chain."""
     uv_requirement = " \\\n".join(

@@ -428,6 +428,48 @@ def declared_base_problem(tag: str, declared: DeclaredBase) -> str | None:
     return None
 
 
+# `[tool.nbenv.hub]`: the settings of `nbenv hub`. Names reach generated JSON (dumped by json) and the
+# engine (container, volume and network names): each is held to a charset that is safe in all of them.
+HUB_USER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+DOCKER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+def _hub_user(value: str) -> str:
+    if not HUB_USER_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a hub user name: 1-32 lowercase letters, digits and . _ - (starting with a letter "
+            "or digit; NativeAuthenticator lowercases names)"
+        )
+    return value
+
+
+def _docker_name(value: str) -> str:
+    if not DOCKER_NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Docker network name nbenv uses (lowercase letters, digits, _ . -)")
+    return value
+
+
+class HubSettings(Strict):
+    """`[tool.nbenv.hub]`: what `nbenv hub generate` / `nbenv hub up` serve on one host."""
+
+    environments: Annotated[list[EnvName], Field(min_length=1)] | None = Field(
+        None, description="The environments the hub offers (default: all), in the profile form's order."
+    )
+    bind: IPAddress = Field("127.0.0.1", description="Host address the hub is published on (others warn).")
+    port: int = Field(8000, ge=1, le=65535, description="Host port of the hub.")
+    authenticator: Literal["native"] = Field(
+        "native",
+        description="NativeAuthenticator: users sign up, an admin authorizes them (admin_users are authorized "
+        "on sign-up). Never a dummy authenticator.",
+    )
+    admin_users: list[Annotated[str, AfterValidator(_hub_user)]] = Field(
+        default_factory=list, max_length=100, description="Hub admins (they authorize other users' sign-ups)."
+    )
+    network: Annotated[str, AfterValidator(_docker_name)] = Field(
+        "nbenv-hub", description="The Docker network of the hub and the users' servers."
+    )
+
+
 class RepoConfig(Strict):
     """Repo-wide settings: `[tool.nbenv]` in pyproject.toml, or nbenv.toml at the root."""
 
@@ -452,6 +494,7 @@ class RepoConfig(Strict):
         None, description="What `nbenv up`, `data pull`, `image build` ... act on when no name is given."
     )
     ci: CiSettings = Field(default_factory=CiSettings, description="`[tool.nbenv.ci]`: `nbenv ci github`.")
+    hub: HubSettings = Field(default_factory=HubSettings, description="`[tool.nbenv.hub]`: `nbenv hub`.")
 
 
 def text_problem(value: str) -> str | None:

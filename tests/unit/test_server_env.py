@@ -21,11 +21,15 @@ from nbenv.project import load_lock, plan_for
 from nbenv.render.dockerfile import PAGE_CONFIG, render_dockerfile
 from nbenv.running.headless import driver_python
 from nbenv.server_env import (
+    HUB_GROUP,
+    HUB_PINS,
     KERNEL_GROUP,
     KERNEL_PINS,
     SERVER_GROUP,
     SERVER_PINS,
     SERVER_VENV,
+    SINGLEUSER_GROUP,
+    SINGLEUSER_PINS,
     parse,
     pins_text,
     shipped,
@@ -75,7 +79,11 @@ def plans(root: Path, name: str, groups: list[str] | None = None) -> tuple[Build
 # --- the shipped pins ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("group", "filename"), [(SERVER_GROUP, SERVER_PINS), (KERNEL_GROUP, KERNEL_PINS)])
+SHIPPED = [(SERVER_GROUP, SERVER_PINS), (KERNEL_GROUP, KERNEL_PINS), (HUB_GROUP, HUB_PINS)]
+SHIPPED.append((SINGLEUSER_GROUP, SINGLEUSER_PINS))
+
+
+@pytest.mark.parametrize(("group", "filename"), SHIPPED)
 def test_the_shipped_pins_are_nbenvs_own_lock(group: str, filename: str) -> None:
     """nbenv/render/*.txt == what nbenv's lock code makes of its poetry.lock (refresh: scripts/server-pins)."""
     lock = read_lock(REPO / "poetry.lock", tomllib.loads((REPO / "pyproject.toml").read_text()))
@@ -108,7 +116,7 @@ def test_the_server_set_runs_jupyterlab_and_nbenv_runs_driver() -> None:
 
 
 @pytest.mark.security
-@pytest.mark.parametrize("filename", [SERVER_PINS, KERNEL_PINS])
+@pytest.mark.parametrize("filename", [filename for _, filename in SHIPPED])
 def test_every_shipped_pin_is_exact_and_hashed(filename: str) -> None:
     requirements = parse(shipped(filename))
     assert requirements
@@ -122,7 +130,7 @@ def test_the_shipped_pins_are_package_data() -> None:
     """Poetry packs what git tracks under nbenv/ (packages = [{include = "nbenv"}]): nothing ignores them."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["poetry"]
     assert pyproject["packages"] == [{"include": "nbenv"}] and "exclude" not in pyproject
-    for filename in (SERVER_PINS, KERNEL_PINS):
+    for _, filename in SHIPPED:
         ignored = subprocess.run(["git", "check-ignore", "-q", f"nbenv/render/{filename}"], cwd=REPO)
         assert ignored.returncode == 1, f"{filename} is git-ignored, so it would be left out of the wheel"
 

@@ -1,0 +1,227 @@
+"""`nbenv hub up` / `down` / `status`: a real JupyterHub for a team on one host.
+
+The hub runs in a container (the hub image, built by nbenv FROM its own Debian base), not in a venv on the
+host: the same image on every host, nothing installed beside the user's Python, and DockerSpawner reaches
+the users' servers by name on the hub's own Docker network (a host venv would have to bind the hub API to
+the bridge's address). The price: DockerSpawner starts containers, so the hub container gets the Docker
+socket, which is root on the host for whoever controls the hub process. It runs as the user who ran
+`nbenv hub up` (with the socket's group), with no capabilities, no-new-privileges and a read-only root
+filesystem; it is published on 127.0.0.1 unless told otherwise. README "Team" says so.
+
+Secrets (cookie secret, proxy token, nbenv's API token) are git-ignored 0600 files under .nbenv/hub/secrets
+(an nbenv-owned directory), mounted read-only; never in generated files, arguments or logs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets as token_source
+import stat
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbenv.adapters.engine import Engine
+from nbenv.constants import DEFAULT_BASE_TAG
+from nbenv.errors import RunError, UsageError
+from nbenv.fs import atomic_write
+from nbenv.hub.generate import BUILD_SCRIPTS, hub_dir, hub_generate
+from nbenv.hub.render import (
+    HUB_CONFIG_DIR,
+    HUB_IMAGE_DIR,
+    HUB_PORT,
+    HUB_SECRETS_DIR,
+    HUB_STATE_DIR,
+    LABEL,
+    hub_id,
+)
+from nbenv.image_plan import content_key
+from nbenv.project import Project
+from nbenv.safepath import owned_dir
+from nbenv.server_env import HUB_PINS
+from nbenv.ui import Say
+from nbenv.workspace import STATE_DIR
+
+SECRET_FILES = ("cookie_secret", "proxy_token", "api_token")
+ROLE = f"{LABEL}.role"
+
+
+@dataclass(frozen=True)
+class HubStatus:
+    hub: str  # the hub container's name
+    state: str  # running, exited, ... ("" when there is none)
+    url: str | None
+    servers: list[tuple[str, str]]  # (container name, state) of the users' servers
+
+
+def _engine(project: Project) -> Engine:
+    engine = project.engine
+    if not isinstance(engine, Engine):  # pragma: no cover (unit tests inject a fake engine elsewhere)
+        raise UsageError("nbenv hub needs the Docker engine")
+    return engine
+
+
+def secrets_dir(project: Project) -> Path:
+    path = owned_dir(project.ws.root, f"{STATE_DIR}/hub/secrets", what="hub secrets")
+    os.chmod(path, 0o700)
+    return path
+
+
+def state_dir(project: Project) -> Path:
+    return owned_dir(project.ws.root, f"{STATE_DIR}/hub/state", what="hub state")
+
+
+def ensure_secrets(project: Project) -> Path:
+    """The hub's secrets, made once (random, 0600), kept across `down`/`up` (sessions survive a restart)."""
+    directory = secrets_dir(project)
+    for name in SECRET_FILES:
+        path = directory / name
+        if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.lstat().st_mode)):
+            raise RunError(f"{project.ws.rel(path)}: is not a regular file", f"remove it: `rm {project.ws.rel(path)}`")
+        if not path.exists() or path.stat().st_size == 0:
+            atomic_write(path, token_source.token_hex(32) + "\n", mode=0o600)
+        os.chmod(path, 0o600)
+    return directory
+
+
+def api_token(project: Project) -> str:
+    """nbenv's own API token of the hub (the `nbenv` service: users, their servers and tokens)."""
+    return (secrets_dir(project) / "api_token").read_text("utf-8").strip()
+
+
+def _socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        raise UsageError(
+            f"DOCKER_HOST={host}: nbenv hub mounts the engine's socket into the hub, so it needs a local unix socket",
+            "unset DOCKER_HOST or point it at unix:///PATH",
+        )
+    return host.removeprefix("unix://")
+
+
+def build_hub_image(project: Project, *, files: dict[str, str], say: Say, live: bool) -> str:
+    """The hub image from docker/hub/image/ (as generated), built FROM nbenv's Debian base when missing."""
+    builder = project.builder(say=say, live=live)
+    base_id = builder.ensure_base(DEFAULT_BASE_TAG, what="[tool.nbenv.hub]")
+    prefix = f"{HUB_IMAGE_DIR}/"
+    context = {rel.removeprefix(prefix): text for rel, text in files.items() if rel.startswith(prefix)}
+    ref = f"{project.ws.config.image_prefix}/hub:ck-{content_key(from_image_id=base_id, files=context)[:12]}"
+    if project.engine.image_id(ref) is None:
+        say(f"hub: building {ref} (JupyterHub, DockerSpawner, NativeAuthenticator; FROM {DEFAULT_BASE_TAG})")
+        builder.build_files(context, tags=(ref,), labels={ROLE: "image"})
+    else:
+        say(f"hub: image up to date ({ref})")
+    return ref
+
+
+def _url(bind: str, port: int) -> str:
+    host = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/hub/"
+
+
+def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: bool) -> str:
+    """Generate and build what is stale, then start the hub (if it does not run already); its URL."""
+    settings = project.ws.config.hub
+    bind = settings.bind if bind is None else bind
+    port = settings.port if port is None else port
+    try:
+        address = ipaddress.ip_address(bind)
+    except ValueError:
+        raise UsageError(f"--bind: {bind!r} is not an IP address", "e.g. --bind 127.0.0.1") from None
+    if not address.is_loopback:
+        say(f"warning: the hub is published on {bind}:{port}: anyone who reaches it can sign up and log in")
+    engine = _engine(project)
+    socket = _socket()
+    result = hub_generate(project, check=False, say=say, live=live)
+    for path in result.changed:
+        say(f"regenerated {path}")
+    image = build_hub_image(project, files=result.files, say=say, live=live)
+    hub = hub_id(project.ws.config)
+    url = _url(bind, port)
+    if engine.container_state(hub) == "running":
+        say(f"hub: already running ({hub})")
+        return url
+    engine.remove_containers([hub])
+    secrets = ensure_secrets(project)
+    state = state_dir(project)
+    api = engine.api
+    network = settings.network
+    if not api.networks(names=[network]):
+        api.create_network(network, driver="bridge", labels={LABEL: hub})
+    host_config = api.create_host_config(
+        binds={
+            socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(hub_dir(project.ws)): {"bind": HUB_CONFIG_DIR, "mode": "ro"},
+            str(secrets): {"bind": HUB_SECRETS_DIR, "mode": "ro"},
+            str(state): {"bind": HUB_STATE_DIR, "mode": "rw"},
+        },
+        port_bindings={HUB_PORT: (bind, port)},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"],
+        group_add=[str(os.stat(socket).st_gid)],
+        read_only=True,
+        tmpfs={"/tmp": "mode=1777"},
+        network_mode=network,
+    )
+    container: dict[str, Any] = api.create_container(
+        image,
+        name=hub,
+        user=f"{os.getuid()}:{os.getgid()}",
+        environment={"NBENV_HUB_REPO": str(project.ws.root), "NBENV_HUB_NAME": hub},
+        labels={LABEL: hub, ROLE: "hub"},
+        ports=[HUB_PORT],
+        host_config=host_config,
+    )
+    api.start(container["Id"])
+    say(f"hub: starting {hub} on {bind}:{port}")
+    _wait(engine, hub, url)
+    return url
+
+
+def _wait(engine: Engine, hub: str, url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if engine.container_state(hub) not in ("running", "created"):
+            break
+        try:
+            with urllib.request.urlopen(url + "api/", timeout=3) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    logs = engine.api.logs(hub, tail=5).decode("utf-8", "replace").strip().splitlines()
+    engine.remove_containers([hub])
+    raise RunError(
+        f"the hub did not answer at {url}: {logs[-1] if logs else 'no output'}",
+        "see `docker logs` of a new `nbenv hub up`, or `nbenv hub generate` for the configuration",
+    )
+
+
+def down(project: Project, *, say: Say) -> list[str]:
+    """Stop the hub and its users' servers (containers removed); users' volumes (their work) are kept."""
+    engine = _engine(project)
+    hub = hub_id(project.ws.config)
+    containers = engine.containers([f"{LABEL}={hub}"])
+    ordered = sorted(containers, key=lambda c: c.name != hub)  # the hub first: it starts nothing meanwhile
+    engine.remove_containers([c.name for c in ordered])
+    engine.remove_network(project.ws.config.hub.network)
+    for item in ordered:
+        say(f"stopped {item.name}")
+    return [c.name for c in ordered]
+
+
+def status(project: Project) -> HubStatus:
+    engine = _engine(project)
+    hub = hub_id(project.ws.config)
+    servers = [(c.name, c.state) for c in engine.containers([f"{LABEL}={hub}"]) if c.name != hub]
+    state = engine.container_state(hub)
+    settings = project.ws.config.hub
+    return HubStatus(hub, state, _url(settings.bind, settings.port) if state == "running" else None, servers)
+
+
+__all__ = ("BUILD_SCRIPTS", "HUB_PINS", "HubStatus", "api_token", "down", "status", "up")
