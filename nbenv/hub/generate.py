@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbenv import inimage
 from nbenv.constants import DEFAULT_BASE_TAG
@@ -43,6 +44,9 @@ from nbenv.tomlio import did_you_mean
 from nbenv.ui import Say
 from nbenv.workspace import Workspace
 
+if TYPE_CHECKING:
+    from nbenv.hub.k8s_objects import KubernetesSettings
+
 BUILD_SCRIPTS = ("fetch_uv.py", "with-secrets.sh")  # the tools stage's (nbenv.inimage)
 
 
@@ -63,6 +67,8 @@ def offered(ws: Workspace) -> list[str]:
             f"{ws.config.generated_dir}/{OUT_DIR}/ with `nbenv hub generate`",
             "rename the environment (its file and `name`) to use nbenv hub",
         )
+    if ws.config.hub.kubernetes is not None:  # its settings too, before the engine is asked
+        kubernetes_settings(ws)
     wanted = ws.config.hub.environments
     if wanted is None:
         if not names:
@@ -174,9 +180,8 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
             rendered[f"{LAYERS_DIR}/{item.name}/build/{script}"] = inimage.script(script)
     for script in BUILD_SCRIPTS:
         rendered[f"{HUB_IMAGE_DIR}/build/{script}"] = inimage.script(script)
-    # >>> KUBERNETES CALL SITE (issue 17, the other helper's pure renderer; the integrator wires it here):
-    # rendered.update({f"kubernetes/{path}": text for path, text in kubernetes.files(profiles, ...).items()})
-    # Everything under docker/hub/ shares this manifest and the drift check. <<<
+    if ws.config.hub.kubernetes is not None:  # everything under docker/hub/ shares the manifest and drift check
+        rendered.update(kubernetes_files(ws, profiles))
     changed, unchanged, stale, kept = write_tree(ws, out_rel(ws), rendered, check=check)
     if check and changed:
         raise DriftError(
@@ -191,6 +196,47 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
             else:
                 say(f"{item.name}: hub layer up to date ({built_ref})")
     return HubResult(changed, unchanged, stale, kept, profiles, layers, refs, rendered)
+
+
+def kubernetes_settings(ws: Workspace) -> KubernetesSettings:
+    """`[tool.nbenv.hub.kubernetes]` (typed by the model), each value checked against its grammar."""
+    from nbenv.hub.k8s_objects import KubernetesSettings, check_settings
+
+    table = ws.config.hub.kubernetes
+    assert table is not None
+    settings = KubernetesSettings(**table.model_dump())
+    check_settings(settings)
+    return settings
+
+
+def kubernetes_files(ws: Workspace, profiles: Sequence[HubProfile]) -> dict[str, str]:
+    """docker/hub/kubernetes/ (paths relative to docker/hub/): the profiles for Zero to JupyterHub and the
+    notebook Jobs, with the DVC pointer files their data needs (read confined, size-capped)."""
+    from nbenv.dvc_outs import MAX_DVC_FILE, tracked_outputs
+    from nbenv.hub import kubernetes
+    from nbenv.safepath import confine, read_regular
+
+    paths = kubernetes.pointer_files(profiles, tracked_outputs(ws.root))
+    if missing := [path for path in paths if not (ws.root / path).exists()]:
+        raise SpecError(
+            f"{missing[0]}: not in the repository, and the Kubernetes data pull needs it (the hashes of the data)",
+            "run the pipeline (`dvc repro`) or `dvc add` the data, commit the pointer files, and run this again",
+        )
+    pointers = {
+        path: read_regular(confine(ws.root, path, what="DVC file"), display=path, limit=MAX_DVC_FILE).decode(
+            "utf-8", errors="replace"
+        )
+        for path in paths
+    }
+    files = kubernetes.render(
+        profiles,
+        kubernetes_settings(ws),
+        pointers=pointers,
+        image_prefix=ws.config.image_prefix,
+        base_image=DEFAULT_BASE_TAG,
+    )
+    prefix = kubernetes.OUT_DIR.removesuffix("kubernetes")  # "docker/hub/": render names repository paths
+    return {path.removeprefix(prefix): text for path, text in files.items()}
 
 
 def out_rel(ws: Workspace) -> str:

@@ -18,7 +18,15 @@ from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
-from nbenv.constants import AUTO_SUITES, DEFAULT_BASE_TAG, NBENV_BASE_REPOSITORY, SUITE_PYTHON, USER_HOME
+from nbenv.constants import (
+    AUTO_SUITES,
+    DEFAULT_BASE_TAG,
+    NBENV_BASE_REPOSITORY,
+    SUITE_PYTHON,
+    USER_GID,
+    USER_HOME,
+    USER_UID,
+)
 
 SPEC_VERSION = 1
 SUITES_OR = " or ".join(f"{suite} (Python {SUITE_PYTHON[suite]})" for suite in AUTO_SUITES)
@@ -449,6 +457,28 @@ def _docker_name(value: str) -> str:
     return value
 
 
+class KubernetesHubSettings(Strict):
+    """`[tool.nbenv.hub.kubernetes]`: present, `nbenv hub generate` also writes docker/hub/kubernetes/ (Zero to
+    JupyterHub values, Jobs for notebook runs). nbenv/hub/k8s_objects.py checks each value's grammar."""
+
+    namespace: str = "nbenv"
+    dvc_remote: str = Field("", description="s3://BUCKET/PATH the data init containers pull from (needed with data).")
+    dvc_endpoint_url: str = Field("", description="An S3-compatible endpoint (MinIO, Ceph); empty for AWS.")
+    s3_secret: str = Field("nbenv-dvc-s3", description="The Secret holding AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.")
+    puller_image: str = Field("", description="Image with dvc[s3] for the init container; empty: nbenv's own.")
+    image_pull_policy: str = ""
+    data_size: str = "10Gi"
+    work_size: str = "10Gi"
+    storage_class: str = ""
+    runs_claim: str = "nbenv-runs"
+    runs_size: str = "10Gi"
+    run_timeout: int = 3600
+    pull_seconds: int = 600
+    uid: int = USER_UID
+    gid: int = USER_GID
+    request_fraction: float = 0.25
+
+
 class HubSettings(Strict):
     """`[tool.nbenv.hub]`: what `nbenv hub generate` / `nbenv hub up` serve on one host."""
 
@@ -467,6 +497,9 @@ class HubSettings(Strict):
     )
     network: Annotated[str, AfterValidator(_docker_name)] = Field(
         "nbenv-hub", description="The Docker network of the hub and the users' servers."
+    )
+    kubernetes: KubernetesHubSettings | None = Field(
+        None, description="Kubernetes output (Zero to JupyterHub values, notebook Jobs); absent: none written."
     )
 
 

@@ -1,0 +1,86 @@
+"""`[tool.nbenv.hub.kubernetes]` wires the Kubernetes renderer into `nbenv hub generate`: the table is typed by the
+repo config model, checked before the engine is asked, and its files land under docker/hub/kubernetes/ with the
+DVC pointer files the data needs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nbenv.errors import SpecError
+from nbenv.hub import kubernetes
+from nbenv.hub.generate import kubernetes_files, kubernetes_settings
+from nbenv.hub.profiles import profile
+from nbenv.project import Project
+from nbenv.workspace import Workspace
+from tests.conftest import REPO, run_cli, snapshot
+
+
+def _configure(workspace: Path, table: str) -> None:
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.nbenv.hub.kubernetes]\n" + table)
+
+
+def test_the_kubernetes_files_come_from_the_table_and_the_pointers(workspace: Path) -> None:
+    _configure(workspace, 'dvc_remote = "s3://team-bucket/dvc"\nnamespace = "analytics"\n')
+    shutil.copy2(REPO / "dvc.lock", workspace / "dvc.lock")  # the pipeline's hashes, which the pull needs
+    ws = Workspace(workspace.resolve())
+    project = Project(ws)
+    profiles = [profile(project.plan(name), image=f"nbenv/{name}:ck-{'a' * 64}") for name in ("traffic-analysis",)]
+    files = kubernetes_files(ws, profiles)
+    assert files and all(path.startswith("kubernetes/") for path in files), sorted(files)
+    settings = kubernetes_settings(ws)
+    assert settings.namespace == "analytics" and settings.dvc_remote == "s3://team-bucket/dvc"
+    expected = kubernetes.render(
+        profiles,
+        settings,
+        pointers={p: (workspace / p).read_text() for p in ("dvc.yaml", "dvc.lock")},
+        image_prefix="nbenv",
+    )
+    assert files == {path.removeprefix("docker/hub/"): text for path, text in expected.items()}
+    values = yaml.safe_load(files["kubernetes/values.yaml"])
+    [entry] = values["singleuser"]["profileList"]
+    assert entry["kubespawner_override"]["image"] == f"nbenv/traffic-analysis:ck-{'a' * 64}"
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ('namespace = "Not_A_Name"\n', "namespace"),
+        ('data_size = "ten gigs"\n', "data_size"),
+        ('s3_secret = "a b"\n', "s3_secret"),
+    ],
+)
+def test_a_bad_kubernetes_setting_is_one_line_before_anything_is_built(
+    workspace: Path, table: str, field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(workspace, table)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # the setting is refused before an engine is asked
+    before = snapshot(workspace)
+    result = run_cli("hub", "generate", cwd=workspace)
+    assert result.code == 3, result.err
+    assert len(result.err_lines) <= 2, result.err
+    assert result.err_lines[0].startswith(f"pyproject.toml: tool.nbenv.hub.kubernetes.{field}: "), result.err
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.badinput
+def test_an_unknown_kubernetes_key_is_one_line(workspace: Path) -> None:
+    _configure(workspace, 'namespce = "x"\n')
+    result = run_cli("hub", "generate", cwd=workspace)
+    assert result.code == 3, result.err
+    assert "namespce" in result.err_lines[0] and "pyproject.toml:" in result.err_lines[0], result.err
+
+
+@pytest.mark.badinput
+def test_data_without_its_pointer_file_is_one_line(workspace: Path) -> None:
+    _configure(workspace, 'dvc_remote = "s3://team-bucket/dvc"\n')
+    ws = Workspace(workspace.resolve())
+    (workspace / "dvc.lock").unlink(missing_ok=True)
+    profiles = [profile(Project(ws).plan("traffic-analysis"), image="nbenv/traffic-analysis:ck-x")]
+    with pytest.raises(SpecError, match=r"^dvc\.lock: not in the repository, and the Kubernetes data pull needs it"):
+        kubernetes_files(ws, profiles)
