@@ -55,12 +55,21 @@ SERVER_SKIPS = ("ipykernel",)
 def server_packages(lock_data: Mapping[str, Any]) -> set[str]:
     """The canonical names of SERVER_ROOTS' dependency closure in a parsed poetry.lock (requested extras
     included, markers ignored), without SERVER_SKIPS and what only they need."""
+    return dependency_closure(lock_data, [(root, ()) for root in SERVER_ROOTS], skip=SERVER_SKIPS)
+
+
+def dependency_closure(
+    lock_data: Mapping[str, Any], roots: Sequence[tuple[str, Sequence[str]]], *, skip: Sequence[str] = ()
+) -> set[str]:
+    """Canonical names of the roots' (name, extras) dependency closure in a parsed poetry.lock: extras
+    followed, markers ignored; a name in `skip` is left out with what only it needs."""
     packages = {canonical(str(p["name"])): p for p in lock_data.get("package", [])}
+    skipped = {canonical(name) for name in skip}
     seen: set[str] = set()
-    todo: list[tuple[str, tuple[str, ...]]] = [(canonical(root), ()) for root in SERVER_ROOTS]
+    todo: list[tuple[str, tuple[str, ...]]] = [(canonical(name), tuple(extras)) for name, extras in roots]
     while todo:
         name, extras = todo.pop()
-        if name in SERVER_SKIPS or name not in packages:
+        if name in skipped or name not in packages:
             continue
         package = packages[name]
         if name not in seen:

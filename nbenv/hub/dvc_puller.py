@@ -12,14 +12,13 @@ The image is FROM nbenv's Debian base and is tagged by its content (`PREFIX/dvc-
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from nbenv.constants import USER_GID, USER_UID
 from nbenv.errors import SpecError
 from nbenv.lock import Lock, canonical, requirements_text
-from nbenv.server_env import shipped
+from nbenv.server_env import dependency_closure, shipped
 from nbenv.spec.models import IMAGE_PREFIX_RE, IMAGE_REF_RE
 
 PULLER_PINS = "dvc-puller.txt"
@@ -30,24 +29,7 @@ DIR = "docker/hub/kubernetes/puller"
 
 def puller_packages(lock_data: Mapping[str, Any]) -> set[str]:
     """Canonical names of dvc[s3]'s dependency closure in a parsed poetry.lock (extras followed, markers ignored)."""
-    packages = {canonical(str(p["name"])): p for p in lock_data.get("package", [])}
-    seen: set[str] = set()
-    todo: list[tuple[str, tuple[str, ...]]] = [(canonical(n), extras) for n, extras in PULLER_ROOTS]
-    while todo:
-        name, extras = todo.pop()
-        if name not in packages:
-            continue
-        package = packages[name]
-        if name not in seen:
-            seen.add(name)
-            for dependency, spec in (package.get("dependencies") or {}).items():
-                wanted = tuple(spec.get("extras", ())) if isinstance(spec, dict) else ()
-                todo.append((canonical(dependency), wanted))
-        for extra in extras:
-            for item in (package.get("extras") or {}).get(extra, []):
-                if match := re.match(r"[A-Za-z0-9._-]+", item):
-                    todo.append((canonical(match.group(0)), ()))
-    return seen
+    return dependency_closure(lock_data, PULLER_ROOTS)
 
 
 def pins_text(lock: Lock, lock_data: Mapping[str, Any]) -> str:
