@@ -268,18 +268,25 @@ def down(project: Project, *, say: Say) -> list[str]:
     if engine.container_state(hub):  # the hub first: it starts nothing meanwhile
         engine.remove_containers([hub])
         stopped.append(hub)
-    for service in services(engine, hub):
-        engine.api.remove_service(service["ID"])
-        stopped.append(service["Spec"]["Name"])
-    containers = [c.name for c in engine.containers([f"{LABEL}={hub}"]) if c.name != hub]  # a service's tasks too
-    engine.remove_containers(containers)
-    stopped += [name for name in containers if not any(name.startswith(f"{s}.") for s in stopped)]
-    network = project.ws.config.hub.network
+    removed = [service["Spec"]["Name"] for service in services(engine, hub)]
+    for name in removed:
+        engine.api.remove_service(name)
+    stopped += removed
+
+    def servers() -> list[str]:
+        return [c.name for c in engine.containers([f"{LABEL}={hub}"]) if c.name != hub]
+
     deadline = time.monotonic() + 30
-    while not engine.remove_network(network) and time.monotonic() < deadline:
+    while removed and time.monotonic() < deadline and any(n.split(".", 1)[0] in removed for n in servers()):
+        time.sleep(0.3)  # the swarm removes a service's task containers itself, a moment later
+    left = servers()
+    engine.remove_containers(left)
+    stopped += left
+    network = project.ws.config.hub.network
+    while not engine.remove_network(network) and removed and time.monotonic() < deadline:
         if not [n for n in engine.api.networks(names=[network]) if n.get("Name") == network]:
-            break
-        time.sleep(0.5)  # a removed service's task leaves the overlay network a moment later
+            break  # gone already
+        time.sleep(0.5)  # the tasks leave the overlay network a moment after their containers go
     for name in stopped:
         say(f"stopped {name}")
     return stopped
