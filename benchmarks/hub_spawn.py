@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.engine_queries import make_workspace, run  # noqa: E402
 from nbenv.hub.render import LABEL, hub_id  # noqa: E402
 from nbenv.spec.models import RepoConfig  # noqa: E402
 
@@ -63,38 +64,23 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return result
-
-
 class Workspace:
     """The benchmark's copy of this repository, and `nbenv` run on it (this checkout's code)."""
 
     def __init__(self, work: Path, port: int) -> None:
-        self.root = work / "ws"
-        self.root.mkdir()
-        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(self.root)], input=archive, check=True)
+        self.root = make_workspace(work, PREFIX)
         pyproject = self.root / "pyproject.toml"
         text = pyproject.read_text()
-        if 'image_prefix = "nbenv"' not in text or "[tool.nbenv.hub]" in text:
-            sys.exit("pyproject.toml: image_prefix or [tool.nbenv.hub] changed: update this benchmark")
-        text = text.replace('image_prefix = "nbenv"', f'image_prefix = "{PREFIX}"')
+        if "[tool.nbenv.hub]" in text:
+            sys.exit("pyproject.toml: [tool.nbenv.hub] exists now: update this benchmark")
         text += f'\n[tool.nbenv.hub]\nenvironments = ["{ENV}"]\nport = {port}\nnetwork = "{PREFIX}"\n'
         pyproject.write_text(text)
         (self.root / "environments" / f"{ENV}.toml").write_text(SPEC)
         data = self.root / "data/processed/pems"
         data.mkdir(parents=True, exist_ok=True)
         (data / "README.txt").write_text("placeholder data, mounted read-only by both sides\n")
-        for command in (["git", "init", "-q"], ["git", "add", "-A"]):
-            run(command, cwd=self.root)
-        run(
-            ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"],
-            cwd=self.root,
-        )
+        run(["git", "add", "-A"], cwd=self.root)
+        run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "hub"], cwd=self.root)
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
 
     def nbenv(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
