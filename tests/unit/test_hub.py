@@ -552,3 +552,61 @@ def test_the_hub_network_is_made_as_needed_and_matched_by_its_whole_name() -> No
     api = FakeNetworks({"Name": "team", "Driver": "overlay", "Attachable": True})
     ensure_network(api, "team", hub="h", swarm=True)
     assert api.created == [], "an attachable overlay network of that name is used as it is"
+
+
+class FakeSwarmEngine:
+    """An engine holding a hub, two users' services and their task containers (the swarm removes a
+    service's tasks itself, a moment after the service)."""
+
+    def __init__(self, hub: str) -> None:
+        from nbenv.adapters.engine import ContainerInfo
+
+        self.hub = hub
+        self.calls: list[tuple[str, str]] = []
+        self.service_names = [f"{hub}-alice", f"{hub}-bob"]
+        self.tasks = {
+            f"{name}.1.abc": ContainerInfo("id", f"{name}.1.abc", "running", "", "i", {}) for name in self.service_names
+        }
+        self.polls = 0
+        self.api = self
+
+    # the Engine adapter's part
+    def container_state(self, name: str) -> str:
+        return "running" if name == self.hub and ("rm", self.hub) not in self.calls else ""
+
+    def remove_containers(self, names: list[str]) -> None:
+        self.calls += [("rm", name) for name in names]
+
+    def containers(self, labels: list[str]) -> list[Any]:
+        self.polls += 1
+        if all(("service rm", n) in self.calls for n in self.service_names) and self.polls > 2:
+            self.tasks.clear()  # the swarm has removed them
+        return list(self.tasks.values())
+
+    def remove_network(self, name: str) -> bool:
+        self.calls.append(("network rm", name))
+        return True
+
+    # the Engine API's part
+    def services(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        self.calls.append(("services", filters["label"]))
+        return [{"ID": name, "Spec": {"Name": name}} for name in self.service_names]
+
+    def remove_service(self, name: str) -> None:
+        self.calls.append(("service rm", name))
+
+
+def test_hub_down_removes_the_services_and_lets_the_swarm_remove_their_tasks(workspace: Path, monkeypatch: Any) -> None:
+    from nbenv.hub import run
+
+    project = Project(Workspace(workspace))
+    hub = hub_id(project.ws.config)
+    engine = FakeSwarmEngine(hub)
+    monkeypatch.setattr(run, "_engine", lambda _project: engine)
+    monkeypatch.setattr(run.time, "sleep", lambda _seconds: None)
+    stopped = run.down(project, say=lambda _line: None)
+    assert stopped == [hub, f"{hub}-alice", f"{hub}-bob"]
+    assert engine.calls[0] == ("rm", hub), "the hub first: it starts nothing meanwhile"
+    assert ("service rm", f"{hub}-alice") in engine.calls and ("service rm", f"{hub}-bob") in engine.calls
+    assert [c for c in engine.calls if c[0] == "rm"] == [("rm", hub)], "no task container removed under the swarm"
+    assert engine.calls[-1] == ("network rm", "nbenv-hub")
