@@ -46,7 +46,7 @@ DOCKER = shutil.which("docker") or "docker"
 PREFIX = "nbenv-bench-hub"
 HUB = hub_id(RepoConfig(image_prefix=PREFIX))
 ENV = "hub-bench"
-USERS = ("bench-a", "bench-b")
+USERS = ("bencha", "benchb")
 SPEC = """\
 spec_version = 1
 name = "hub-bench"
@@ -217,7 +217,8 @@ def main() -> None:
         for user in USERS:
             hub.spawn(user, tokens[user])
         time.sleep(5)  # both servers idle, as after a login
-        used = {name: memory(engine, name) for name in (HUB, *(f"{HUB}-{user}" for user in USERS))}
+        servers = sorted(c["Names"][0].lstrip("/") for c in engine.containers(filters={"label": f"{LABEL}={HUB}"}))
+        used = {name: memory(engine, name) for name in (HUB, *(s for s in servers if s != HUB))}
         load = os.getloadavg()
         hub_median, up_median = statistics.median(times["hub"]), statistics.median(times["up"])
         print(f"nbenv hub: spawn through the hub against nbenv up ({ENV}, image present)")
