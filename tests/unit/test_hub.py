@@ -155,6 +155,7 @@ def test_the_swarm_variant_keeps_the_profiles_and_spawns_services(tmp_path: Path
     assert spawner.image == SERVER.image and spawner.extra_host_config == {} and spawner.volumes == {}
     spec = spawner.extra_container_spec
     assert spec["cap_drop"] == ["ALL"] and spec["labels"] == {"nbenv.hub": "nbenv-hub-0123456789ab"}
+    assert spec["healthcheck"] == {"Test": ["NONE"]}, "the image's probes /api, which a hub's server lacks"
     work, data = spec["mounts"]
     assert work == {
         "Target": "/home/jovyan/work",

@@ -66,7 +66,15 @@ def apply_swarm_profile(spawner: Any) -> None:
         mounts.append(Mount(target="/dev/shm", source=None, type="tmpfs", tmpfs_size=profile["shm_size_bytes"]))
     spawner.volumes = {}
     spawner.extra_host_config = {}
-    spawner.extra_container_spec = {"cap_drop": ["ALL"], "labels": LABELS, "mounts": mounts}
+    # No healthcheck: the image's (`nbenv up`'s: GET /api on port 8888) finds no server at that path under a
+    # hub, and swarm holds a task in "starting" until its healthcheck passes. JupyterHub checks the server
+    # itself (it waits for it to answer and polls the service's task).
+    spawner.extra_container_spec = {
+        "cap_drop": ["ALL"],
+        "labels": LABELS,
+        "mounts": mounts,
+        "healthcheck": {"Test": ["NONE"]},
+    }
 
 
 c.Spawner.pre_spawn_hook = apply_swarm_profile
