@@ -98,7 +98,8 @@ def per_query(ref: str, runs: int) -> dict[str, float]:
     return {key: statistics.median(v) for key, v in (("cli", cli), ("sdk", sdk), ("once", once))}
 
 
-def make_workspace(work: Path) -> Path:
+def make_workspace(work: Path, prefix: str = PREFIX) -> Path:
+    """A committed copy of this repository's committed files under `work`, with image prefix `prefix`."""
     ws = work / "ws"
     ws.mkdir()
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
@@ -107,7 +108,7 @@ def make_workspace(work: Path) -> Path:
     text = pyproject.read_text()
     if 'image_prefix = "nbenv"' not in text:
         sys.exit('pyproject.toml: image_prefix is not "nbenv" any more: update this benchmark')
-    pyproject.write_text(text.replace('image_prefix = "nbenv"', f'image_prefix = "{PREFIX}"'))
+    pyproject.write_text(text.replace('image_prefix = "nbenv"', f'image_prefix = "{prefix}"'))
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         run(command, cwd=ws)
     run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"], cwd=ws)

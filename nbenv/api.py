@@ -471,15 +471,22 @@ def hub_generate(*, repo: Path | None = None, check: bool = False, say: Say = qu
 
 
 def hub_up(
-    *, repo: Path | None = None, bind: str | None = None, port: int | None = None, say: Say = quiet, live: bool = False
+    *,
+    repo: Path | None = None,
+    bind: str | None = None,
+    port: int | None = None,
+    swarm: bool = False,
+    say: Say = quiet,
+    live: bool = False,
 ) -> str:
-    """Generate and build what is stale, start the hub on [tool.nbenv.hub] bind:port; its URL."""
+    """Generate and build what is stale, start the hub on [tool.nbenv.hub] bind:port; its URL. `swarm`:
+    the SwarmSpawner variant, on this swarm manager."""
     from nbenv.hub import run
     from nbenv.hub.generate import offered
 
     project = _project(repo)
     offered(project.ws)  # settings, then the arguments (run.up), then the engine
-    return run.up(project, bind=bind, port=port, say=say, live=live)
+    return run.up(project, bind=bind, port=port, swarm=swarm, say=say, live=live)
 
 
 def hub_down(*, repo: Path | None = None, say: Say = quiet) -> list[str]:

@@ -534,7 +534,7 @@ def ci_github(
 
 
 hub_app = typer.Typer(
-    help="A JupyterHub for the team on one host (DockerSpawner; SwarmSpawner variant).", no_args_is_help=True
+    help="A JupyterHub for the team (DockerSpawner on one host, or SwarmSpawner on a swarm).", no_args_is_help=True
 )
 app.add_typer(hub_app, name="hub")
 
@@ -567,9 +567,15 @@ def hub_up(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Host port (default [tool.nbenv.hub] port).")
     ] = None,
+    swarm: Annotated[
+        bool,
+        typer.Option(
+            "--swarm", help="SwarmSpawner: each user's server a swarm service (this engine must be a swarm manager)."
+        ),
+    ] = False,
 ) -> None:
     """Generate and build what is stale, start JupyterHub and print its URL."""
-    typer.echo(api.hub_up(repo=_repo(), bind=bind, port=port, say=_say, live=_live()))
+    typer.echo(api.hub_up(repo=_repo(), bind=bind, port=port, swarm=swarm, say=_say, live=_live()))
 
 
 @hub_app.command("down")

@@ -31,12 +31,14 @@ from nbenv.errors import RunError, UsageError
 from nbenv.fs import atomic_write
 from nbenv.hub.generate import BUILD_SCRIPTS, hub_dir, hub_generate
 from nbenv.hub.render import (
+    CONFIG,
     HUB_CONFIG_DIR,
     HUB_IMAGE_DIR,
     HUB_PORT,
     HUB_SECRETS_DIR,
     HUB_STATE_DIR,
     LABEL,
+    SWARM_CONFIG,
     hub_id,
 )
 from nbenv.image_plan import content_key
@@ -48,6 +50,7 @@ from nbenv.workspace import STATE_DIR
 
 SECRET_FILES = ("cookie_secret", "proxy_token", "api_token")
 ROLE = f"{LABEL}.role"
+SPAWNER = f"{LABEL}.spawner"  # the hub container's: "docker" (DockerSpawner) or "swarm" (SwarmSpawner)
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,43 @@ def _url(bind: str, port: int) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/hub/"
 
 
-def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: bool) -> str:
-    """Generate and build what is stale, then start the hub (if it does not run already); its URL."""
+def require_manager(info: dict[str, Any]) -> str:
+    """This engine's swarm node ID, when it is an active swarm manager; one line naming the fix otherwise."""
+    swarm = info.get("Swarm") or {}
+    if swarm.get("LocalNodeState") != "active":
+        raise UsageError(
+            "--swarm: this Docker engine is not part of a swarm",
+            "make it a one-node swarm: `docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377`",
+        )
+    if not swarm.get("ControlAvailable"):
+        raise UsageError(
+            "--swarm: this Docker engine is a swarm worker", "run `nbenv hub up --swarm` on a manager node"
+        )
+    return str(swarm.get("NodeID", ""))
+
+
+def ensure_network(api: Any, name: str, *, hub: str, swarm: bool) -> None:
+    """The hub's network: a bridge, or for the swarm an attachable overlay (services and the hub container
+    both join it); made when missing, refused in one line when a network of that name cannot serve."""
+    found = [n for n in api.networks(names=[name]) if n.get("Name") == name]  # the filter matches substrings
+    if not found:
+        if swarm:
+            api.create_network(name, driver="overlay", attachable=True, labels={LABEL: hub})
+        else:
+            api.create_network(name, driver="bridge", labels={LABEL: hub})
+        return
+    network = found[0]
+    if swarm and (network.get("Driver") != "overlay" or not network.get("Attachable")):
+        kind = "a non-attachable overlay" if network.get("Driver") == "overlay" else f"a {network.get('Driver')}"
+        raise UsageError(
+            f"[tool.nbenv.hub] network: {name!r} is {kind} network; the swarm hub needs an attachable overlay one",
+            "`nbenv hub down` removes nbenv's own, or set [tool.nbenv.hub] network to another name",
+        )
+
+
+def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: bool, swarm: bool = False) -> str:
+    """Generate and build what is stale, then start the hub (if it does not run already); its URL. With
+    `swarm`: the SwarmSpawner variant on this swarm manager (each user's server a service)."""
     settings = project.ws.config.hub
     bind = settings.bind if bind is None else bind
     port = settings.port if port is None else port
@@ -136,13 +174,22 @@ def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: 
         say(f"warning: the hub is published on {bind}:{port}: anyone who reaches it can sign up and log in")
     engine = _engine(project)
     socket = _socket()
+    if swarm:
+        require_manager(engine.api.info())
     result = hub_generate(project, check=False, say=say, live=live)
     for path in result.changed:
         say(f"regenerated {path}")
     image = build_hub_image(project, files=result.files, say=say, live=live)
     hub = hub_id(project.ws.config)
     url = _url(bind, port)
+    mode = "swarm" if swarm else "docker"
     if engine.container_state(hub) == "running":
+        running = (engine.api.inspect_container(hub).get("Config", {}).get("Labels") or {}).get(SPAWNER, "docker")
+        if running != mode:
+            raise UsageError(
+                f"{hub}: the hub runs with {'SwarmSpawner' if running == 'swarm' else 'DockerSpawner'} already",
+                "stop it first: `nbenv hub down`",
+            )
         say(f"hub: already running ({hub})")
         return url
     engine.remove_containers([hub])
@@ -150,8 +197,7 @@ def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: 
     state = state_dir(project)
     api = engine.api
     network = settings.network
-    if not api.networks(names=[network]):
-        api.create_network(network, driver="bridge", labels={LABEL: hub})
+    ensure_network(api, network, hub=hub, swarm=swarm)
     host_config = api.create_host_config(
         binds={
             socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
@@ -172,12 +218,13 @@ def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: 
         name=hub,
         user=f"{os.getuid()}:{os.getgid()}",
         environment={"NBENV_HUB_REPO": str(project.ws.root), "NBENV_HUB_NAME": hub},
-        labels={LABEL: hub, ROLE: "hub"},
+        labels={LABEL: hub, ROLE: "hub", SPAWNER: mode},
+        command=["jupyterhub", "-f", f"{HUB_CONFIG_DIR}/{SWARM_CONFIG if swarm else CONFIG}"],
         ports=[HUB_PORT],
         host_config=host_config,
     )
     api.start(container["Id"])
-    say(f"hub: starting {hub} on {bind}:{port}")
+    say(f"hub: starting {hub} on {bind}:{port}{' (SwarmSpawner: each server a swarm service)' if swarm else ''}")
     _wait(engine, hub, url)
     return url
 
@@ -202,23 +249,54 @@ def _wait(engine: Engine, hub: str, url: str, timeout: float = 120) -> None:
     )
 
 
+def services(engine: Engine, hub: str) -> list[dict[str, Any]]:
+    """The hub's swarm services (its users' servers under SwarmSpawner); none when the engine is no manager."""
+    import docker.errors
+
+    try:
+        return list(engine.api.services(filters={"label": f"{LABEL}={hub}"}))
+    except docker.errors.APIError:  # not a swarm manager: no services
+        return []
+
+
 def down(project: Project, *, say: Say) -> list[str]:
-    """Stop the hub and its users' servers (containers removed); users' volumes (their work) are kept."""
+    """Stop the hub and its users' servers (containers and swarm services removed); users' volumes (their
+    work) are kept."""
     engine = _engine(project)
     hub = hub_id(project.ws.config)
-    containers = engine.containers([f"{LABEL}={hub}"])
-    ordered = sorted(containers, key=lambda c: c.name != hub)  # the hub first: it starts nothing meanwhile
-    engine.remove_containers([c.name for c in ordered])
-    engine.remove_network(project.ws.config.hub.network)
-    for item in ordered:
-        say(f"stopped {item.name}")
-    return [c.name for c in ordered]
+    stopped: list[str] = []
+    if engine.container_state(hub):  # the hub first: it starts nothing meanwhile
+        engine.remove_containers([hub])
+        stopped.append(hub)
+    removed = [service["Spec"]["Name"] for service in services(engine, hub)]
+    for name in removed:
+        engine.api.remove_service(name)
+    stopped += removed
+
+    def servers() -> list[str]:
+        return [c.name for c in engine.containers([f"{LABEL}={hub}"]) if c.name != hub]
+
+    deadline = time.monotonic() + 30
+    while removed and time.monotonic() < deadline and any(n.split(".", 1)[0] in removed for n in servers()):
+        time.sleep(0.3)  # the swarm removes a service's task containers itself, a moment later
+    left = servers()
+    engine.remove_containers(left)
+    stopped += left
+    network = project.ws.config.hub.network
+    while not engine.remove_network(network) and removed and time.monotonic() < deadline:
+        if not [n for n in engine.api.networks(names=[network]) if n.get("Name") == network]:
+            break  # gone already
+        time.sleep(0.5)  # the tasks leave the overlay network a moment after their containers go
+    for name in stopped:
+        say(f"stopped {name}")
+    return stopped
 
 
 def status(project: Project) -> HubStatus:
     engine = _engine(project)
     hub = hub_id(project.ws.config)
     servers = [(c.name, c.state) for c in engine.containers([f"{LABEL}={hub}"]) if c.name != hub]
+    servers += [(s["Spec"]["Name"], "service") for s in services(engine, hub)]
     state = engine.container_state(hub)
     settings = project.ws.config.hub
     return HubStatus(hub, state, _url(settings.bind, settings.port) if state == "running" else None, servers)

@@ -87,19 +87,25 @@ def api(hub: Hub, path: str, *, method: str = "GET", body: object = None, token:
         return exc.code, exc.read().decode()
 
 
-def cleanup() -> None:
-    """Everything of this module's hub: containers (hub and servers), their volumes, the network."""
+def cleanup(network: str = NETWORK) -> None:
+    """Everything of this session's hub: containers (hub and servers), their volumes, the network."""
     listed = docker("ps", "-aq", "--filter", f"label={LABEL}={HUB}", check=False).stdout.split()
     if listed:
         docker("rm", "-f", *listed, check=False)
     volumes = docker("volume", "ls", "-q", "--filter", f"name={HUB}-work-", check=False).stdout.split()
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
-    docker("network", "rm", NETWORK, check=False)
+    docker("network", "rm", network, check=False)
 
 
-@pytest.fixture(scope="module")
-def hub(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def hub_workspace(
+    e2e_workspace: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    network: str,
+    environments: tuple[str, ...] = ("hub-lab", "hub-server"),
+) -> tuple[Path, int]:
+    """A committed copy of the e2e workspace offering `environments` on a free port; (root, port)."""
     root = tmp_path_factory.mktemp("hub") / "repo"
     shutil.copytree(e2e_workspace, root, symlinks=True)
     (root / "environments" / "hub-lab.toml").write_text(LAB_TOML)
@@ -108,12 +114,18 @@ def hub(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.TempPathF
     with (root / "pyproject.toml").open("a") as pyproject:
         pyproject.write(
             "\n[tool.nbenv.hub]\n"
-            'environments = ["hub-lab", "hub-server"]\n'
+            f"environments = {json.dumps(list(environments))}\n"
             f"port = {port}\n"
             'admin_users = ["bob"]\n'
-            f'network = "{NETWORK}"\n'
+            f'network = "{network}"\n'
         )
     commit_all(root, "hub workspace")
+    return root, port
+
+
+@pytest.fixture(scope="module")
+def hub(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    root, port = hub_workspace(e2e_workspace, tmp_path_factory, network=NETWORK)
     cleanup()
     try:
         generated = nbenv("hub", "generate", cwd=root)

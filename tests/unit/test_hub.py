@@ -102,8 +102,8 @@ def load_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CON
     return PyFileConfigLoader(name, path=str(out)).load_config()
 
 
-def spawn(config: Any, user_options: dict[str, str]) -> SimpleNamespace:
-    spawner = SimpleNamespace(user_options=user_options)
+def spawn(config: Any, user_options: dict[str, str], **attributes: Any) -> SimpleNamespace:
+    spawner = SimpleNamespace(user_options=user_options, **attributes)
     config.Spawner.pre_spawn_hook(spawner)
     return spawner
 
@@ -143,12 +143,71 @@ def test_the_config_offers_every_profile_with_its_limits_data_and_work(tmp_path:
         spawn(config, {"image": "../../etc"})
 
 
+LAB_OPTION = 'lab: Python (lab) "quoted" {braces}'
+
+
 def test_the_swarm_variant_keeps_the_profiles_and_spawns_services(tmp_path: Path, monkeypatch: Any) -> None:
     config = load_config(tmp_path, monkeypatch, SWARM_CONFIG)
     assert config.JupyterHub.spawner_class == "dockerspawner.SwarmSpawner"
-    spawner = spawn(config, {"image": "server: Python (server)"})
-    assert spawner.image == SERVER.image and spawner.extra_container_spec == {"cap_drop": ["ALL"]}
-    assert spawner.extra_host_config == {}
+    assert config.SwarmSpawner.extra_endpoint_spec == {"mode": "dnsrr"}, "no virtual IP: no IPVS needed"
+    assert config.SwarmSpawner.extra_create_kwargs == {"labels": {"nbenv.hub": "nbenv-hub-0123456789ab"}}
+    spawner = spawn(config, {"image": "server: Python (server)"}, escaped_name="alice")
+    assert spawner.image == SERVER.image and spawner.extra_host_config == {} and spawner.volumes == {}
+    spec = spawner.extra_container_spec
+    assert spec["cap_drop"] == ["ALL"] and spec["labels"] == {"nbenv.hub": "nbenv-hub-0123456789ab"}
+    assert spec["healthcheck"] == {"Test": ["NONE"]}, "the image's probes /api, which a hub's server lacks"
+    work, data = spec["mounts"]
+    assert work == {
+        "Target": "/home/jovyan/work",
+        "Source": "nbenv-hub-0123456789ab-work-alice",  # the same volume as under DockerSpawner
+        "Type": "volume",
+        "ReadOnly": False,
+        "VolumeOptions": {"Labels": {"nbenv.hub": "nbenv-hub-0123456789ab"}},
+    }
+    # A bind mount's source is never formatted by DockerSpawner here: the path as it is, braces and all.
+    assert data == {"Target": "/home/jovyan/work/x", "Source": "/srv/repo {x}/data/{user}/x", "Type": "bind"} | {
+        "ReadOnly": True
+    }
+    lab = spawn(config, {"image": LAB_OPTION}, escaped_name="bob")
+    assert lab.mem_limit == 4 << 30 and lab.cpu_limit == 1.5
+    assert [(m["Target"], m["Type"], m["ReadOnly"]) for m in lab.extra_container_spec["mounts"]] == [
+        ("/home/jovyan/work", "volume", False),
+        ("/home/jovyan/work/data/processed/pems", "bind", True),
+        ("/dev/shm", "tmpfs", False),
+    ]
+    assert lab.extra_container_spec["mounts"][2]["TmpfsOptions"] == {"SizeBytes": 1 << 30}
+    with pytest.raises(ValueError, match="no such profile"):
+        spawn(config, {"image": "../../etc"}, escaped_name="eve")
+
+
+class FakeImages:
+    def __init__(self, found: dict[str, Any]) -> None:
+        self.found = found
+        self.asked: list[str] = []
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        self.asked.append(image)
+        return self.found
+
+
+@pytest.mark.parametrize(
+    ("repo_digests", "expected"),
+    [
+        ([], "sha256:" + "1" * 64),  # never pushed: by ID, which the engine never tries to pull
+        (["nbenv/server@sha256:" + "2" * 64], "nbenv/server@sha256:" + "2" * 64),  # pushed: by digest
+        (["other/repo@sha256:" + "3" * 64], "sha256:" + "1" * 64),  # another repository's digest is not this one
+        (["nbenv/serv@sha256:" + "4" * 64, "nbenv/server@sha256:" + "5" * 64], "nbenv/server@sha256:" + "5" * 64),
+    ],
+)
+def test_the_swarm_service_names_the_chosen_image_pinned(
+    tmp_path: Path, monkeypatch: Any, repo_digests: list[str], expected: str
+) -> None:
+    config = load_config(tmp_path, monkeypatch, SWARM_CONFIG)
+    client = FakeImages({"Id": "sha256:" + "1" * 64, "RepoDigests": repo_digests})
+    spawner = SimpleNamespace(user_options={"image": "server: Python (server)"}, client=client)
+    allowed = config.SwarmSpawner.allowed_images(spawner)
+    assert allowed == {LAB_OPTION: LAB.image, "server: Python (server)": expected}
+    assert client.asked == [SERVER.image], "only the chosen profile's image is looked up"
 
 
 # --- hostile values never become code ---------------------------------------------------------------
@@ -419,3 +478,136 @@ def test_hadolint_has_no_findings_in_the_hub_dockerfiles(tmp_path: Path, name: s
         text=True,
     )
     assert json.loads(result.stdout or "[]") == [], result.stdout
+
+
+# --- `nbenv hub up --swarm`: the engine must be a swarm manager, the network an attachable overlay -----
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(
+    ("swarm", "message", "hint"),
+    [
+        ({}, "not part of a swarm", "docker swarm init --advertise-addr 127.0.0.1"),
+        ({"LocalNodeState": "inactive"}, "not part of a swarm", "docker swarm init"),
+        ({"LocalNodeState": "pending"}, "not part of a swarm", "docker swarm init"),
+        ({"LocalNodeState": "error"}, "not part of a swarm", "docker swarm init"),
+        ({"LocalNodeState": "locked"}, "not part of a swarm", "docker swarm init"),
+        ({"LocalNodeState": "active", "ControlAvailable": False}, "is a swarm worker", "on a manager node"),
+    ],
+)
+def test_the_swarm_hub_needs_an_active_manager_in_one_line(swarm: dict[str, Any], message: str, hint: str) -> None:
+    from nbenv.errors import UsageError
+    from nbenv.hub.run import require_manager
+
+    with pytest.raises(UsageError) as caught:
+        require_manager({"Swarm": swarm})
+    assert caught.value.message.startswith("--swarm: ") and message in caught.value.message
+    assert hint in (caught.value.hint or "") and "\n" not in caught.value.message
+    assert require_manager({"Swarm": {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": "n1"}}) == "n1"
+
+
+class FakeNetworks:
+    def __init__(self, *networks: dict[str, Any]) -> None:
+        self.listed = list(networks)
+        self.created: list[tuple[str, dict[str, Any]]] = []
+
+    def networks(self, names: list[str]) -> list[dict[str, Any]]:
+        return [n for n in self.listed if names[0] in n["Name"]]  # the engine's filter matches substrings
+
+    def create_network(self, name: str, **kwargs: Any) -> None:
+        self.created.append((name, kwargs))
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        ({"Name": "team", "Driver": "bridge"}, "'team' is a bridge network"),
+        ({"Name": "team", "Driver": "overlay", "Attachable": False}, "'team' is a non-attachable overlay network"),
+        ({"Name": "team", "Driver": "host"}, "'team' is a host network"),
+        ({"Name": "team", "Driver": "macvlan", "Attachable": True}, "'team' is a macvlan network"),
+    ],
+)
+def test_the_swarm_hub_refuses_a_network_it_cannot_join(existing: dict[str, Any], message: str) -> None:
+    from nbenv.errors import UsageError
+    from nbenv.hub.run import ensure_network
+
+    api = FakeNetworks(existing)
+    with pytest.raises(UsageError) as caught:
+        ensure_network(api, "team", hub="h", swarm=True)
+    assert caught.value.message == (
+        f"[tool.nbenv.hub] network: {message}; the swarm hub needs an attachable overlay one"
+    )
+    assert api.created == [], "nothing made"
+
+
+def test_the_hub_network_is_made_as_needed_and_matched_by_its_whole_name() -> None:
+    from nbenv.hub.run import ensure_network
+
+    api = FakeNetworks({"Name": "team-other", "Driver": "bridge"})  # a longer name is not this network
+    ensure_network(api, "team", hub="h", swarm=True)
+    assert api.created == [("team", {"driver": "overlay", "attachable": True, "labels": {"nbenv.hub": "h"}})]
+    api = FakeNetworks({"Name": "team-other", "Driver": "overlay", "Attachable": True})
+    ensure_network(api, "team", hub="h", swarm=False)
+    assert api.created == [("team", {"driver": "bridge", "labels": {"nbenv.hub": "h"}})]
+    api = FakeNetworks({"Name": "team", "Driver": "overlay", "Attachable": True})
+    ensure_network(api, "team", hub="h", swarm=True)
+    assert api.created == [], "an attachable overlay network of that name is used as it is"
+
+
+class FakeSwarmEngine:
+    """An engine holding a hub, two users' services and their task containers (the swarm removes a
+    service's tasks itself, a moment after the service)."""
+
+    def __init__(self, hub: str) -> None:
+        from nbenv.adapters.engine import ContainerInfo
+
+        self.hub = hub
+        self.calls: list[tuple[str, str]] = []
+        self.service_names = [f"{hub}-alice", f"{hub}-bob"]
+        self.tasks = {
+            f"{name}.1.abc": ContainerInfo("id", f"{name}.1.abc", "running", "", "i", {}) for name in self.service_names
+        }
+        self.polls = 0
+        self.api = self
+
+    # the Engine adapter's part
+    def container_state(self, name: str) -> str:
+        return "running" if name == self.hub and ("rm", self.hub) not in self.calls else ""
+
+    def remove_containers(self, names: list[str]) -> None:
+        self.calls += [("rm", name) for name in names]
+
+    def containers(self, labels: list[str]) -> list[Any]:
+        self.polls += 1
+        if all(("service rm", n) in self.calls for n in self.service_names) and self.polls > 2:
+            self.tasks.clear()  # the swarm has removed them
+        return list(self.tasks.values())
+
+    def remove_network(self, name: str) -> bool:
+        self.calls.append(("network rm", name))
+        return True
+
+    # the Engine API's part
+    def services(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        self.calls.append(("services", filters["label"]))
+        return [{"ID": name, "Spec": {"Name": name}} for name in self.service_names]
+
+    def remove_service(self, name: str) -> None:
+        self.calls.append(("service rm", name))
+
+
+def test_hub_down_removes_the_services_and_lets_the_swarm_remove_their_tasks(workspace: Path, monkeypatch: Any) -> None:
+    from nbenv.hub import run
+
+    project = Project(Workspace(workspace))
+    hub = hub_id(project.ws.config)
+    engine = FakeSwarmEngine(hub)
+    monkeypatch.setattr(run, "_engine", lambda _project: engine)
+    monkeypatch.setattr(run.time, "sleep", lambda _seconds: None)
+    stopped = run.down(project, say=lambda _line: None)
+    assert stopped == [hub, f"{hub}-alice", f"{hub}-bob"]
+    assert engine.calls[0] == ("rm", hub), "the hub first: it starts nothing meanwhile"
+    assert ("service rm", f"{hub}-alice") in engine.calls and ("service rm", f"{hub}-bob") in engine.calls
+    assert [c for c in engine.calls if c[0] == "rm"] == [("rm", hub)], "no task container removed under the swarm"
+    assert engine.calls[-1] == ("network rm", "nbenv-hub")
