@@ -22,7 +22,6 @@ from nbenv.adapters.git import git_state
 from nbenv.datasync import PullSummary
 from nbenv.errors import DriftError, SpecError, UsageError
 from nbenv.generate import MANIFEST, GenerateResult, write_outputs
-from nbenv.generate import generate as write_generated
 from nbenv.hub.render import OUT_DIR as HUB_OUT_DIR
 from nbenv.plan import data_targets
 from nbenv.project import Project, real_engine
@@ -146,19 +145,10 @@ def generate(
         )
     project.lock  # noqa: B018  (read before the names are resolved)
     plans = [project.plan(name, groups) for name in _names(ws, names)]
-    if groups is None:
-        # An environment with a .devcontainer/NAME/devcontainer.json (`nbenv devcontainer NAME`) keeps it current.
-        from nbenv import devcontainer
+    # An environment with a .devcontainer/NAME/devcontainer.json (`nbenv devcontainer NAME`) keeps it current too.
+    from nbenv.devcontainer import with_devcontainers
 
-        outputs = [
-            o
-            for plan in plans
-            for o in devcontainer.outputs(ws, plan)
-            if o[0] == plan.out_dir or devcontainer.has_devcontainer(ws, plan.env.name)
-        ]
-        result = write_outputs(ws, outputs, check=check)
-    else:
-        result = write_generated(ws, plans, check=check)
+    result = write_outputs(ws, with_devcontainers(ws, plans), check=check)
     drifted = result.changed + result.stale + _orphans(ws, names)
     if check and drifted:
         raise DriftError(

@@ -46,6 +46,17 @@ def outputs(ws: Workspace, plan: BuildPlan) -> list[tuple[str, dict[Path, str]]]
     return [(plan.out_dir, render(ws, plan)), (out_dir(plan.env.name), files(ws, plan))]
 
 
+def with_devcontainers(ws: Workspace, plans: Sequence[BuildPlan]) -> list[tuple[str, dict[Path, str]]]:
+    """What `nbenv generate` writes: docker/NAME/ of each plan, and .devcontainer/NAME/ of each environment that
+    has one already (never for a --groups variant, which is not committed)."""
+    found: list[tuple[str, dict[Path, str]]] = []
+    for plan in plans:
+        found.append((plan.out_dir, render(ws, plan)))
+        if not plan.is_variant and has_devcontainer(ws, plan.env.name):
+            found.append((out_dir(plan.env.name), files(ws, plan)))
+    return found
+
+
 def has_devcontainer(ws: Workspace, name: str) -> bool:
     """Whether the environment has a devcontainer.json already (a regular file, never through a link):
     then `nbenv generate` keeps it current too."""
