@@ -15,6 +15,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from nbenv.errors import RunError, SpecError
 from nbenv.hub import kubernetes
@@ -23,7 +26,7 @@ from nbenv.identity import DEFAULT
 from nbenv.project import Project
 from nbenv.running import lifecycle
 from nbenv.running.headless import ContainerRun, docker_run_argv
-from nbenv.spec.models import Resources
+from nbenv.spec.models import GPU_ID_RE, GPUS_MAX, Resources, ResourcesFile
 from tests.conftest import REPO, run_cli
 from tests.unit.test_generate import KITCHEN_SINK
 from tests.unit.test_generated_files_lint import _compose
@@ -253,3 +256,38 @@ def test_profiles_without_gpus_get_no_gpu_limit() -> None:
     profiles = demo_profiles()
     files = kubernetes.render(profiles, SETTINGS, pointers=_pointers(profiles), run_dirs={})
     assert "nvidia.com/gpu" not in "".join(files.values())
+
+
+@pytest.mark.badinput
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.integers(-(10**6), 10**6),
+        st.text(max_size=20),
+        st.booleans(),
+        st.floats(allow_nan=True),
+        st.lists(st.one_of(st.text(max_size=140), st.integers()), max_size=70),
+    )
+)
+def test_any_gpus_value_is_accepted_exactly_when_valid(value: Any) -> None:
+    """Every TOML-expressible value: accepted and normalised when it is "all", 1-64 or 1-64 distinct IDs of the
+    grammar; otherwise one line of error (nothing that reaches YAML, JSON or `docker run` unvalidated)."""
+    valid = (
+        value == "all"
+        if isinstance(value, str)
+        else (1 <= value <= GPUS_MAX)
+        if isinstance(value, int) and not isinstance(value, bool)
+        else isinstance(value, list)
+        and 1 <= len(value) <= GPUS_MAX
+        and all(isinstance(v, str) and GPU_ID_RE.fullmatch(v) for v in value)
+        and len(set(value)) == len(value)
+    )
+    try:
+        parsed = ResourcesFile.model_validate({"gpus": value}).gpus
+    except ValidationError as exc:
+        assert not valid, value
+        (error,) = exc.errors()
+        assert "\n" not in error["msg"]
+        return
+    assert valid, value
+    assert parsed == (tuple(value) if isinstance(value, list) else value)
