@@ -329,12 +329,18 @@ def check_same_checkout(name: str, compose: Compose, states: Sequence[ServiceSta
     never stop, replace or enter a container that another checkout started."""
     mine = os.path.realpath(compose.compose_file)
     for state in states:
-        if state.config_file and os.path.realpath(state.config_file) != mine:
+        if state.config_file and not _started_from(state.config_file, mine):
             raise RunError(
                 f"{name}: running from another checkout ({state.config_file}, container {state.container}); "
                 "nbenv leaves it alone",
                 f"stop it from there (`nbenv down {name}` in that checkout), then run this again",
             )
+
+
+def _started_from(config_files: str, mine: str) -> bool:
+    """Whether compose's config_files label (the -f files, joined by commas) starts with this compose file: an
+    editor's devcontainer adds an override file of its own after it."""
+    return os.path.realpath(config_files) == mine or os.path.realpath(config_files.split(",", 1)[0]) == mine
 
 
 def ps(project: Project) -> list[tuple[str, ServiceState]]:

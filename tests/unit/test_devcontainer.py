@@ -200,3 +200,36 @@ def test_prepare_refuses_an_editor_container_that_writes_as_someone_else(identit
     with pytest.raises(RunError) as caught:
         check(identity)
     assert "\n" not in caught.value.message and "nbenv up traffic-analysis" in (caught.value.hint or "")
+
+
+@pytest.mark.security
+@pytest.mark.parametrize(
+    ("label", "mine"),
+    [
+        ("{c}", True),
+        ("{c},/tmp/devcontainercli-root/docker-compose.devcontainer.containerFeatures-1.yml", True),  # the editor's
+        ("/elsewhere/docker/traffic-analysis/compose.yaml", False),
+        ("/elsewhere/docker/traffic-analysis/compose.yaml,{c}", False),
+    ],
+)
+def test_nbenv_down_knows_the_editors_container_and_no_other(tmp_path: Path, label: str, mine: bool) -> None:
+    """The devcontainer CLI starts compose with its own override file after nbenv's: `nbenv down`/`shell`/`logs`
+    accept that container as this checkout's; one started from another checkout's file stays refused."""
+    from nbenv.adapters.compose import ServiceState
+    from nbenv.running.lifecycle import check_same_checkout
+
+    compose_file = tmp_path / "docker/traffic-analysis/compose.yaml"
+    compose_file.parent.mkdir(parents=True)
+    compose_file.write_text("")
+
+    class Compose:
+        pass
+
+    compose = Compose()
+    compose.compose_file = compose_file  # type: ignore[attr-defined]
+    state = ServiceState("c1", "running", "", "img", label.format(c=compose_file))
+    if mine:
+        check_same_checkout("traffic-analysis", compose, [state])  # type: ignore[arg-type]
+    else:
+        with pytest.raises(RunError, match="running from another checkout"):
+            check_same_checkout("traffic-analysis", compose, [state])  # type: ignore[arg-type]
