@@ -87,7 +87,9 @@ def check_editor_identity(ws: Workspace, name: str) -> Callable[[Identity], None
     def check(identity: Identity) -> None:
         if identity.uid == USER_UID and identity.host_uid == USER_UID and not identity.userns_host:
             return
-        who = f"UID {identity.host_uid}" + (" (rootless engine)" if identity.host_uid != identity.uid else "")
+        engine = " (rootless engine)" if identity.host_uid != identity.uid else ""
+        engine = " (the daemon remaps user namespaces)" if identity.userns_host else engine
+        who = f"UID {identity.host_uid}{engine}"
         raise RunError(
             f"{ws.root}: the devcontainer would run as the image's user (UID {USER_UID}), but files in this "
             f"workspace must be written as {who}",
