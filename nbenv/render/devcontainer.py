@@ -76,6 +76,8 @@ def devcontainer_dict(plan: BuildPlan, *, compose_file: str) -> dict[str, Any]:
         # workspace's owner), so no image is rebuilt to change a UID.
         "remoteUser": USER_NAME,
         "updateRemoteUserUID": False,
+        # The image's own environment (PATH to its venv, JUPYTER_*): a login shell's probe would reset PATH.
+        "userEnvProbe": "none",
         "forwardPorts": [CONTAINER_PORT],
         "portsAttributes": {str(CONTAINER_PORT): {"label": "Jupyter", "onAutoForward": "silent"}},
         "customizations": {"vscode": {"extensions": list(EXTENSIONS)}},
