@@ -21,8 +21,7 @@ from nbenv.adapters.dvc import TargetStatus
 from nbenv.adapters.git import git_state
 from nbenv.datasync import PullSummary
 from nbenv.errors import DriftError, SpecError, UsageError
-from nbenv.generate import MANIFEST, GenerateResult
-from nbenv.generate import generate as write_generated
+from nbenv.generate import MANIFEST, GenerateResult, write_outputs
 from nbenv.hub.render import OUT_DIR as HUB_OUT_DIR
 from nbenv.plan import data_targets
 from nbenv.project import Project, real_engine
@@ -146,7 +145,10 @@ def generate(
         )
     project.lock  # noqa: B018  (read before the names are resolved)
     plans = [project.plan(name, groups) for name in _names(ws, names)]
-    result = write_generated(ws, plans, check=check)
+    # An environment with a .devcontainer/NAME/devcontainer.json (`nbenv devcontainer NAME`) keeps it current too.
+    from nbenv.devcontainer import with_devcontainers
+
+    result = write_outputs(ws, with_devcontainers(ws, plans), check=check)
     drifted = result.changed + result.stale + _orphans(ws, names)
     if check and drifted:
         raise DriftError(
@@ -296,6 +298,33 @@ def image_base(
         extra_packages=recipe.packages if recipe else (),
     )
     return tag, build_base_image(plan, engine=real_engine(), log=say)
+
+
+def devcontainer(*, repo: Path | None = None, name: str | None = None, check: bool = False) -> GenerateResult:
+    """Write .devcontainer/NAME/devcontainer.json (and docker/NAME/, which it points at); with `check`,
+    write nothing and raise DriftError naming every file that would change."""
+    from nbenv import devcontainer as editor
+
+    project = _project(repo)
+    return editor.write(project, [name or default_environment(project.ws)], check=check)
+
+
+def devcontainer_prepare(
+    *,
+    repo: Path | None = None,
+    name: str | None = None,
+    pull: bool = True,
+    allow_missing: bool = False,
+    say: Say = quiet,
+    live: bool = False,
+) -> str:
+    """The devcontainer's initializeCommand: `nbenv up` without starting anything (data, image, token file,
+    compose.env), after checking the editor's container would write the source as its owner; the image."""
+    from nbenv import devcontainer as editor
+
+    project = _project(repo, engine=True)
+    name = name or default_environment(project.ws)
+    return editor.prepare_for_editor(project, name, pull=pull, allow_missing=allow_missing, say=say, live=live).image
 
 
 def up(

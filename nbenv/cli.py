@@ -353,6 +353,42 @@ def up(
 
 
 @app.command()
+def devcontainer(
+    name: DefaultEnv = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 5 if the devcontainer.json would change.")
+    ] = False,
+    prepare: Annotated[
+        bool,
+        typer.Option(
+            "--prepare",
+            help="Its initializeCommand: pull the data, build what is stale, write the token file; start nothing.",
+        ),
+    ] = False,
+    no_pull: Annotated[bool, typer.Option("--no-pull", help="With --prepare: do not pull the data.")] = False,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="With --prepare: go on if declared data is missing.")
+    ] = False,
+) -> None:
+    """Write .devcontainer/NAME/devcontainer.json: VS Code or the devcontainer CLI start the same container as `up`."""
+    if prepare:
+        if check:
+            raise UsageError("--check and --prepare: give one of them", "`--check` compares, `--prepare` builds")
+        image = api.devcontainer_prepare(
+            repo=_repo(), name=name, pull=not no_pull, allow_missing=allow_missing, say=_say, live=_live()
+        )
+        _say(f"ready for the editor: {image}")
+        return
+    if no_pull or allow_missing:
+        raise UsageError("--no-pull and --allow-missing go with --prepare", "add --prepare, or drop them")
+    result = api.devcontainer(repo=_repo(), name=name, check=check)
+    for path in result.changed if not check else []:
+        typer.echo(f"wrote   {path}")
+    if check or not result.changed:
+        typer.echo(f"up to date: {len(result.unchanged)} generated file(s)")
+
+
+@app.command()
 def down(name: DefaultEnv = None) -> None:
     """Stop the environment: remove its containers and network (images and data stay)."""
     api.down(repo=_repo(), name=name, say=_say)

@@ -55,7 +55,15 @@ class GenerateResult:
 
 
 def generate(ws: Workspace, plans: Sequence[BuildPlan], *, check: bool) -> GenerateResult:
-    """Write the files of `plans` (all or nothing), or with `check` only report what would change.
+    """Write the files of `plans` (all or nothing), or with `check` only report what would change
+    (see write_outputs)."""
+    return write_outputs(ws, [(plan.out_dir, render(ws, plan)) for plan in plans], check=check)
+
+
+def write_outputs(ws: Workspace, outputs: Sequence[tuple[str, Mapping[Path, str]]], *, check: bool) -> GenerateResult:
+    """Write each (repo-relative output directory, {absolute path: text}) pair (all or nothing), or with
+    `check` only report what would change. `nbenv generate` (docker/NAME/) and `nbenv devcontainer`
+    (.devcontainer/NAME/) write through here.
 
     Each output directory is owned by nbenv (no symlink anywhere on its path, no symlinked file in it)
     and carries a manifest (`.nbenv-manifest`: sha256 and relative path of every file written there).
@@ -66,9 +74,8 @@ def generate(ws: Workspace, plans: Sequence[BuildPlan], *, check: bool) -> Gener
     manifests: dict[Path, str] = {}
     stale: list[Path] = []
     kept: list[Path] = []
-    for plan in plans:
-        files = render(ws, plan)
-        out = _owned(ws, plan.out_dir, create=False)
+    for out_dir, files in outputs:
+        out = _owned(ws, out_dir, create=False)
         for path in files:
             _owned(ws, _rel(ws, path.parent), create=False)
             _refuse_link(ws, path)
@@ -81,8 +88,8 @@ def generate(ws: Workspace, plans: Sequence[BuildPlan], *, check: bool) -> Gener
         _refuse_link(ws, path)
     changed = {p: t for p, t in {**wanted, **manifests}.items() if _read(p) != t}
     if not check:
-        for plan in plans:
-            _owned(ws, plan.out_dir, create=True)
+        for out_dir, _files in outputs:
+            _owned(ws, out_dir, create=True)
         for path in changed:
             _owned(ws, _rel(ws, path.parent), create=True)
         write_files(changed)

@@ -15,6 +15,7 @@ from typing import Any
 from nbenv import inimage
 from nbenv.errors import SpecError
 from nbenv.hub.k8s_objects import (
+    GPU_RESOURCE,
     LABELS,
     KubernetesSettings,
     container_path,
@@ -22,6 +23,7 @@ from nbenv.hub.k8s_objects import (
     data_mounts,
     data_volumes,
     docker_bytes,
+    gpu_limit,
     home_volumes,
     k8s_name,
     k8s_object,
@@ -144,4 +146,6 @@ def _resources(p: HubProfile, settings: KubernetesSettings) -> dict[str, Any]:
         memory = docker_bytes(p.memory)
         limits["memory"] = str(memory)
         requests["memory"] = str(max(1, int(memory * settings.request_fraction)))
+    if p.gpus is not None:
+        limits[GPU_RESOURCE] = str(gpu_limit(p.name, p.gpus))  # the request defaults to the limit (extended resource)
     return {"limits": limits, "requests": requests} if limits else {}

@@ -27,7 +27,7 @@ from typing import Any
 
 from nbenv.constants import USER_GID, USER_HOME, USER_UID
 from nbenv.errors import SpecError
-from nbenv.spec.models import IMAGE_REF_RE, SIZE_RE
+from nbenv.spec.models import IMAGE_REF_RE, SIZE_RE, Gpus, gpu_count
 
 SETTINGS = "pyproject.toml: tool.nbenv.hub.kubernetes"  # where the settings come from (error messages)
 DNS1123_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -283,3 +283,18 @@ def k8s_object(
         "kind": kind,
         "metadata": {"name": name, "namespace": settings.namespace, "labels": dict(labels)},
     }
+
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def gpu_limit(name: str, gpus: Gpus) -> int:
+    """[resources] gpus as the `nvidia.com/gpu` limit: a count; device IDs name GPUs of one host, so a cluster
+    gets as many; "all" (every GPU of whichever node) has no Kubernetes form: one line naming the fix."""
+    count = gpu_count(gpus)
+    if count is None:
+        raise SpecError(
+            f'{name}: resources.gpus = "all" has no Kubernetes equivalent (the device plugin counts GPUs)',
+            "give a count, e.g. gpus = 1, for an environment the hub offers on Kubernetes",
+        )
+    return count

@@ -41,6 +41,7 @@ from nbenv.hub import dvc_puller
 from nbenv.hub.k8s_jobs import run_job, runs_claim
 from nbenv.hub.k8s_objects import (
     DVC_CONFIGMAP,
+    GPU_RESOURCE,
     POINTER_LIST,
     PULL_SCRIPT,
     KubernetesSettings,
@@ -50,6 +51,7 @@ from nbenv.hub.k8s_objects import (
     data_mounts,
     data_volumes,
     docker_bytes,
+    gpu_limit,
     home_volumes,
     k8s_name,
     k8s_object,
@@ -241,6 +243,9 @@ def _limits(p: HubProfile, settings: KubernetesSettings) -> dict[str, Any]:
         memory = docker_bytes(p.memory)
         limits["mem_limit"] = memory
         limits["mem_guarantee"] = max(1, int(memory * settings.request_fraction))
+    if p.gpus is not None:
+        # Extended resources are whole units, and Kubernetes sets the request equal to the limit.
+        limits["extra_resource_limits"] = {GPU_RESOURCE: gpu_limit(p.name, p.gpus)}
     return limits
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from nbenv.constants import USER_HOME
 from nbenv.plan import BuildPlan, data_mount_targets
+from nbenv.spec.models import Gpus
 
 WORK_DIR = f"{USER_HOME}/work"  # each user's own files under a hub (a per-user volume)
 
@@ -35,6 +36,7 @@ class HubProfile:
     data: tuple[DataMount, ...]
     work_dir: str = WORK_DIR
     nbenv_server: bool = False  # the image runs nbenv's server venv (/opt/nbenv/server), not the project's
+    gpus: Gpus | None = None  # [resources] gpus: "all", a count or device IDs
 
 
 def profile(plan: BuildPlan, *, image: str) -> HubProfile:
@@ -52,4 +54,5 @@ def profile(plan: BuildPlan, *, image: str) -> HubProfile:
         shm_size=env.resources.shm_size,
         data=tuple(DataMount(d.path, t) for d, t in zip(env.data, targets, strict=True)),
         nbenv_server=plan.nbenv_server,
+        gpus=env.resources.gpus,
     )

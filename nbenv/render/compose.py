@@ -18,7 +18,7 @@ from nbenv.plan import (
     RunPlan,
     home_tmpfs,
 )
-from nbenv.spec.models import Resources
+from nbenv.spec.models import Gpus, Resources
 
 IMAGE_VARIABLE = "NBENV_IMAGE"
 PORT_VARIABLE = "NBENV_PORT"
@@ -92,7 +92,21 @@ def _resources(resources: Resources) -> dict[str, Any]:
         out["mem_limit"] = resources.memory
     if resources.shm_size is not None:
         out["shm_size"] = resources.shm_size
+    if resources.gpus is not None:
+        out["deploy"] = {"resources": {"reservations": {"devices": [gpu_request(resources.gpus)]}}}
     return out
+
+
+def gpu_request(gpus: Gpus) -> dict[str, Any]:
+    """[resources] gpus as one compose device reservation (what `docker run --gpus` asks the engine for):
+    the NVIDIA driver with the gpu capability, every GPU, a count, or exact device IDs (validated: no `$`)."""
+    request: dict[str, Any] = {"driver": "nvidia"}
+    if isinstance(gpus, tuple):
+        request["device_ids"] = list(gpus)
+    else:
+        request["count"] = gpus
+    request["capabilities"] = ["gpu"]
+    return request
 
 
 def render_compose(run: RunPlan, build: BuildPlan) -> str:

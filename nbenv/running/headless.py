@@ -44,6 +44,7 @@ from nbenv.plan import (
 )
 from nbenv.project import Project
 from nbenv.render.compose import TMPFS_SIZE
+from nbenv.running.gpus import docker_gpus_option, is_no_gpu_driver, no_gpu_error
 from nbenv.running.notebook import (
     OUTPUT_PATTERN,
     Notebook,
@@ -129,6 +130,7 @@ def docker_run_argv(docker: str, spec: ContainerRun) -> list[str]:
         ["--cpus", f"{spec.resources.cpus:g}"] if spec.resources.cpus is not None else None,
         ["--memory", spec.resources.memory] if spec.resources.memory is not None else None,
         ["--shm-size", spec.resources.shm_size] if spec.resources.shm_size is not None else None,
+        ["--gpus", docker_gpus_option(spec.resources.gpus)] if spec.resources.gpus is not None else None,
         spec.image,
         list(spec.command),
     )
@@ -229,7 +231,10 @@ def run_notebook(
         io = _exchange_dir(Path(tmp), prepared, _job(ws, env, notebook, timeout), identity)
         spec = _container(ws, plan, image, io, identity)
         say(f"running {where} in {image}")
-        code, killed = _run_container(engine, spec, timeout=timeout, say=say)
+        try:
+            code, killed = _run_container(engine, spec, timeout=timeout, say=say)
+        except NoGpuDriver:
+            raise no_gpu_error(env) from None
         status = _read_json(io / "status.json")
         executed = _read_json(io / "output.ipynb")
         if executed is not None:
@@ -310,8 +315,16 @@ def _check_run_data(ws: Workspace, name: str, spec_file: str, targets: Sequence[
 
 
 def _run_container(engine: EngineAPI, spec: ContainerRun, *, timeout: float | None, say: Say) -> tuple[int, bool]:
-    """Run it attached, streaming its progress lines; on any interruption the container is removed."""
+    """Run it attached, streaming its progress lines; on any interruption the container is removed. An
+    engine without GPU support (for a spec with [resources] gpus) is one line (NoGpuDriver) naming the fix."""
     killed = threading.Event()
+    no_driver = threading.Event()
+
+    def on_line(line: str) -> None:
+        if is_no_gpu_driver(line):
+            no_driver.set()
+        elif line.strip():
+            say(f"  {line}")
 
     def backstop() -> None:
         killed.set()
@@ -325,7 +338,7 @@ def _run_container(engine: EngineAPI, spec: ContainerRun, *, timeout: float | No
         code = stream(
             docker_run_argv(engine.docker, spec),
             env=None,
-            on_line=lambda line: say(f"  {line}") if line.strip() else None,
+            on_line=on_line,
         )
     except BaseException:  # Ctrl-C included: do not leave the container running
         with contextlib.suppress(NbenvError):
@@ -334,7 +347,15 @@ def _run_container(engine: EngineAPI, spec: ContainerRun, *, timeout: float | No
     finally:
         if timer:
             timer.cancel()
+    if no_driver.is_set() and code != 0:
+        with contextlib.suppress(NbenvError):
+            engine.remove_containers([spec.name])
+        raise NoGpuDriver(spec.name)
     return code, killed.is_set()
+
+
+class NoGpuDriver(RunError):
+    """`docker run --gpus` on an engine without the NVIDIA runtime: run_notebook names the spec's fix."""
 
 
 def _read_json(path: Path) -> Any:

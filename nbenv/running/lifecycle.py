@@ -14,7 +14,7 @@ import ipaddress
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from nbenv.identity import Identity, check_can_save, for_workspace
 from nbenv.plan import SERVICE, BuildPlan, data_targets, legacy_compose_project
 from nbenv.project import Project
 from nbenv.provenance import banner
+from nbenv.running.gpus import is_no_gpu_driver, no_gpu_error
 from nbenv.running.jupyter import (
     check_token_required,
     is_busy_port,
@@ -93,6 +94,44 @@ def up(project: Project, name: str, options: UpOptions, *, say: Say) -> Running:
     check_can_save(ws.root, plan.env, identity)  # before anything is written, the lock file included
     with environment_lock(ws, name, say=say):
         return _up_locked(project, plan, identity, options, say=say)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    name: str
+    image: str  # the content-keyed tag built (or found up to date); `:latest` names the same image
+    identity: Identity
+
+
+def prepare(
+    project: Project,
+    name: str,
+    *,
+    pull: bool,
+    allow_missing: bool,
+    live: bool,
+    say: Say,
+    check_identity: Callable[[Identity], None] | None = None,
+    compose_image: Callable[[BuildPlan, BuiltImage], str] | None = None,
+) -> Prepared:
+    """`up` without the start, for a container something else starts from the generated compose file (an
+    editor's devcontainer): the data pulled and checked, the image built if stale, the token file written
+    if there is none (a running Jupyter keeps its token), and compose.env (image: `compose_image`, else the
+    built tag; the spec's port; who runs it). Nothing is started or stopped."""
+    ws = project.ws
+    plan = project.plan(name)
+    identity = for_workspace(ws.root, project.engine.security_options)
+    if check_identity is not None:
+        check_identity(identity)
+    check_can_save(ws.root, plan.env, identity)
+    with environment_lock(ws, name, say=say):
+        _prepare_data(ws, plan.env, pull=pull, allow_missing=allow_missing, say=say)
+        built = _build(project, name, live=live, say=say)
+        if read_token(ws, name) is None:
+            write_token(ws, name, identity)
+        image = compose_image(plan, built) if compose_image else built.ref
+        write_compose_env(ws, name, compose_env(image=image, port=plan.env.jupyter.port, identity=identity))
+    return Prepared(name, built.ref, identity)
 
 
 def _up_locked(project: Project, plan: BuildPlan, identity: Identity, options: UpOptions, *, say: Say) -> Running:
@@ -183,7 +222,7 @@ def _start(
     write_compose_env(ws, name, target.compose_env)
     compose = compose_for(ws, name, compose_file=compose.compose_file, engine=compose.engine)
     say(f"{name}: starting {target.image} on {netloc(bind, target.port)} as {identity.describe()}")
-    _compose_up(compose, name=name, port=target.port, bind=bind)
+    _compose_up(compose, env=env, port=target.port, bind=bind)
     url_token = token if target.token else None
     try:
         state = wait_ready(compose, host=target.host, port=target.port, token=url_token, timeout=timeout, say=say)
@@ -200,13 +239,17 @@ def _start(
     return Running(name, _url(env, target, token), target.port, state.container, True)
 
 
-def _compose_up(compose: Compose, *, name: str, port: int, bind: str) -> None:
+def _compose_up(compose: Compose, *, env: Environment, port: int, bind: str) -> None:
     """`compose up`; on failure or Ctrl-C remove what it created. Losing the port to another process
-    between the check and the start (e.g. two `up`s at once) is the same one line as a busy port."""
+    between the check and the start (e.g. two `up`s at once) is the same one line as a busy port; an
+    engine without GPU support, for a spec with [resources] gpus, one line naming the fix."""
+    name = env.name
     try:
         compose.up()
     except RunError as exc:
         _removequietly(compose)
+        if is_no_gpu_driver(exc.message):
+            raise no_gpu_error(env) from None
         if is_busy_port(exc.message):
             raise RunError(
                 f"port {port} on {bind} is already in use", f"choose another: `nbenv up {name} --port {port + 1}`"
@@ -286,12 +329,18 @@ def check_same_checkout(name: str, compose: Compose, states: Sequence[ServiceSta
     never stop, replace or enter a container that another checkout started."""
     mine = os.path.realpath(compose.compose_file)
     for state in states:
-        if state.config_file and os.path.realpath(state.config_file) != mine:
+        if state.config_file and not _started_from(state.config_file, mine):
             raise RunError(
                 f"{name}: running from another checkout ({state.config_file}, container {state.container}); "
                 "nbenv leaves it alone",
                 f"stop it from there (`nbenv down {name}` in that checkout), then run this again",
             )
+
+
+def _started_from(config_files: str, mine: str) -> bool:
+    """Whether compose's config_files label (the -f files, joined by commas) starts with this compose file: an
+    editor's devcontainer adds an override file of its own after it."""
+    return os.path.realpath(config_files) == mine or os.path.realpath(config_files.split(",", 1)[0]) == mine
 
 
 def ps(project: Project) -> list[tuple[str, ServiceState]]:

@@ -11,7 +11,7 @@ import ipaddress
 import posixpath
 import re
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -180,6 +180,45 @@ def _url_path(value: str) -> str:
     return value
 
 
+# `[resources] gpus`: "all", a count, or the device IDs of the host's GPUs (an index such as "0" or a UUID such
+# as "GPU-8f9c..."). They reach compose's device reservation, the devcontainer's hostRequirements and the
+# Kubernetes limit; each ID is held to a charset that needs no escaping in YAML, JSON or a command line.
+GPU_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+GPUS_MAX = 64
+Gpus = str | int | tuple[str, ...]
+
+
+def _gpus(value: Any) -> Gpus:
+    """ "all" | N (1..64) | ["device-id", ...] (1..64 distinct IDs), normalised (a list becomes a tuple)."""
+    example = 'use "all", a count such as 1, or device IDs such as ["0", "1"]'
+    if isinstance(value, bool) or not isinstance(value, str | int | list):
+        raise ValueError(f'must be "all", a number of GPUs or a list of device IDs, not {type(value).__name__}')
+    if isinstance(value, str):
+        if value != "all":
+            raise ValueError(f'{value[:40]!r} is not "all": {example}')
+        return value
+    if isinstance(value, int):
+        if not 1 <= value <= GPUS_MAX:
+            raise ValueError(f"{value} GPUs: use 1 to {GPUS_MAX} (leave gpus out for none)")
+        return value
+    if not 1 <= len(value) <= GPUS_MAX:
+        raise ValueError(f"{len(value)} device IDs: give 1 to {GPUS_MAX} (leave gpus out for none)")
+    for item in value:
+        if not isinstance(item, str) or not GPU_ID_RE.fullmatch(item):
+            shown = repr(item[:40]) if isinstance(item, str) else type(item).__name__
+            raise ValueError(f'{shown} is not a GPU device ID (an index such as "0" or a UUID such as "GPU-8f9c...")')
+    if len(set(value)) != len(value):
+        raise ValueError("lists a device ID twice")
+    return tuple(value)
+
+
+def gpu_count(gpus: Gpus) -> int | None:
+    """How many GPUs `gpus` asks for: None for "all" (every GPU of the host, a number only it knows)."""
+    if isinstance(gpus, str):
+        return None
+    return gpus if isinstance(gpus, int) else len(gpus)
+
+
 EnvName = Annotated[str, AfterValidator(_env_name)]
 GroupName = Annotated[str, AfterValidator(_group)]
 ImageRef = Annotated[str, AfterValidator(_image_ref)]
@@ -227,6 +266,17 @@ class ResourcesFile(Strict):
     cpus: float | None = Field(None, ge=0.01, le=1024, description="CPUs (Docker's granularity: 0.01).")
     memory: MemorySize | None = Field(None, description="Memory limit, 6m (Docker's minimum) to 65536g.")
     shm_size: ShmSize | None = Field(None, description="Size of /dev/shm, 1m to 65536g.")
+    gpus: Annotated[Any, AfterValidator(_gpus)] = Field(
+        None,
+        description='NVIDIA GPUs: "all", a count (1-64) or a list of device IDs (indexes or UUIDs).',
+        json_schema_extra={
+            "anyOf": [
+                {"const": "all"},
+                {"type": "integer", "minimum": 1, "maximum": GPUS_MAX},
+                {"type": "array", "items": {"type": "string", "pattern": GPU_ID_RE.pattern}, "minItems": 1},
+            ]
+        },
+    )
 
 
 class EnvironmentFile(Strict):
@@ -264,6 +314,7 @@ class Resources(Strict):
     cpus: float | None = None
     memory: str | None = None
     shm_size: str | None = None
+    gpus: Gpus | None = None
 
 
 class Environment(Strict):
