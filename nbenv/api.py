@@ -269,13 +269,20 @@ def image_push(
 
 
 def image_base(
-    *, repo: Path | None = None, tag: str | None = None, suite: str | None = None, say: Say = quiet
+    *,
+    repo: Path | None = None,
+    tag: str | None = None,
+    suite: str | None = None,
+    platform: str | None = None,
+    say: Say = quiet,
 ) -> tuple[str, str]:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry;
     return (tag, image id). Without a tag: nbenv/debian-python:SUITE. A tag declared in the repository's
-    [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite."""
+    [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite.
+    `platform` another than the engine's: mmdebstrap --arch under QEMU, tagged TAG-ARCH."""
     from nbenv.base_image import base_image_plan, build_base_image, nbenv_recipe, suite_tag
     from nbenv.constants import DEFAULT_SUITE, NBENV_BASE_REPOSITORY
+    from nbenv.platforms import platform_tag
     from nbenv.spec.load import base_recipe
 
     tag = tag or suite_tag(suite or DEFAULT_SUITE)
@@ -292,12 +299,26 @@ def image_base(
             f"--suite {suite}: {tag} is {what} Debian {recipe.suite}",
             f"drop --suite, or build --tag {NBENV_BASE_REPOSITORY}:{suite}",
         )
+    engine = real_engine()
+    foreign = _foreign_platform(platform, engine.platform)
     plan = base_image_plan(
-        tag=tag,
+        tag=platform_tag(tag, foreign, engine.platform) if foreign else tag,
         suite=suite or (recipe.suite if recipe else DEFAULT_SUITE),
         extra_packages=recipe.packages if recipe else (),
+        platform=foreign,
     )
-    return tag, build_base_image(plan, engine=real_engine(), log=say)
+    return plan.tag, build_base_image(plan, engine=engine, log=say)
+
+
+def _foreign_platform(platform: str | None, native: str) -> str | None:
+    """--platform, checked (UsageError), when it is not the engine's own; else None."""
+    from nbenv.platforms import canonical, platform_problem
+
+    if platform is None:
+        return None
+    if problem := platform_problem(platform):
+        raise UsageError(f"--platform: {problem}", "e.g. --platform linux/arm64")
+    return None if canonical(platform) == native else canonical(platform)
 
 
 def devcontainer(*, repo: Path | None = None, name: str | None = None, check: bool = False) -> GenerateResult:

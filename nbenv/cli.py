@@ -305,9 +305,15 @@ def image_base(
         ),
     ] = None,
     suite: Annotated[str | None, typer.Option(help=f"Debian suite: {SUITES_HELP}; default {DEFAULT_SUITE}.")] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            help="linux/amd64 or linux/arm64 (default: the engine's); another is tagged TAG-ARCH, under QEMU."
+        ),
+    ] = None,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, say=_say)
+    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, platform=platform, say=_say)
     typer.echo(f"{built}\t{image_id}")
 
 

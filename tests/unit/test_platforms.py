@@ -1,0 +1,226 @@
+"""`platforms` (issue 18, arm64 and multi-arch): the grammar in specs and [tool.nbenv], inheritance, the
+per-platform tags of bases and images, the emulation check, the arm64 base's plan and image config, and
+the image index a multi-platform push publishes. The real-engine proof (an arm64 build under QEMU, the
+index on a real registry) is tests/e2e/test_platforms.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbenv.base_image import base_image_plan, image_config
+from nbenv.platforms import (
+    PLATFORM_RE,
+    SUPPORTED,
+    emulation_problem,
+    native_platform,
+    platform_problem,
+    platform_tag,
+)
+from nbenv.project import Project
+from tests.conftest import run_cli, snapshot
+
+SPEC = 'spec_version = 1\nname = "p"\ngroups = ["notebook"]\nplatforms = {value}\n'
+
+GOOD = {
+    '["linux/amd64", "linux/arm64"]': ("linux/amd64", "linux/arm64"),
+    '["linux/arm64"]': ("linux/arm64",),
+    '["linux/arm64/v8", "linux/amd64"]': ("linux/arm64", "linux/amd64"),
+}
+BAD = {
+    "[]": "is empty",
+    '"linux/arm64"': "must be a list",
+    "[1]": "must be a string",
+    '["arm64"]': "is not a platform: write os/arch[/variant]",
+    '["linux/arm64/"]': "is not a platform",
+    '["Linux/ARM64"]': "is not a platform",
+    '["linux/arm64 "]': "is not a platform",
+    '["linux/arm64\\n"]': "is not a platform",
+    '["linux/../x"]': "is not a platform",
+    '["linux/arm/v7"]': "nbenv builds linux/amd64 and linux/arm64 only",
+    '["windows/amd64"]': "nbenv builds linux/amd64 and linux/arm64 only",
+    '["linux/riscv64"]': "nbenv builds linux/amd64 and linux/arm64 only",
+    '["linux/arm64/v9"]': "nbenv builds linux/amd64 and linux/arm64 only",
+    '["linux/amd64", "linux/amd64"]': "'linux/amd64' is listed twice",
+    '["linux/arm64", "linux/arm64/v8"]': "'linux/arm64/v8' is listed twice",
+    "{ amd64 = true }": "must be a list",
+}
+
+
+@pytest.mark.parametrize(("value", "expected"), GOOD.items())
+def test_platforms_accepted_in_a_spec(workspace: Path, value: str, expected: tuple[str, ...]) -> None:
+    (workspace / "environments/p.toml").write_text(SPEC.format(value=value))
+    assert Project.discover(workspace).loader.environment("p").platforms == expected
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(("value", "message"), BAD.items())
+def test_bad_platforms_in_a_spec_is_one_line_and_writes_nothing(workspace: Path, value: str, message: str) -> None:
+    (workspace / "environments/p.toml").write_text(SPEC.format(value=value))
+    before = snapshot(workspace)
+    result = run_cli("generate", "p", cwd=workspace)
+    assert result.code == 3, result.err
+    line, *rest = result.err_lines
+    assert line.startswith("environments/p.toml:4: platforms: ") and message in line, line
+    assert len(rest) <= 1 and "Traceback" not in result.err
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize(("value", "message"), BAD.items())
+def test_bad_platforms_in_the_repo_config_is_one_line(workspace: Path, value: str, message: str) -> None:
+    pyproject = workspace / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace('image_prefix = "nbenv"\n', f'image_prefix = "nbenv"\nplatforms = {value}\n'))
+    line_no = pyproject.read_text().splitlines().index(f"platforms = {value}") + 1
+    before = snapshot(workspace)
+    result = run_cli("generate", cwd=workspace)
+    assert result.code == 3, result.err
+    line, *rest = result.err_lines
+    assert line.startswith(f"pyproject.toml:{line_no}: tool.nbenv.platforms: ") and message in line, line
+    assert len(rest) <= 1 and "Traceback" not in result.err
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.badinput
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_platform_grammar_property(value: str) -> None:
+    """Any string: accepted only when it is one of the two platforms (long spelling included), and a
+    refusal is one line that never echoes a control character unescaped."""
+    problem = platform_problem(value)
+    if value in (*SUPPORTED, "linux/arm64/v8"):
+        assert problem is None
+    else:
+        assert problem is not None and "\n" not in problem and "\r" not in problem
+        assert PLATFORM_RE.fullmatch(value) is None or "only" in problem
+
+
+def test_platforms_default_is_native_only_and_spec_overrides_config(workspace: Path) -> None:
+    assert Project.discover(workspace).loader.environment("traffic-analysis").platforms is None
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'image_prefix = "nbenv"\n', 'image_prefix = "nbenv"\nplatforms = ["linux/amd64", "linux/arm64"]\n'
+        )
+    )
+    (workspace / "environments/own.toml").write_text(SPEC.format(value='["linux/arm64"]').replace('"p"', '"own"'))
+    (workspace / "environments/kid.toml").write_text('spec_version = 1\nname = "kid"\nextends = "own"\n')
+    loader = Project.discover(workspace).loader
+    assert loader.environment("traffic-analysis").platforms == ("linux/amd64", "linux/arm64")  # the config
+    assert loader.environment("own").platforms == ("linux/arm64",)  # the spec overrides it
+    assert loader.environment("kid").platforms == ("linux/arm64",)  # a child inherits its parent's
+
+
+def test_platforms_in_the_schema() -> None:
+    from tests.conftest import REPO
+
+    result = run_cli("schema", cwd=REPO)
+    assert "platforms" in json.loads(result.out)["properties"]
+
+
+# --- tags: a platform's base and image never take the native one's tag -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "platform", "native", "expected"),
+    [
+        ("nbenv/debian-python:bookworm", "linux/arm64", "linux/amd64", "nbenv/debian-python:bookworm-arm64"),
+        ("nbenv/debian-python:bookworm", "linux/amd64", "linux/amd64", "nbenv/debian-python:bookworm"),
+        ("nbenv/debian-python:bookworm", "linux/amd64", "linux/arm64", "nbenv/debian-python:bookworm-amd64"),
+        ("127.0.0.1:5000/team/base", "linux/arm64", "linux/amd64", "127.0.0.1:5000/team/base:latest-arm64"),
+        ("nbenv/base:ck-0123456789ab", "linux/arm64/v8", "linux/amd64", "nbenv/base:ck-0123456789ab-arm64"),
+    ],
+)
+def test_platform_tags(ref: str, platform: str, native: str, expected: str) -> None:
+    assert platform_tag(ref, platform, native) == expected
+
+
+@pytest.mark.parametrize(
+    ("machine", "platform"),
+    [("x86_64", "linux/amd64"), ("aarch64", "linux/arm64"), ("arm64", "linux/arm64"), ("ppc64le", None)],
+)
+def test_native_platform_from_docker_info(machine: str, platform: str | None) -> None:
+    assert native_platform(machine) == platform
+
+
+# --- emulation: one line naming what to install or enable, before any time is spent ------------------------
+
+ENABLED = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\noffset 0\n"
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, "binfmt_misc is not mounted: mount -t binfmt_misc"),
+        ({"status": "enabled\n"}, "qemu-aarch64 is not registered: apt-get install qemu-user-static binfmt-support"),
+        (
+            {"status": "enabled\n", "qemu-aarch64": ENABLED.replace("enabled", "disabled", 1)},
+            "update-binfmts --enable qemu-aarch64",
+        ),
+        ({"status": "enabled\n", "qemu-aarch64": ENABLED.replace("PF", "P")}, "lacks the F (fix binary) flag"),
+        ({"status": "enabled\n", "qemu-aarch64": ENABLED}, None),
+    ],
+)
+def test_emulation_problem(tmp_path: Path, files: dict[str, str], expected: str | None) -> None:
+    proc = tmp_path / "binfmt_misc"
+    proc.mkdir()
+    for name, text in files.items():
+        (proc / name).write_text(text)
+    problem = emulation_problem("linux/arm64", "linux/amd64", proc=proc)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and expected in problem and "\n" not in problem
+    assert emulation_problem("linux/amd64", "linux/amd64", proc=proc) is None, "native needs no emulator"
+
+
+@pytest.mark.fault
+def test_base_without_emulation_is_one_line_before_mmdebstrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`nbenv image base --platform linux/arm64` on a machine without QEMU: one line, nothing run."""
+    from nbenv import base_image
+
+    ran: list[object] = []
+    monkeypatch.setattr(base_image, "_run_mmdebstrap", lambda *a: ran.append(a))
+    monkeypatch.setattr(
+        base_image,
+        "emulation_problem",
+        lambda platform, native: emulation_problem(platform, native, proc=tmp_path / "missing"),
+    )
+
+    class Engine:
+        docker = "docker"
+        platform = "linux/amd64"
+
+        def check(self) -> str:
+            return "20.10"
+
+    plan = base_image_plan(tag="x/y:bookworm-arm64", platform="linux/arm64")
+    with pytest.raises(base_image.BuildError) as raised:
+        base_image.build_base_image(plan, engine=Engine(), log=lambda line: None)  # type: ignore[arg-type]
+    assert "binfmt_misc is not mounted" in raised.value.message and "update-binfmts --enable qemu-aarch64" in (
+        raised.value.message
+    )
+    assert ran == []
+
+
+def test_arm64_base_plan_and_config() -> None:
+    native = base_image_plan(tag="nbenv/debian-python:bookworm")
+    arm = base_image_plan(tag="nbenv/debian-python:bookworm-arm64", platform="linux/arm64/v8")
+    assert arm.platform == "linux/arm64" and native.platform is None
+    assert arm.mmdebstrap_argv[-2:] == ("--arch=arm64", "bookworm")
+    assert not any(a.startswith("--arch") for a in native.mmdebstrap_argv), "the native plan is unchanged"
+    config = image_config(
+        arm, layer_digest="sha256:" + "a" * 64, labels={"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}
+    )
+    assert (config["architecture"], config["variant"], config["os"]) == ("arm64", "v8", "linux")
+    inner = config["config"]
+    assert isinstance(inner, dict)
+    # the same env, labels and command `docker import --change` gives the native base
+    assert [c for c in native.import_changes if c.startswith("ENV ")] == [f"ENV {e}" for e in inner["Env"]]
+    assert inner["Labels"]["nbenv.base.suite"] == "bookworm" and inner["Cmd"] == ["/bin/bash"]
