@@ -214,11 +214,13 @@ def image_build(
     no_cache: bool = False,
     cache_from: Sequence[str] = (),
     cache_to: Sequence[str] = (),
+    platform: str | None = None,
     say: Say = quiet,
     live: bool = False,
 ) -> list[BuiltImage]:
     """Build each environment's image (parents first); skip what is up to date. No names: every
-    environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed)."""
+    environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed).
+    One image per platform of an environment's `platforms` (one after the other), or for `platform` only."""
     project = _project(repo)
     ws = project.ws
     if not names and not all_envs:
@@ -229,14 +231,27 @@ def image_build(
     from nbenv.build import BuildOptions
 
     options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
-    return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
+    if platform is not None:
+        _check_platform(platform)
+        return [builder.build(name, groups=groups, options=options, platform=platform) for name in _names(ws, names)]
+    if groups is not None:
+        return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
+    # the wheel pre-flight of each environment's builder.platforms(name) runs here, before any build
+    return [built for name in _names(ws, names) for _, built in builder.build_platforms(name, options=options)]
 
 
 def image_status(*, repo: Path | None = None, names: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """Per environment: up to date, or stale and why (what `up` or `image build` would rebuild)."""
+    """Per environment (and per platform of its `platforms`): up to date, or stale and why (what `up` or
+    `image build` would rebuild)."""
     project = _project(repo)
     builder = project.builder(say=quiet, live=False)
-    return [(name, builder.status(name)[0]) for name in _names(project.ws, names)]
+    rows: list[tuple[str, str]] = []
+    for name in _names(project.ws, names):
+        if project.loader.environment(name).platforms is None:
+            rows.append((name, builder.status(name)[0]))
+        else:
+            rows += [(f"{name} {p}", builder.status(name, p)[0]) for p in builder.platforms(name)]
+    return rows
 
 
 def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
@@ -245,7 +260,8 @@ def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
     load_file(project.ws, name)  # an unknown name is a spec error with a did-you-mean, before the engine is asked
     from nbenv import images
 
-    return images.inspect(project.engine, project.ws, name, git_state(project.ws.root))
+    platforms = project.loader.environment(name).platforms
+    return images.inspect(project.engine, project.ws, name, git_state(project.ws.root), platforms)
 
 
 def image_push(
@@ -312,13 +328,19 @@ def image_base(
 
 def _foreign_platform(platform: str | None, native: str) -> str | None:
     """--platform, checked (UsageError), when it is not the engine's own; else None."""
-    from nbenv.platforms import canonical, platform_problem
+    from nbenv.platforms import canonical
 
     if platform is None:
         return None
+    _check_platform(platform)
+    return None if canonical(platform) == native else canonical(platform)
+
+
+def _check_platform(platform: str) -> None:
+    from nbenv.platforms import platform_problem
+
     if problem := platform_problem(platform):
         raise UsageError(f"--platform: {problem}", "e.g. --platform linux/arm64")
-    return None if canonical(platform) == native else canonical(platform)
 
 
 def devcontainer(*, repo: Path | None = None, name: str | None = None, check: bool = False) -> GenerateResult:

@@ -237,6 +237,10 @@ def image_build(
     cache_to: Annotated[
         list[str] | None, typer.Option("--cache-to", help="buildx cache export, e.g. type=gha,mode=max.")
     ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(help="Build for this platform only (linux/amd64, linux/arm64); default: the spec's platforms."),
+    ] = None,
 ) -> None:
     """Build environment images, parents first; skip those whose content key already exists."""
     if all_ and names:
@@ -249,11 +253,13 @@ def image_build(
         no_cache=no_cache,
         cache_from=cache_from or [],
         cache_to=cache_to or [],
+        platform=platform,
         say=_say,
         live=_live(),
     )
     for image in built:
-        typer.echo(f"{image.name}\t{image.ref}\t{'built' if image.built else 'up to date'}")
+        where = f"\t{image.platform}" if image.platform else ""
+        typer.echo(f"{image.name}\t{image.ref}\t{'built' if image.built else 'up to date'}{where}")
 
 
 @image_app.command("status")
@@ -292,6 +298,8 @@ def image_push(
     result = api.image_push(repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live())
     for decision in result.decisions:
         typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
+    for platform, digest in result.platforms:
+        typer.echo(f"{result.repository}@{digest}\t{platform}")
     if result.digest:
         typer.echo(f"{result.repository}@{result.digest}")
 

@@ -323,7 +323,7 @@ class Engine:
         found = native_platform(machine)
         if found is None:
             raise BuildError(
-                f"the engine runs on {machine or 'an unknown architecture'}, and nbenv builds {' and '.join(SUPPORTED)}",
+                f"the engine runs on {machine or 'an unknown architecture'}; nbenv builds {' and '.join(SUPPORTED)}",
                 "use an engine on an amd64 or arm64 machine",
             )
         return found

@@ -18,7 +18,6 @@ from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nbenv.base_image import PACKAGE_RE, SUITE_RE, nbenv_recipe, split_ref
-from nbenv.platforms import PLATFORMS_HINT, canonical, platforms_problem
 from nbenv.constants import (
     AUTO_SUITES,
     DEFAULT_BASE_TAG,
@@ -28,6 +27,7 @@ from nbenv.constants import (
     USER_HOME,
     USER_UID,
 )
+from nbenv.platforms import PLATFORMS_HINT, canonical, platforms_problem
 
 SPEC_VERSION = 1
 SUITES_OR = " or ".join(f"{suite} (Python {SUITE_PYTHON[suite]})" for suite in AUTO_SUITES)
