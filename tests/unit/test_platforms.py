@@ -224,3 +224,103 @@ def test_arm64_base_plan_and_config() -> None:
     # the same env, labels and command `docker import --change` gives the native base
     assert [c for c in native.import_changes if c.startswith("ENV ")] == [f"ENV {e}" for e in inner["Env"]]
     assert inner["Labels"]["nbenv.base.suite"] == "bookworm" and inner["Cmd"] == ["/bin/bash"]
+
+
+# --- builds: one image per platform, parents first, FROM that platform's base -----------------------------
+
+
+def _two_platform_workspace(workspace: Path) -> None:
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'image_prefix = "nbenv"\n', 'image_prefix = "nbenv"\nplatforms = ["linux/amd64", "linux/arm64"]\n'
+        )
+    )
+
+
+def test_one_image_per_platform_from_that_platforms_base(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbenv import build
+    from nbenv.ui import quiet
+    from tests.unit.test_fake_engine import BASE, FakeEngine, _project
+
+    for variable in ("NBENV_CA_BUNDLE", "PIP_CERT", "NBENV_INDEX_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    checked: list[tuple[str, str]] = []
+    monkeypatch.setattr(build, "check_emulation", lambda platform, native: checked.append((platform, native)))
+    _two_platform_workspace(workspace)
+    fake = FakeEngine()
+    fake.add_image(f"{BASE}-arm64", labels={})
+    builder = _project(workspace, fake).builder(say=quiet, live=False)
+    built = builder.build_platforms("traffic-analysis")
+    assert [(p, b.platform) for p, b in built] == [("linux/amd64", None), ("linux/arm64", "linux/arm64")]
+    native, arm = built[0][1], built[1][1]
+    assert native.ref.endswith(native.key[:12]) and arm.ref == f"nbenv/traffic-analysis:ck-{arm.key[:12]}-arm64"
+    assert native.key != arm.key, "each platform's image has its own content key (FROM another base)"
+    assert [r.platform for r in fake.requests] == [None, None, "linux/arm64", "linux/arm64"]
+    arm_base, arm_child = fake.requests[2], fake.requests[3]
+    assert arm_base.build_args["BASE_IMAGE"] == f"{BASE}-arm64" and arm_base.tags[1] == "nbenv/base:latest-arm64"
+    assert arm_child.build_args["PARENT_IMAGE"].endswith("-arm64") and arm_child.build_args["BASE_IMAGE"].endswith(
+        "-arm64"
+    )
+    assert arm_child.tags[1] == "nbenv/traffic-analysis:latest-arm64"
+    assert fake.requests[1].tags[1] == "nbenv/traffic-analysis:latest", "the native tags are unchanged"
+    assert checked and all(c == ("linux/arm64", "linux/amd64") for c in checked)
+    status = _project(workspace, fake).builder(say=quiet, live=False)
+    assert status.status("traffic-analysis", "linux/arm64") == ("up to date", arm.image_id)
+    assert status.status("traffic-analysis") == ("up to date", native.image_id)
+
+
+@pytest.mark.fault
+def test_a_missing_foreign_base_nbenv_does_not_make_is_one_line_and_never_pulled(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A base image nbenv does not make, missing for arm64: one line naming the tag to provide; a pull
+    would fetch the engine's own platform under the arm64 tag, so none is tried."""
+    from nbenv import build
+    from nbenv.errors import BuildError
+    from nbenv.ui import quiet
+    from tests.unit.test_fake_engine import FakeEngine, _project
+
+    monkeypatch.setattr(build, "check_emulation", lambda platform, native: None)
+    spec = workspace / "environments/base.toml"
+    spec.write_text(spec.read_text().replace('name = "base"', 'name = "base"\nbase_image = "python:3.11-slim"'))
+    fake = FakeEngine()
+    fake.add_image("python:3.11-slim", labels={"nbenv.base.python": "3.11"})
+    pulled: list[str] = []
+    monkeypatch.setattr(fake, "pull", lambda ref: pulled.append(ref) or False)
+    with pytest.raises(BuildError) as raised:
+        _project(workspace, fake).builder(say=quiet, live=False).build("base", platform="linux/arm64")
+    assert "python:3.11-slim-arm64 (the linux/arm64 image of python:3.11-slim) is not available" in (
+        raised.value.message
+    )
+    assert pulled == [] and fake.requests == []
+
+
+# --- the image index ----------------------------------------------------------------------------------------
+
+
+def test_index_document_lists_each_platforms_manifest() -> None:
+    from nbenv.adapters.registry import MANIFEST_LIST, Manifest
+    from nbenv.images import index_document, index_identity
+
+    amd = Manifest("sha256:" + "1" * 64, "application/vnd.docker.distribution.manifest.v2+json", 1234, {})
+    arm = Manifest("sha256:" + "2" * 64, "application/vnd.docker.distribution.manifest.v2+json", 999, {})
+    document = json.loads(index_document([("linux/amd64", amd), ("linux/arm64", arm)]))
+    assert document["mediaType"] == MANIFEST_LIST and document["schemaVersion"] == 2
+    assert [(m["digest"], m["size"], m["platform"]) for m in document["manifests"]] == [
+        (amd.digest, 1234, {"architecture": "amd64", "os": "linux"}),
+        (arm.digest, 999, {"architecture": "arm64", "os": "linux", "variant": "v8"}),
+    ]
+    assert index_identity([("linux/arm64", "b"), ("linux/amd64", "a")]) == "index:linux/amd64=a,linux/arm64=b"
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("host", ["registry.example:5000", "10.0.0.5:5000/team", "[2001:db8::1]:5000"])
+def test_an_index_goes_only_to_a_registry_on_this_machine(host: str) -> None:
+    from nbenv.adapters.registry import Registry
+    from nbenv.errors import RegistryError
+
+    with pytest.raises(RegistryError) as raised:
+        Registry(host).check_api()
+    assert "only to a registry on this machine" in raised.value.message and "\n" not in raised.value.message
+    Registry("127.0.0.1:5000/team").check_api()  # no error: nothing is contacted either
