@@ -169,12 +169,7 @@ def push(
     found = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}
     decisions = plan_push(built.image_id, {tag: held.image if held else None for tag, held in found.items()})
     if conflicts := [d for d in decisions if d.action == "conflict"]:
-        first = conflicts[0]
-        raise RegistryError(
-            f"refusing to push {name}: {repository}:{first.tag} already holds another image "
-            f"({first.remote_image}); nothing was pushed",
-            "tags are immutable: rebuild from a new commit (or delete that tag in the registry on purpose)",
-        )
+        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
     digest: str | None = None
     for decision in decisions:
         target = f"{repository}:{decision.tag}"
@@ -188,6 +183,14 @@ def push(
     if digest is None and tags and (held := found[tags[0]]):
         digest = held.manifest  # nothing new was pushed: the digest the registry already had
     return PushResult(repository, built.image_id, tuple(decisions), digest)
+
+
+def _refusal(name: str, target: str, held: str | None) -> RegistryError:
+    """A fixed tag that holds another image (or index): nothing is pushed."""
+    return RegistryError(
+        f"refusing to push {name}: {target} already holds another image ({held}); nothing was pushed",
+        "tags are immutable: rebuild from a new commit (or delete that tag in the registry on purpose)",
+    )
 
 
 def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) -> None:
@@ -261,18 +264,9 @@ def push_index(
     for platform, image in built:
         held = remote.manifest(per_platform[platform])
         if held is not None and held.config != image.image_id:
-            raise RegistryError(
-                f"refusing to push {name}: {per_platform[platform]} already holds another image ({held.config}); "
-                "nothing was pushed",
-                "tags are immutable: rebuild from a new commit (or delete that tag in the registry on purpose)",
-            )
+            raise _refusal(name, per_platform[platform], held.config or held.digest)
     if conflicts := [d for d in decisions if d.action == "conflict"]:
-        first = conflicts[0]
-        raise RegistryError(
-            f"refusing to push {name}: {repository}:{first.tag} already holds another index or image "
-            f"({first.remote_image}); nothing was pushed",
-            "tags are immutable: rebuild from a new commit (or delete that tag in the registry on purpose)",
-        )
+        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
     entries = [
         (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
     ]
