@@ -221,6 +221,8 @@ def image_build(
     """Build each environment's image (parents first); skip what is up to date. No names: every
     environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed).
     One image per platform of an environment's `platforms` (one after the other), or for `platform` only."""
+    if platform is not None:
+        _check_platform(platform)  # before the engine is asked anything
     project = _project(repo)
     ws = project.ws
     if not names and not all_envs:
@@ -232,7 +234,6 @@ def image_build(
 
     options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
     if platform is not None:
-        _check_platform(platform)
         return [builder.build(name, groups=groups, options=options, platform=platform) for name in _names(ws, names)]
     if groups is not None:
         return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
@@ -301,6 +302,8 @@ def image_base(
     from nbenv.platforms import platform_tag
     from nbenv.spec.load import base_recipe
 
+    if platform is not None:
+        _check_platform(platform)  # before the engine is asked anything
     tag = tag or suite_tag(suite or DEFAULT_SUITE)
     try:
         ws: Workspace | None = _workspace(repo)

@@ -324,3 +324,23 @@ def test_an_index_goes_only_to_a_registry_on_this_machine(host: str) -> None:
         Registry(host).check_api()
     assert "only to a registry on this machine" in raised.value.message and "\n" not in raised.value.message
     Registry("127.0.0.1:5000/team").check_api()  # no error: nothing is contacted either
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("command", [("image", "base"), ("image", "build", "base")])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("linux/s390x", "nbenv builds linux/amd64 and linux/arm64 only"), ("arm64", "is not a platform"), ("", "")],
+)
+def test_bad_platform_option_is_one_line(
+    workspace: Path, command: tuple[str, ...], value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--platform is checked before the engine is asked anything (no engine is reachable here)."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    before = snapshot(workspace)
+    result = run_cli(*command, "--platform", value, cwd=workspace)
+    assert result.code == 2, result.err
+    line, *rest = result.err_lines
+    assert line.startswith("--platform: ") and message in line, line
+    assert len(rest) <= 1 and "Traceback" not in result.err
+    assert snapshot(workspace) == before
