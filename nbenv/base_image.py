@@ -43,7 +43,7 @@ from nbenv.constants import (
     USER_UID,
 )
 from nbenv.errors import BuildError
-from nbenv.platforms import arch, canonical, debian_arch, emulation_problem
+from nbenv.platforms import arch, canonical, debian_arch, require_emulation
 
 PYTHON_LABEL = "nbenv.base.python"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
@@ -281,8 +281,7 @@ def check_emulation(platform: str, native: str) -> None:
     """BuildError (one line naming what to install or enable) unless this machine runs `platform`'s
     binaries: the engine's own platform, or QEMU registered with binfmt_misc (and arch-test, which
     mmdebstrap runs to check a foreign architecture)."""
-    if problem := emulation_problem(platform, native):
-        raise BuildError(problem, "see the README's Platforms section; building under QEMU is slow but faithful")
+    require_emulation(platform, native)
     if canonical(platform) != canonical(native) and shutil.which("arch-test") is None:
         raise BuildError(
             f"mmdebstrap needs arch-test to build a {platform} root filesystem on this {native} machine",

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 from nbenv.adapters.engine import BuildRequest, EngineAPI
 from nbenv.adapters.git import git_state
-from nbenv.base_image import PYTHON_LABEL, check_emulation
+from nbenv.base_image import PYTHON_LABEL
 from nbenv.certs import ExtraCA, host_ca_bundle, repo_ca_bundle
 from nbenv.errors import BuildError
 from nbenv.fs import atomic_write
 from nbenv.generate import generate
 from nbenv.image_plan import BuildMetadata, ImageTarget, build_inputs, build_metadata, image_target
 from nbenv.plan import BuildPlan
-from nbenv.platforms import canonical, platform_tag
+from nbenv.platforms import canonical, platform_tag, require_emulation
 from nbenv.provenance import GitState, ImageProvenance
 from nbenv.pyversion import choose_suite, python_problem
 from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
@@ -129,7 +129,7 @@ class ImageBuilder:
         """`platform` when it is not the engine's own (a build under emulation), else None."""
         if platform is None or canonical(platform) == self.engine.platform:
             return None
-        check_emulation(platform, self.engine.platform)
+        require_emulation(platform, self.engine.platform)
         return canonical(platform)
 
     def platform_ref(self, ref: str, foreign: str | None) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbenv.errors import BuildError
+
 PLATFORM_RE = re.compile(r"^(?P<os>[a-z0-9]{1,32})/(?P<arch>[a-z0-9_]{1,32})(?:/(?P<variant>[a-z0-9]{1,16}))?$")
 SUPPORTED = ("linux/amd64", "linux/arm64")
 PLATFORMS_HINT = 'platforms = ["linux/amd64", "linux/arm64"] (leave it out for the engine\'s own platform only)'
@@ -132,3 +134,9 @@ def emulation_problem(platform: str, native: str, *, proc: Path = Path("/proc/sy
             f"(Debian's registers it with flags PF), then update-binfmts --enable {emulator.binfmt}"
         )
     return None
+
+
+def require_emulation(platform: str, native: str) -> None:
+    """BuildError (one line naming what to install or enable) unless this machine runs `platform`'s binaries."""
+    if problem := emulation_problem(platform, native):
+        raise BuildError(problem, "see the README's Platforms section; building under QEMU is slow but faithful")

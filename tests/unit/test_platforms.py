@@ -183,12 +183,12 @@ def test_emulation_problem(tmp_path: Path, files: dict[str, str], expected: str 
 @pytest.mark.fault
 def test_base_without_emulation_is_one_line_before_mmdebstrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`nbenv image base --platform linux/arm64` on a machine without QEMU: one line, nothing run."""
-    from nbenv import base_image
+    from nbenv import base_image, platforms
 
     ran: list[object] = []
     monkeypatch.setattr(base_image, "_run_mmdebstrap", lambda *a: ran.append(a))
     monkeypatch.setattr(
-        base_image,
+        platforms,
         "emulation_problem",
         lambda platform, native: emulation_problem(platform, native, proc=tmp_path / "missing"),
     )
@@ -246,7 +246,7 @@ def test_one_image_per_platform_from_that_platforms_base(workspace: Path, monkey
     for variable in ("NBENV_CA_BUNDLE", "PIP_CERT", "NBENV_INDEX_URL"):
         monkeypatch.delenv(variable, raising=False)
     checked: list[tuple[str, str]] = []
-    monkeypatch.setattr(build, "check_emulation", lambda platform, native: checked.append((platform, native)))
+    monkeypatch.setattr(build, "require_emulation", lambda platform, native: checked.append((platform, native)))
     _two_platform_workspace(workspace)
     fake = FakeEngine()
     fake.add_image(f"{BASE}-arm64", labels={})
@@ -281,7 +281,7 @@ def test_a_missing_foreign_base_nbenv_does_not_make_is_one_line_and_never_pulled
     from nbenv.ui import quiet
     from tests.unit.test_fake_engine import FakeEngine, _project
 
-    monkeypatch.setattr(build, "check_emulation", lambda platform, native: None)
+    monkeypatch.setattr(build, "require_emulation", lambda platform, native: None)
     spec = workspace / "environments/base.toml"
     spec.write_text(spec.read_text().replace('name = "base"', 'name = "base"\nbase_image = "python:3.11-slim"'))
     fake = FakeEngine()
