@@ -12,6 +12,8 @@ reuse the engine's layer cache of the session's build.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BASE_TAG, PREFIX, commit_all, docker, git, nbenv, remove_images
+from tests.e2e.conftest import BASE_TAG, GIT_ENV, PREFIX, commit_all, docker, git, nbenv, remove_images
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +54,12 @@ def run_machine(ref: str) -> str:
 def arm_build(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArmBuild]:
     """A clone of the session's workspace building for both platforms; the arm64 base made first."""
     root = tmp_path_factory.mktemp("platforms") / "repo"
-    git("clone", "-q", str(e2e_workspace), str(root), cwd=e2e_workspace.parent)
+    root.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "HEAD"], cwd=e2e_workspace, env={**os.environ, **GIT_ENV}, capture_output=True, check=True
+    ).stdout  # the session's committed workspace (generated files included), without its data
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    git("init", "-q", cwd=root)
     pyproject = root / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(

@@ -35,7 +35,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.images: dict[str, ImageInfo] = {}  # by tag and by id
         self.built: list[tuple[str, ...]] = []  # the tags of each build, in order
-        self.requests: list[BuildRequest] = []  # each build's request, in order
+        self.build_requests: list[BuildRequest] = []  # each build's request, in order
         self.running: list[ContainerInfo] = []
         self.removed: list[str] = []
         self.add_image(BASE, labels={})
@@ -105,7 +105,7 @@ class FakeEngine:
 
     def build(self, request: BuildRequest, *, on_line: Callable[[str], None], live: bool) -> str:
         self.built.append(request.tags)
-        self.requests.append(request)
+        self.build_requests.append(request)
         return self.add_image(*request.tags, labels=dict(request.labels)).id
 
 

@@ -256,14 +256,14 @@ def test_one_image_per_platform_from_that_platforms_base(workspace: Path, monkey
     native, arm = built[0][1], built[1][1]
     assert native.ref.endswith(native.key[:12]) and arm.ref == f"nbenv/traffic-analysis:ck-{arm.key[:12]}-arm64"
     assert native.key != arm.key, "each platform's image has its own content key (FROM another base)"
-    assert [r.platform for r in fake.requests] == [None, None, "linux/arm64", "linux/arm64"]
-    arm_base, arm_child = fake.requests[2], fake.requests[3]
+    assert [r.platform for r in fake.build_requests] == [None, None, "linux/arm64", "linux/arm64"]
+    arm_base, arm_child = fake.build_requests[2], fake.build_requests[3]
     assert arm_base.build_args["BASE_IMAGE"] == f"{BASE}-arm64" and arm_base.tags[1] == "nbenv/base:latest-arm64"
     assert arm_child.build_args["PARENT_IMAGE"].endswith("-arm64") and arm_child.build_args["BASE_IMAGE"].endswith(
         "-arm64"
     )
     assert arm_child.tags[1] == "nbenv/traffic-analysis:latest-arm64"
-    assert fake.requests[1].tags[1] == "nbenv/traffic-analysis:latest", "the native tags are unchanged"
+    assert fake.build_requests[1].tags[1] == "nbenv/traffic-analysis:latest", "the native tags are unchanged"
     assert checked and all(c == ("linux/arm64", "linux/amd64") for c in checked)
     status = _project(workspace, fake).builder(say=quiet, live=False)
     assert status.status("traffic-analysis", "linux/arm64") == ("up to date", arm.image_id)
@@ -293,7 +293,7 @@ def test_a_missing_foreign_base_nbenv_does_not_make_is_one_line_and_never_pulled
     assert "python:3.11-slim-arm64 (the linux/arm64 image of python:3.11-slim) is not available" in (
         raised.value.message
     )
-    assert pulled == [] and fake.requests == []
+    assert pulled == [] and fake.build_requests == []
 
 
 # --- the image index ----------------------------------------------------------------------------------------
