@@ -319,7 +319,7 @@ def image_base(
             f"drop --suite, or build --tag {NBENV_BASE_REPOSITORY}:{suite}",
         )
     engine = real_engine()
-    foreign = _foreign_platform(platform, engine.platform)
+    foreign = _foreign_platform(platform, engine.platform) if platform else None
     plan = base_image_plan(
         tag=platform_tag(tag, foreign, engine.platform) if foreign else tag,
         suite=suite or (recipe.suite if recipe else DEFAULT_SUITE),
