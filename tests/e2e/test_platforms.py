@@ -69,6 +69,8 @@ def arm_build(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.Tem
             f'image_prefix = "{PREFIX}"', f'image_prefix = "{ARM_PREFIX}"\nplatforms = {PLATFORMS}'
         )
     )
+    generated = nbenv("generate", cwd=root)  # the image names in docker/ follow the new prefix
+    assert generated.returncode == 0, generated.stderr
     commit_all(root, "two platforms")
     try:
         started = time.monotonic()
