@@ -174,16 +174,21 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     assert f"{registry}/{repository}:sha-{head}\tpresent" in again.stdout
     # each platform back by digest, from the registry: the local copies go first (their layers stay only
     # as far as another local image shares them)
-    for platform, digest in digests.items():
-        local = f"{ARM_PREFIX}/traffic-analysis:latest" + ("-arm64" if platform == "linux/arm64" else "")
-        image = docker("image", "inspect", "--format", "{{.Id}}", local).stdout.strip()
-        docker("rmi", "--force", image)
-        pulled = docker("pull", "--platform", platform, f"{registry}/{repository}@{digest}", check=False)
-        assert pulled.returncode == 0, pulled.stderr
-        ref = f"{registry}/{repository}@{digest}"
-        assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == image
-        assert architecture(ref) == platform
-    assert run_machine(f"{registry}/{repository}@{digests['linux/arm64']}").endswith("aarch64")
+    images = []  # pulled by digest, they have no tag that the fixtures' clean-up finds: removed here
+    try:
+        for platform, digest in digests.items():
+            local = f"{ARM_PREFIX}/traffic-analysis:latest" + ("-arm64" if platform == "linux/arm64" else "")
+            images.append(docker("image", "inspect", "--format", "{{.Id}}", local).stdout.strip())
+            docker("rmi", "--force", images[-1])
+            pulled = docker("pull", "--platform", platform, f"{registry}/{repository}@{digest}", check=False)
+            assert pulled.returncode == 0, pulled.stderr
+            ref = f"{registry}/{repository}@{digest}"
+            assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == images[-1]
+            assert architecture(ref) == platform
+        assert run_machine(f"{registry}/{repository}@{digests['linux/arm64']}").endswith("aarch64")
+    finally:
+        for image in images:
+            docker("rmi", "--force", image, check=False)
 
 
 @pytest.mark.badinput
