@@ -28,6 +28,7 @@ from nbenv.project import Project, real_engine
 from nbenv.safepath import owned_dir
 from nbenv.spec.load import (
     SpecErrors,
+    base_recipe,
     default_environment,
     environment_names,
     existing_environments,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # the modules that build, push or run load on first use: `nbe
     from nbenv.images import Inspection, PushResult
     from nbenv.running.headless import RunResult
     from nbenv.running.lifecycle import Running
+    from nbenv.wheel_preflight import Preflight
 
 
 def _workspace(repo: Path | None) -> Workspace:
@@ -298,6 +300,37 @@ def image_base(
         extra_packages=recipe.packages if recipe else (),
     )
     return tag, build_base_image(plan, engine=real_engine(), log=say)
+
+
+def image_preflight(
+    *,
+    repo: Path | None = None,
+    name: str | None = None,
+    platforms: Sequence[str] = (),
+    python: str | None = None,
+    glibc: str | None = None,
+) -> Preflight:
+    """The wheel pre-flight of an environment's image (the default one without a name): every package
+    its groups select from poetry.lock with no wheel for one of `platforms` (default linux/amd64 and
+    linux/arm64) at the base's Python and glibc. Builds nothing, needs no engine."""
+    from nbenv import wheel_preflight
+    from nbenv.constants import SUITE_GLIBC, SUITE_PYTHON
+
+    project = _project(repo)
+    name = name or default_environment(project.ws)
+    plan = project.plan(name)
+    base = plan.env.base_image
+    recipe = base_recipe(project.ws, base)
+    python = python or (SUITE_PYTHON.get(recipe.suite) if recipe else None)
+    glibc = glibc or (SUITE_GLIBC.get(recipe.suite) if recipe else None)
+    if python is None or glibc is None:
+        raise UsageError(
+            f"{base}: not a base image nbenv makes, so its Python and glibc are unknown",
+            "name them, e.g. --python 3.11 --glibc 2.36 (`ldd --version` in the image shows its glibc)",
+        )
+    packages = wheel_preflight.selected(project.lock, plan.groups)
+    chosen = list(platforms) or list(wheel_preflight.DEFAULT_PLATFORMS)
+    return wheel_preflight.preflight(name, base, packages, chosen, python=python, glibc=glibc)
 
 
 def devcontainer(*, repo: Path | None = None, name: str | None = None, check: bool = False) -> GenerateResult:

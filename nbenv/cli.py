@@ -311,6 +311,38 @@ def image_base(
     typer.echo(f"{built}\t{image_id}")
 
 
+# --- nbenv image preflight (issue 18: the wheel pre-flight; nbenv.wheel_preflight) ---
+@image_app.command("preflight")
+def image_preflight(
+    name: Annotated[str | None, typer.Argument(help="Environment name (default: the default one).")] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option("--platform", help="Target platform, repeatable (default: linux/amd64 and linux/arm64)."),
+    ] = None,
+    python: Annotated[
+        str | None, typer.Option(help="The image's Python X.Y (default: the base's, for a base nbenv makes).")
+    ] = None,
+    glibc: Annotated[
+        str | None, typer.Option(help="The image's glibc X.Y (default: the base's Debian suite's).")
+    ] = None,
+) -> None:
+    """List each selected package with no wheel for a target platform (it would compile); exit 11 if any."""
+    from nbenv.errors import WheelsMissing
+
+    report = api.image_preflight(repo=_repo(), name=name, platforms=platform or [], python=python, glibc=glibc)
+    for item in report.compiles:
+        typer.echo(item.line())
+    if report.compiles:
+        raise WheelsMissing(
+            report.summary(),
+            "expect a long (emulated) build, or pin versions with wheels for these platforms and run `poetry lock`",
+        )
+    typer.echo(report.summary())
+
+
+# --- end of nbenv image preflight ---
+
+
 MAX_SECONDS = 7 * 86400.0  # a week: any longer wait is a typo (1e400 would overflow the clock)
 
 
