@@ -95,7 +95,7 @@ class Target:
         return _x_y(self.python, "--python")
 
     def linux_platforms(self) -> list[str]:
-        """Newest first, as pip orders them: manylinux_2_Y (and its legacy name) for Y down to the oldest, then linux."""
+        """Newest first, as pip orders them: manylinux_2_Y (and its legacy name) down to the oldest, then linux."""
         major, newest = self.glibc_version
         aliases = {version: name for name, version in _LEGACY.items()}
         found: list[str] = []
@@ -166,9 +166,7 @@ class Target:
             return "no wheel at all (sdist only)"
         here = f"Python {self.python} on {self.platform}"
         ours = [tag for tags in wheels for tag in tags if (tag.interpreter, tag.abi) in self._abis]
-        needed = sorted(
-            {glibc for tag in ours if (glibc := _manylinux_glibc(tag.platform, self.machine)) is not None}
-        )
+        needed = sorted({glibc for tag in ours if (glibc := _manylinux_glibc(tag.platform, self.machine)) is not None})
         if needed:
             oldest = needed[0]
             return (
