@@ -40,6 +40,7 @@ from nbenv.ui import Say, quiet
 from nbenv.workspace import Workspace
 
 if TYPE_CHECKING:  # the modules that build, push or run load on first use: `nbenv data pull` needs none of them
+    from nbenv.base_image import BaseRecipe
     from nbenv.build import BuiltImage
     from nbenv.ci import CiResult
     from nbenv.data.compact import CompactResult
@@ -271,7 +272,7 @@ def image_push(
 
 
 def image_base(
-    *, repo: Path | None = None, tag: str | None = None, suite: str | None = None, say: Say = quiet
+    *, repo: Path | None = None, tag: str | None = None, suite: str | None = None, cuda: bool = False, say: Say = quiet
 ) -> tuple[str, str]:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry;
     return (tag, image id). Without a tag: nbenv/debian-python:SUITE. A tag declared in the repository's
@@ -280,7 +281,7 @@ def image_base(
     from nbenv.constants import DEFAULT_SUITE, NBENV_BASE_REPOSITORY
     from nbenv.spec.load import base_recipe
 
-    tag = tag or suite_tag(suite or DEFAULT_SUITE)
+    tag = tag or suite_tag(suite or DEFAULT_SUITE, cuda=cuda)
     try:
         ws: Workspace | None = _workspace(repo)
     except SpecError:
@@ -294,10 +295,15 @@ def image_base(
             f"--suite {suite}: {tag} is {what} Debian {recipe.suite}",
             f"drop --suite, or build --tag {NBENV_BASE_REPOSITORY}:{suite}",
         )
+    if cuda and recipe is not None and not recipe.cuda:
+        raise UsageError(
+            _no_cuda_recipe(ws, tag, recipe), "drop --tag (nbenv then names it SUITE-cuda), or declare it cuda = true"
+        )
     plan = base_image_plan(
         tag=tag,
         suite=suite or (recipe.suite if recipe else DEFAULT_SUITE),
         extra_packages=recipe.packages if recipe else (),
+        cuda=cuda or (recipe.cuda if recipe else False),
     )
     return tag, build_base_image(plan, engine=real_engine(), log=say)
 
@@ -331,6 +337,13 @@ def image_preflight(
     packages = wheel_preflight.selected(project.lock, plan.groups)
     chosen = list(platforms) or list(wheel_preflight.DEFAULT_PLATFORMS)
     return wheel_preflight.preflight(name, base, packages, chosen, python=python, glibc=glibc)
+
+
+def _no_cuda_recipe(ws: Workspace | None, tag: str, recipe: BaseRecipe) -> str:
+    """`--cuda` for a tag whose recipe has no CUDA: nbenv's own SUITE tag, or a base declared without it."""
+    if ws is not None and tag in ws.config.base_images:
+        return f"--cuda: {tag} is declared in [tool.nbenv.base_images] without cuda = true"
+    return f"--cuda: {tag} is nbenv's base of Debian {recipe.suite} without CUDA"
 
 
 def devcontainer(*, repo: Path | None = None, name: str | None = None, check: bool = False) -> GenerateResult:

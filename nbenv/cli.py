@@ -305,9 +305,12 @@ def image_base(
         ),
     ] = None,
     suite: Annotated[str | None, typer.Option(help=f"Debian suite: {SUITES_HELP}; default {DEFAULT_SUITE}.")] = None,
+    cuda: Annotated[
+        bool, typer.Option("--cuda", help="Add Debian's CUDA runtime (non-free); default tag SUITE-cuda.")
+    ] = False,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, say=_say)
+    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, cuda=cuda, say=_say)
     typer.echo(f"{built}\t{image_id}")
 
 
