@@ -251,8 +251,9 @@ class Compiles:
 def selected(lock: Lock, groups: Sequence[str]) -> list[Selected]:
     """The packages `groups` install (the image's whole chain: a parent's groups are built for the
     platform too), with their markers: the same selection as the image's requirements files."""
-    by_name = {canonical(p.name): p for p in lock.packages}
-    return [Selected(by_name[canonical(pin.name)], pin.marker) for pin in lock.pins(groups)]
+    # By name and version: a lock may hold two versions of one package under exclusive markers.
+    by_pin = {(canonical(p.name), p.version): p for p in lock.packages}
+    return [Selected(by_pin[(canonical(pin.name), pin.version)], pin.marker) for pin in lock.pins(groups)]
 
 
 def targets(platforms: Sequence[str], *, python: str, glibc: str) -> list[Target]:

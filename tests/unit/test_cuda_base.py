@@ -20,8 +20,9 @@ from nbenv.base_image import (
     suite_tag,
 )
 from nbenv.errors import BuildError
-from tests.conftest import run_cli, snapshot
+from tests.conftest import run_cli
 from tests.python_project import set_python
+from tests.unit.test_python_constraint import _one_line
 
 
 def labels(plan: BaseImagePlan) -> dict[str, str]:
@@ -89,16 +90,6 @@ def test_cuda_for_a_suite_nbenv_has_no_packages_for_is_one_line(suite: str) -> N
         f"--cuda: nbenv knows Debian's CUDA runtime packages for bookworm and trixie, not {suite!r}"
     )
     assert caught.value.hint and "base_image" in caught.value.hint
-
-
-def _one_line(root: Path, *args: str, code: int) -> tuple[str, str]:
-    before = snapshot(root)
-    result = run_cli(*args, cwd=root)
-    assert result.code == code, result.err
-    lines = result.err_lines
-    assert 1 <= len(lines) <= 2 and (len(lines) == 1 or lines[1].startswith("  hint: ")), result.err
-    assert snapshot(root) == before
-    return lines[0], lines[1] if len(lines) == 2 else ""
 
 
 @pytest.mark.badinput

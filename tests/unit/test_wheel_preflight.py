@@ -387,3 +387,18 @@ def test_preflight_summary() -> None:
         "3 package(s) of all have no wheel for linux/arm64 (Python 3.13, glibc 2.41, base nbenv/debian-python:trixie) "
         "and would be compiled"
     )
+
+
+@pytest.mark.parametrize(("python", "glibc"), [("3.11", "2.36"), ("3.13", "2.41"), ("3.14", "2.41")])
+def test_two_versions_of_one_package_are_each_judged_by_their_own_files(python: str, glibc: str) -> None:
+    """tests/fixtures/projects/poetry-groups: tornado 6.5.10 (python < 3.14) and 6.6.1 (>= 3.14), rpds-py
+    0.30.0 and 2026.9.1 likewise: each is selected by its marker and has wheels at its own Pythons."""
+    root = REPO / "tests/fixtures/projects/poetry-groups"
+    lock = read_lock(root / "poetry.lock", tomllib.loads((root / "pyproject.toml").read_text()))
+    chosen = selected(lock, every_group(lock))
+    versions = {(s.package.name, s.package.version) for s in chosen}
+    assert {("tornado", "6.5.10"), ("tornado", "6.6.1"), ("rpds-py", "0.30.0"), ("rpds-py", "2026.9.1")} <= versions
+    for item in chosen:
+        assert all(f"-{item.package.version}" in name for name in item.package.files), item.package.name
+    found = would_compile(chosen, targets(BOTH, python=python, glibc=glibc))
+    assert not [c for c in found if c.name in {"tornado", "rpds-py"}], [c.line() for c in found]
