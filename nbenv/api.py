@@ -362,7 +362,7 @@ def image_preflight(
     glibc = glibc or (SUITE_GLIBC.get(recipe.suite) if recipe else None)
     if python is None or glibc is None:
         raise UsageError(
-            f"{base}: not a base image nbenv makes, so its Python and glibc are unknown",
+            f"{base}: nbenv does not know this base image's Python and glibc (not one it makes from a suite it knows)",
             "name them, e.g. --python 3.11 --glibc 2.36 (`ldd --version` in the image shows its glibc)",
         )
     packages = wheel_preflight.selected(project.lock, plan.groups)

@@ -348,7 +348,9 @@ def test_a_base_nbenv_does_not_make_needs_python_and_glibc(workspace: Path) -> N
     spec.write_text(spec.read_text().replace('groups = ["notebook"]', 'groups = ["notebook"]\nbase_image = "cuda:12"'))
     result = run_cli("image", "preflight", "base", "--platform", "linux/arm64", cwd=workspace)
     assert result.code == 2
-    assert result.err_lines[0] == "cuda:12: not a base image nbenv makes, so its Python and glibc are unknown"
+    assert result.err_lines[0] == (
+        "cuda:12: nbenv does not know this base image's Python and glibc (not one it makes from a suite it knows)"
+    )
     ok = run_cli("image", "preflight", "base", "--python", "3.11", "--glibc", "2.35", cwd=workspace)
     assert ok.code == 0, ok.err
 
