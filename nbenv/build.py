@@ -314,7 +314,7 @@ class ImageBuilder:
             from nbenv.base_image import base_image_plan, build_base_image
 
             return build_base_image(
-                base_image_plan(tag=ref, suite=recipe.suite, extra_packages=recipe.packages),
+                base_image_plan(tag=ref, suite=recipe.suite, extra_packages=recipe.packages, cuda=recipe.cuda),
                 engine=self.engine,
                 log=lambda line: self.say(f"  {line}"),
             )

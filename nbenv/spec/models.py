@@ -470,6 +470,9 @@ class DeclaredBase(Strict):
     packages: list[Annotated[str, AfterValidator(_base_package)]] = Field(
         default_factory=list, max_length=500, description="Extra Debian packages (name only, no version)."
     )
+    cuda: bool = Field(
+        default=False, description="Add Debian's CUDA runtime libraries (non-free; bookworm: CUDA 11.8, trixie: 12.4)."
+    )
 
 
 def declared_base_problem(tag: str, declared: DeclaredBase) -> str | None:
@@ -483,6 +486,11 @@ def declared_base_problem(tag: str, declared: DeclaredBase) -> str | None:
         return (
             f"{tag!r} is nbenv's own base of Debian {own.suite} (the tag names the suite), not {declared.suite!r}: "
             f"declare another tag, or suite = {own.suite!r}"
+        )
+    if own is not None and own.cuda != declared.cuda:
+        return (
+            f"{tag!r} is nbenv's own base {'with' if own.cuda else 'without'} CUDA (the tag says so): "
+            f"declare another tag, or cuda = {'true' if own.cuda else 'false'}"
         )
     return None
 
