@@ -36,7 +36,7 @@ from nbenv.hub.render import (
 from nbenv.hub.render import files as render_files
 from nbenv.image_plan import content_key
 from nbenv.lock import canonical
-from nbenv.plan import BuildPlan
+from nbenv.plan import BuildPlan, working_dir
 from nbenv.project import Project
 from nbenv.server_env import SERVER_PINS, SINGLEUSER_PINS, parse, shipped
 from nbenv.spec.load import existing_environments
@@ -181,7 +181,7 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
     for script in BUILD_SCRIPTS:
         rendered[f"{HUB_IMAGE_DIR}/build/{script}"] = inimage.script(script)
     if ws.config.hub.kubernetes is not None:  # everything under docker/hub/ shares the manifest and drift check
-        rendered.update(kubernetes_files(ws, profiles))
+        rendered.update(kubernetes_files(ws, profiles, run_dirs=run_dirs(plans)))
     changed, unchanged, stale, kept = write_tree(ws, out_rel(ws), rendered, check=check)
     if check and changed:
         raise DriftError(
@@ -209,9 +209,19 @@ def kubernetes_settings(ws: Workspace) -> KubernetesSettings:
     return settings
 
 
-def kubernetes_files(ws: Workspace, profiles: Sequence[HubProfile]) -> dict[str, str]:
+def run_dirs(plans: Sequence[BuildPlan]) -> dict[str, str]:
+    """{environment: where its Kubernetes Job runs notebooks and saves what they write}: where `nbenv run`
+    does (its working directory, the first source mount: read-write there, the runs volume on the cluster).
+    An environment without a source mount runs in its profile's work_dir (HOME is a scratch volume)."""
+    return {plan.env.name: working_dir(plan.env) for plan in plans if plan.env.mounts}
+
+
+def kubernetes_files(
+    ws: Workspace, profiles: Sequence[HubProfile], *, run_dirs: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """docker/hub/kubernetes/ (paths relative to docker/hub/): the profiles for Zero to JupyterHub and the
-    notebook Jobs, with the DVC pointer files their data needs (read confined, size-capped)."""
+    notebook Jobs, with the DVC pointer files their data needs (read confined, size-capped); `run_dirs`:
+    each Job's directory (see `run_dirs`)."""
     from nbenv.dvc_outs import MAX_DVC_FILE, tracked_outputs
     from nbenv.hub import kubernetes
     from nbenv.safepath import confine, read_regular
@@ -234,6 +244,7 @@ def kubernetes_files(ws: Workspace, profiles: Sequence[HubProfile]) -> dict[str,
         pointers=pointers,
         image_prefix=ws.config.image_prefix,
         base_image=DEFAULT_BASE_TAG,
+        run_dirs=run_dirs,
     )
     prefix = kubernetes.OUT_DIR.removesuffix("kubernetes")  # "docker/hub/": render names repository paths
     return {path.removeprefix(prefix): text for path, text in files.items()}
