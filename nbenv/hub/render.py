@@ -121,7 +121,7 @@ class Layer:
     directory the user's volume is mounted on (owned by the image user, so a new volume is theirs)."""
 
     name: str
-    from_image: str  # the environment's image, pinned (ck- tag)
+    from_image: str  # the Dockerfile's default FROM (the environment's :latest); the build pins its ck- ref
     dockerfile: str
     requirements: str | None  # the nbenv-singleuser pins this image still needs, or None (its groups have them)
 
