@@ -1,4 +1,5 @@
-"""Images after they are built: inspect their provenance, push them under the tag rules."""
+"""Images after they are built: inspect their provenance, push them under the tag rules (with the
+environment's hub layer, when docker/hub/ serves one built here)."""
 
 from __future__ import annotations
 
