@@ -290,7 +290,7 @@ def image_push(
 ) -> None:
     """Push an image: sha-<commit> always, X.Y.Z/X.Y/latest from a release tag; never overwrite a tag."""
     result = api.image_push(repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live())
-    for decision in result.decisions:
+    for decision in (*result.decisions, *([result.hub] if result.hub else [])):
         typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
     if result.digest:
         typer.echo(f"{result.repository}@{result.digest}")

@@ -6,7 +6,8 @@
   limits and guarantees from [resources], the securityContext, the dvc-pull init container and the
   read-only data mounts, each user's own PVC at the profile's work_dir, and `jupyterhub-singleuser` as
   the command with `--MappingKernelManager.default_kernel_name=KERNEL` (the environment's kernel is the
-  default; the same setting as the one-host DockerSpawner config) and `default_url` /lab.
+  default; the same setting as the one-host DockerSpawner config), the spec's start page as `default_url`
+  and its `[env]` as `environment` (escaped for KubeSpawner's format and Kubernetes' `$(VAR)`).
 - `dvc-configmap.yaml`: the `nbenv-dvc` ConfigMap: the DVC pointer files and the pull script (why a
   ConfigMap: nbenv.hub.k8s_objects).
 - `puller/Dockerfile`, `puller/requirements.txt`: the data-puller image (nbenv.hub.dvc_puller), used by
@@ -53,6 +54,7 @@ from nbenv.hub.k8s_objects import (
     docker_bytes,
     gpu_limit,
     home_volumes,
+    k8s_literal,
     k8s_name,
     k8s_object,
     pod_security,
@@ -60,7 +62,7 @@ from nbenv.hub.k8s_objects import (
     puller,
     repo_path,
 )
-from nbenv.hub.profiles import HubProfile
+from nbenv.hub.profiles import HubProfile, format_literal, spawner_template
 
 __all__ = ["OUT_DIR", "KubernetesSettings", "pointer_files", "render", "resolve", "run_job"]
 
@@ -206,7 +208,8 @@ def profile_entry(
         "image_pull_policy": pull_policy(p.image, settings),
         "cmd": ["jupyterhub-singleuser"],
         "args": [f"--MappingKernelManager.default_kernel_name={k8s_name('', p.kernel)}"],
-        "default_url": "/lab",
+        # The spec's start page, as JupyterHub formats it and Kubernetes expands its env value.
+        "default_url": k8s_literal(spawner_template(p.default_url)),
         "uid": settings.uid,
         "gid": settings.gid,
         "fs_gid": settings.gid,
@@ -218,6 +221,8 @@ def profile_entry(
         "storage_access_modes": ["ReadWriteOnce"],
         **({"storage_class": settings.storage_class} if settings.storage_class else {}),
     }
+    if p.environment:  # merged into the chart's singleuser.extraEnv; KubeSpawner formats each value
+        override["environment"] = {key: k8s_literal(format_literal(value)) for key, value in p.environment}
     if p.data:
         for v in data_volumes(settings, items):
             volumes[f"60-{v['name']}"] = v

@@ -13,6 +13,7 @@ import urllib.request
 
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
+from nbenv.plan import start_page
 from nbenv.spec.models import Environment
 from nbenv.ui import Say
 
@@ -57,9 +58,8 @@ def netloc(host: str, port: int) -> str:
 def jupyter_url(host: str, port: int, token: str | None, default_url: str) -> str:
     """The URL `up` prints: `default_url` on the probed address with nbenv's token in its query. A query
     of `default_url` is kept (a `token` in it is dropped: it must not shadow nbenv's), a fragment stays last."""
-    parts = urllib.parse.urlsplit(default_url)
-    kept = [q for q in parts.query.split("&") if q and q.partition("=")[0] != "token"]
-    query = "&".join([*kept, *([urllib.parse.urlencode({"token": token})] if token else [])])
+    parts = urllib.parse.urlsplit(start_page(default_url))
+    query = "&".join([*filter(None, [parts.query]), *([urllib.parse.urlencode({"token": token})] if token else [])])
     return urllib.parse.urlunsplit(("http", netloc(host, port), parts.path, query, parts.fragment))
 
 

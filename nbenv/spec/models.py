@@ -610,6 +610,12 @@ _RESERVED_ENV: tuple[tuple[re.Pattern[str], str], ...] = (
         "nbenv sets them so that the token cannot be switched off from the repository",
     ),
     (
+        # A hub's spawner sets these for each server, and a spawner's `environment` would override them.
+        re.compile(r"^(?:JUPYTERHUB_[A-Z0-9_]*|(?:MEM|CPU)_(?:LIMIT|GUARANTEE))$"),
+        "is set by JupyterHub for each user's server (its API token and URLs, the [resources] limits); "
+        "`nbenv hub` serves this environment with the hub's own value",
+    ),
+    (
         # Python's own variables, except a few that change no code path: buffering, bytecode, hashing, encoding.
         re.compile(r"^PYTHON(?!(?:UNBUFFERED|DONTWRITEBYTECODE|HASHSEED|IOENCODING|UTF8|FAULTHANDLER)$)[A-Z0-9_]*$"),
         "changes what Python imports or runs at startup (PYTHONPATH, PYTHONSTARTUP, PYTHONHOME, ...)",

@@ -40,6 +40,8 @@ LAB = HubProfile(
     memory="4g",
     shm_size="1g",
     data=(DataMount("data/processed/pems", "/home/jovyan/work/data/processed/pems"),),
+    environment=(("GREETING", 'a "quoted" {username} $(HOME) %U'), ("TZ", "UTC")),
+    default_url="/lab/tree/notebooks/a%20b$(HOME)%U.ipynb?reset#top",
 )
 SERVER = HubProfile(
     name="server",
@@ -132,12 +134,23 @@ def test_the_config_offers_every_profile_with_its_limits_data_and_work(tmp_path:
         "/srv/repo {{x}}/data/processed/pems": {"bind": "/home/jovyan/work/data/processed/pems", "mode": "ro"},
     }
     assert lab.cmd[0] == "jupyterhub-singleuser" and "--MappingKernelManager.default_kernel_name=lab" in lab.cmd
-    assert lab.environment["JUPYTER_TOKEN_FILE"] == ""
+    assert lab.environment == {
+        "GREETING": 'a "quoted" {username} $(HOME) %U',  # DockerSpawner formats no environment value
+        "TZ": "UTC",
+        "JUPYTER_TOKEN_FILE": "",
+        "NBENV_HUB_PROFILE": "lab",
+    }
+    # JupyterHub formats default_url (Spawner.format_string) and reads %U as the user's name: neither applies.
+    assert lab.default_url.format(username="alice", base_url="/user/alice/") == LAB.default_url.replace("%U", "%25U")
     server = spawn(config, {})  # the API without options: the first profile
     assert server.image == LAB.image
     server = spawn(config, {"image": "server: Python (server)"})
     assert server.cmd[0] == "/opt/nbenv/server/bin/jupyterhub-singleuser"
     assert server.mem_limit is None and "shm_size" not in server.extra_host_config
+    assert server.default_url == "/lab" and server.environment == {
+        "JUPYTER_TOKEN_FILE": "",
+        "NBENV_HUB_PROFILE": "server",
+    }
     assert "/srv/repo {{x}}/data/{{user}}/x" in server.volumes, "braces never reach DockerSpawner's format()"
     with pytest.raises(ValueError, match="no such profile"):
         spawn(config, {"image": "../../etc"})
@@ -170,6 +183,8 @@ def test_the_swarm_variant_keeps_the_profiles_and_spawns_services(tmp_path: Path
     }
     lab = spawn(config, {"image": LAB_OPTION}, escaped_name="bob")
     assert lab.mem_limit == 4 << 30 and lab.cpu_limit == 1.5
+    assert lab.environment["GREETING"] == dict(LAB.environment)["GREETING"], "a service gets the spec's [env]"
+    assert lab.default_url.format(username="bob") == LAB.default_url.replace("%U", "%25U")
     assert [(m["Target"], m["Type"], m["ReadOnly"]) for m in lab.extra_container_spec["mounts"]] == [
         ("/home/jovyan/work", "volume", False),
         ("/home/jovyan/work/data/processed/pems", "bind", True),

@@ -59,6 +59,9 @@ def demo_profiles() -> list[HubProfile]:
         shm_size=None,
         data=(DataMount("data/processed/pems", "/data/pems"),),
         nbenv_server=True,
+        # What KubeSpawner formats ({username}) and Kubernetes expands ($(VAR), $$) must arrive as written.
+        environment=(("GREETING", 'a "q" {username} $(HOME) $$ $'), ("TZ", "UTC")),
+        default_url="/lab/tree/a$(HOME)%U.ipynb?reset",
     )
     return [*profiles, pushed]
 
@@ -195,6 +198,35 @@ def test_kubespawner_applies_each_profile(pods: dict[str, dict[str, Any]], profi
         if p.memory:
             assert notebook["resources"]["limits"]["memory"] > 0
         assert pod["spec"]["securityContext"]["fsGroup"] == SETTINGS.gid
+        env = container_env(notebook)
+        for key, value in p.environment:
+            assert env[key] == value, "the spec's [env] as written, after KubeSpawner and Kubernetes"
+        assert env["JUPYTERHUB_DEFAULT_URL"] == p.default_url.replace("%U", "%25U"), "the spec's start page"
+
+
+def k8s_expand(value: str, env: Mapping[str, str]) -> str:
+    """What Kubernetes does to a container's env value (third_party/forked/golang/expansion): `$$` is `$`,
+    `$(NAME)` the value of an earlier variable (left as it is when there is none)."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif value.startswith("$(", i) and (end := value.find(")", i)) != -1:
+            out.append(env.get(value[i + 2 : end], value[i : end + 1]))
+            i = end + 1
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """A container's environment as its process sees it (HOME from the image, as a $(HOME) would expand)."""
+    seen = {"HOME": "/home/jovyan"}
+    for item in container.get("env", []):
+        seen[item["name"]] = k8s_expand(item["value"], seen)
+    return seen
 
 
 def validate(manifest: Mapping[str, Any]) -> None:
@@ -250,6 +282,12 @@ def test_job_runs_the_driver_with_the_deadline(files: dict[str, str], profiles: 
         assert out["subPath"] == f"nbenv-run-{p.name}" and not out.get("readOnly")
         claim = next(v for v in pod["volumes"] if v["name"] == out["name"])
         assert claim["persistentVolumeClaim"]["claimName"] == SETTINGS.runs_claim
+        # As under `nbenv run`: the spec's [env], then nbenv's own.
+        assert container_env(container) == {
+            "HOME": "/home/jovyan",
+            **dict(p.environment),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
 
 
 def test_run_job_for_one_notebook() -> None:

@@ -84,3 +84,36 @@ def test_data_without_its_pointer_file_is_one_line(workspace: Path) -> None:
     profiles = [profile(Project(ws).plan("traffic-analysis"), image="nbenv/traffic-analysis:ck-x")]
     with pytest.raises(SpecError, match=r"^dvc\.lock: not in the repository, and the Kubernetes data pull needs it"):
         kubernetes_files(ws, profiles)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("target", [None, "/home/jovyan/project", "/srv/analysis/src"])
+def test_the_job_runs_where_nbenv_run_runs(workspace: Path, target: str | None, tmp_path: Path) -> None:
+    """Issue 17: `nbenv hub generate` passes each environment's run directory, so its Job runs (and saves
+    what the notebook writes, the executed notebook and status.json) where `nbenv run` does: the working
+    directory of `nbenv run`'s container, the first source mount, with the data read-only at the same paths."""
+    from nbenv.hub.generate import run_dirs
+    from nbenv.identity import DEFAULT
+    from nbenv.running.headless import _container
+
+    _configure(workspace, 'dvc_remote = "s3://team-bucket/dvc"\n')
+    shutil.copy2(REPO / "dvc.lock", workspace / "dvc.lock")
+    if target is not None:
+        spec = workspace / "environments" / "traffic-analysis.toml"
+        spec.write_text(spec.read_text() + f'\n[[mounts]]\nsource = "."\ntarget = "{target}"\n')
+    ws = Workspace(workspace.resolve())
+    project = Project(ws)
+    plan = project.plan("traffic-analysis")
+    profiles = [profile(plan, image="nbenv/traffic-analysis:ck-x")]
+    files = kubernetes_files(ws, profiles, run_dirs=run_dirs([plan]))
+    _, job = yaml.safe_load_all(files["kubernetes/jobs/traffic-analysis.yaml"])
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    local = _container(ws, plan, "nbenv/traffic-analysis:ck-x", tmp_path, DEFAULT)  # what `nbenv run` starts
+    assert container["workingDir"] == local.workdir == (target or "/home/jovyan/work")
+    writable = {m["mountPath"] for m in container["volumeMounts"] if m["name"] == "nbenv-out"}
+    assert writable == {local.workdir} and local.workdir in {m.target for m in local.mounts if not m.read_only}
+    data = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly") and "subPath" in m}
+    assert data == {m.target for m in local.mounts if m.read_only and not m.tmpfs}
+    import kubernetes_validate
+
+    kubernetes_validate.validate(job, "1.33.0", strict=True)

@@ -125,9 +125,11 @@ def apply_profile(spawner: Any) -> None:
     if profile["shm_size_bytes"]:
         host_config["shm_size"] = profile["shm_size_bytes"]
     spawner.extra_host_config = host_config
-    # The server's token arrives as JUPYTERHUB_API_TOKEN (JupyterHub sets it); the image's
-    # JUPYTER_TOKEN_FILE is `nbenv up`'s and names no file here.
-    spawner.environment = {"JUPYTER_TOKEN_FILE": "", "NBENV_HUB_PROFILE": profile["name"]}
+    # The spec's [env] (its names never JUPYTER*_, JUPYTERHUB_*, NBENV_* nor the limits: the spec's rule),
+    # then nbenv's own. The server's token arrives as JUPYTERHUB_API_TOKEN (JupyterHub sets it); the
+    # image's JUPYTER_TOKEN_FILE is `nbenv up`'s and names no file here.
+    spawner.environment = {**profile["environment"], "JUPYTER_TOKEN_FILE": "", "NBENV_HUB_PROFILE": profile["name"]}
+    spawner.default_url = profile["default_url"]  # the spec's start page, as `nbenv up` opens it
 
 
 c.Spawner.pre_spawn_hook = apply_profile
