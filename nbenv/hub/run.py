@@ -19,12 +19,11 @@ import os
 import secrets as token_source
 import stat
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbenv.adapters import localhttp
 from nbenv.adapters.engine import Engine
 from nbenv.constants import DEFAULT_BASE_TAG
 from nbenv.errors import RunError, UsageError
@@ -234,12 +233,8 @@ def _wait(engine: Engine, hub: str, url: str, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         if engine.container_state(hub) not in ("running", "created"):
             break
-        try:
-            with urllib.request.urlopen(url + "api/", timeout=3) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if localhttp.status(url + "api/", timeout=3) == 200:  # never through a proxy from the environment
+            return
         time.sleep(0.5)
     logs = engine.api.logs(hub, tail=5).decode("utf-8", "replace").strip().splitlines()
     engine.remove_containers([hub])
