@@ -25,6 +25,7 @@ from nbenv.constants import USER_GID, USER_UID
 from nbenv.hub.profiles import HubProfile
 from nbenv.plan import VENV
 from nbenv.render.dockerfile import install_step, label_value, tools_stage
+from nbenv.running.gpus import device_request
 from nbenv.server_env import HUB_PINS, SERVER_VENV, SINGLEUSER_PINS
 from nbenv.spec.models import HubSettings, RepoConfig, size_bytes
 
@@ -88,6 +89,8 @@ def profile_data(profile: HubProfile) -> dict[str, object]:
         "data": [{"path": d.path, "target": d.target} for d in profile.data],
         "work_dir": profile.work_dir,
         "command": singleuser_command(profile),
+        # [resources] gpus: DockerSpawner's device request (none without gpus, so the key is left out).
+        **({"device_requests": [device_request(profile.gpus)]} if profile.gpus is not None else {}),
     }
 
 
