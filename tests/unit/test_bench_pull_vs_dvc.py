@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,18 +13,9 @@ from types import ModuleType
 import pytest
 
 from tests.conftest import REPO
+from tests.unit.test_data_messages import _dvc, data_repo
 
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")
-BIN = Path(sys.executable).parent
-SPEC = (
-    'spec_version = 1\nname = "x"\ngroups = ["notebook"]\n\n'
-    '[[data]]\npath = "data/a"\n\n[[data]]\npath = "data/b.csv"\n'
-)
-
-
-def _dvc(*args: str, cwd: Path) -> None:
-    result = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 def _cache(root: Path) -> dict[str, str]:
@@ -39,25 +28,14 @@ def _cache(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """Environment x's data (a directory of two files, a file), pushed; beside it data nbenv does not measure:
-    another output, and an older version of it that only the cache still holds (never pushed)."""
-    root = tmp_path / "repo"
-    (root / "environments").mkdir(parents=True)
-    for name in ("pyproject.toml", "poetry.lock"):
-        shutil.copy2(REPO / name, root / name)
-    (root / "environments" / "x.toml").write_text(SPEC)
-    (root / "data" / "a").mkdir(parents=True)
-    (root / "data" / "a" / "1.txt").write_text("one\n")
-    (root / "data" / "a" / "2.txt").write_text("two\n")
-    (root / "data" / "b.csv").write_text("x\n")
+    """Environment x's data (a directory of two files, a file), not pushed yet; beside it data the benchmark
+    does not measure: another output, and an older version of it that only the cache holds (never pushed)."""
+    root = data_repo(tmp_path)
     (root / "other").mkdir()
     (root / "other" / "only-copy.txt").write_text("an older version nobody pushed\n")
-    assert subprocess.run(["git", "init", "-q"], cwd=root).returncode == 0
-    _dvc("init", "-q", cwd=root)
     _dvc("add", "-q", "other/only-copy.txt", cwd=root)
     (root / "other" / "only-copy.txt").write_text("the current version\n")
-    _dvc("add", "-q", "data/a", "data/b.csv", "other/only-copy.txt", cwd=root)
-    _dvc("remote", "add", "-d", "local", str(tmp_path / "remote"), cwd=root)
+    _dvc("add", "-q", "other/only-copy.txt", cwd=root)
     return root
 
 

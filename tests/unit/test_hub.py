@@ -84,12 +84,15 @@ def test_golden_hub_files(name: str) -> None:
 # --- the configs, loaded as JupyterHub loads them ----------------------------------------------------
 
 
-def load_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CONFIG) -> Any:
+def load_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CONFIG, hub_files: dict[str, str] | None = None
+) -> Any:
+    """docker/hub/ (`hub_files`, default `rendered()`) loaded as JupyterHub loads it."""
     from traitlets.config.loader import PyFileConfigLoader
 
     out = tmp_path / "hub"
-    out.mkdir()
-    for rel, text in rendered().items():
+    out.mkdir(parents=True)
+    for rel, text in (rendered() if hub_files is None else hub_files).items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
     secrets = tmp_path / "secrets"

@@ -17,12 +17,11 @@ from nbenv.errors import RunError
 from nbenv.hub import run
 from nbenv.hub.profiles import HubProfile
 from nbenv.hub.render import CONFIG, SWARM_CONFIG, files, option, profiles_json
-from nbenv.hub.run import SECRET_FILES
 from nbenv.project import Project
 from nbenv.running.gpus import device_request
 from nbenv.spec.models import Gpus, HubSettings
 from tests.conftest import REPO, run_cli, snapshot
-from tests.unit.test_hub import LAB
+from tests.unit.test_hub import LAB, load_config
 from tests.unit.test_token_routing import listener
 
 HUB = "nbenv-hub-0123456789ab"
@@ -111,23 +110,9 @@ GPU_CASES = [
 
 
 def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profiles: list[HubProfile], name: str = CONFIG) -> Any:
-    """docker/hub/ for `profiles`, loaded as JupyterHub loads it (secrets and repository from the environment)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    out = tmp_path / "hub"
-    for rel, text in files(
-        profiles, HubSettings(), hub=HUB, layers=[], base_image="nbenv/debian-python:bookworm"
-    ).items():
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_text(text)
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    for secret in SECRET_FILES:
-        (secrets / secret).write_text(f"{secret}-value\n")
-    monkeypatch.setenv("NBENV_HUB_REPO", "/srv/repo")
-    monkeypatch.setenv("NBENV_HUB_SECRETS", str(secrets))
-    monkeypatch.setenv("NBENV_HUB_STATE", str(tmp_path / "state"))
-    return PyFileConfigLoader(name, path=str(out)).load_config()
+    """docker/hub/ for `profiles`, loaded as JupyterHub loads it."""
+    hub_files = files(profiles, HubSettings(), hub=HUB, layers=[], base_image="nbenv/debian-python:bookworm")
+    return load_config(tmp_path, monkeypatch, name, hub_files)
 
 
 def _spawn(config: Any, profile: HubProfile) -> SimpleNamespace:
