@@ -19,9 +19,10 @@ def docker_gpus_option(gpus: Gpus) -> str:
 
 
 def device_request(gpus: Gpus) -> dict[str, object]:
-    """The Engine API's DeviceRequest that `docker run --gpus` and compose's device reservation send (what
-    DockerSpawner passes on as `device_requests`): the NVIDIA driver with the gpu capability, and every GPU
-    (Count -1), a count, or exact device IDs (validated: [A-Za-z0-9._:-])."""
+    """The Engine API's DeviceRequest that compose's device reservation (nbenv.render.compose.gpu_request)
+    sends, for DockerSpawner's `device_requests`: the NVIDIA driver with the gpu capability, and every GPU
+    (Count -1), a count, or exact device IDs (validated: [A-Za-z0-9._:-]). `docker run --gpus` asks the same
+    of any driver."""
     request: dict[str, object] = {"Driver": "nvidia"}
     if isinstance(gpus, tuple):
         request["DeviceIDs"] = list(gpus)
