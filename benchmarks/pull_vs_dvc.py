@@ -58,7 +58,8 @@ def safe_to_wipe(targets: list[str]) -> list[Path]:
     """The targets' cache objects, once every target is pushed and unmodified in the workspace."""
     dvc = Dvc(ROOT)
     try:
-        if changed := [s.target for s in dvc.status(targets) if s.workspace not in ("ok", "missing") or s.remote != "ok"]:
+        rows = dvc.status(targets)
+        if changed := [r.target for r in rows if r.workspace not in ("ok", "missing") or r.remote != "ok"]:
             sys.exit(f"{changed[0]}: modified in the workspace or not on the remote: the benchmark would delete it")
         objects = dvc.cache_objects(targets)
     finally:
