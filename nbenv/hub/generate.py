@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 from nbenv import inimage
 from nbenv.constants import DEFAULT_BASE_TAG
 from nbenv.errors import DriftError, SpecError
-from nbenv.fs import write_files
-from nbenv.generate import MANIFEST, _owned, _read, _refuse_link, _stale, manifest_text
+from nbenv.generate import GenerateResult, write_outputs
 from nbenv.generate import render as render_environment
 from nbenv.hub.profiles import HubProfile, profile
 from nbenv.hub.render import (
@@ -193,7 +192,7 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
             current = builder.current(name)
             if current is None:
                 raise DriftError(
-                    f"{name}: its image is not built (or stale), so docker/hub/ cannot be checked",
+                    f"{name}: its image is not built (or stale), so {out_rel(ws)}/ cannot be checked",
                     "run `nbenv hub generate`",
                 )
             ref, image_id = current
@@ -215,11 +214,18 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
     for script in BUILD_SCRIPTS:
         rendered[f"{HUB_IMAGE_DIR}/build/{script}"] = inimage.script(script)
     if ws.config.hub.kubernetes is not None:  # everything under docker/hub/ shares the manifest and drift check
-        rendered.update(kubernetes_files(ws, profiles, run_dirs=run_dirs(plans)))
-    changed, unchanged, stale, kept = write_tree(ws, out_rel(ws), rendered, check=check)
+        out = hub_dir(ws)
+        rendered.update(
+            {
+                (ws.root / p).relative_to(out).as_posix(): t
+                for p, t in kubernetes_files(ws, profiles, run_dirs=run_dirs(plans)).items()
+            }
+        )
+    written = write_hub(ws, rendered, check=check)
+    changed = written.changed
     if check and changed:
         raise DriftError(
-            f"docker/hub is out of date: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}",
+            f"{out_rel(ws)} is out of date: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}",
             "run `nbenv hub generate` and commit the result",
         )
     if not check:
@@ -235,7 +241,7 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
                 )
             else:
                 say(f"{item.name}: hub layer up to date ({built_ref})")
-    return HubResult(changed, unchanged, stale, kept, profiles, layers, refs, rendered)
+    return HubResult(changed, written.unchanged, written.stale, written.kept, profiles, layers, refs, rendered)
 
 
 def kubernetes_settings(ws: Workspace) -> KubernetesSettings:
@@ -259,7 +265,7 @@ def run_dirs(plans: Sequence[BuildPlan]) -> dict[str, str]:
 def kubernetes_files(
     ws: Workspace, profiles: Sequence[HubProfile], *, run_dirs: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """docker/hub/kubernetes/ (paths relative to docker/hub/): the profiles for Zero to JupyterHub and the
+    """GENERATED_DIR/hub/kubernetes/ by repository path: the profiles for Zero to JupyterHub and the
     notebook Jobs, with the DVC pointer files their data needs (read confined, size-capped); `run_dirs`:
     each Job's directory (see `run_dirs`)."""
     from nbenv.dvc_outs import MAX_DVC_FILE, tracked_outputs
@@ -278,53 +284,30 @@ def kubernetes_files(
         )
         for path in paths
     }
-    files = kubernetes.render(
+    return kubernetes.render(
         profiles,
         kubernetes_settings(ws),
+        out_dir=f"{out_rel(ws)}/{kubernetes.SUBDIR}",
         pointers=pointers,
         image_prefix=ws.config.image_prefix,
         base_image=DEFAULT_BASE_TAG,
         run_dirs=run_dirs,
     )
-    prefix = kubernetes.OUT_DIR.removesuffix("kubernetes")  # "docker/hub/": render names repository paths
-    return {path.removeprefix(prefix): text for path, text in files.items()}
 
 
 def out_rel(ws: Workspace) -> str:
     return f"{ws.config.generated_dir}/{OUT_DIR}"
 
 
-def write_tree(
-    ws: Workspace, rel: str, files: Mapping[str, str], *, check: bool
-) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Write `files` (relative to `rel`) all or nothing, with a manifest, as `nbenv generate` writes
-    docker/NAME/; (changed, unchanged, stale removed, kept) as repo-relative paths."""
-    out = _owned(ws, rel, create=False)
-    wanted = {out / path: text for path, text in files.items()}
-    for path in wanted:
-        _owned(ws, path.parent.relative_to(ws.root).as_posix(), create=False)
-        _refuse_link(ws, path)
-    manifest = {out / MANIFEST: manifest_text(out, wanted)}
-    _refuse_link(ws, out / MANIFEST)
-    gone, left = _stale(ws, out, wanted)
-    everything = {**wanted, **manifest}
-    changed = {p: t for p, t in everything.items() if _read(p) != t}
-    if not check:
-        for path in changed:
-            _owned(ws, path.parent.relative_to(ws.root).as_posix(), create=True)
-        write_files(changed)
-        for path in gone:
-            path.unlink(missing_ok=True)
-    return (
-        sorted(ws.rel(p) for p in changed),
-        sorted(ws.rel(p) for p in everything if p not in changed),
-        sorted(ws.rel(p) for p in gone),
-        sorted(ws.rel(p) for p in left),
-    )
+def write_hub(ws: Workspace, files: Mapping[str, str], *, check: bool) -> GenerateResult:
+    """Write `files` (relative to GENERATED_DIR/hub/) through nbenv's one writer of generated trees, as
+    `nbenv generate` writes docker/NAME/ (all or nothing, a manifest, --check); repo-relative paths back."""
+    out = hub_dir(ws)
+    return write_outputs(ws, [(out_rel(ws), {out / path: text for path, text in files.items()})], check=check)
 
 
 def hub_dir(ws: Workspace) -> Path:
     return ws.root / out_rel(ws)
 
 
-__all__: Sequence[str] = ("HubResult", "hub_generate", "offered", "singleuser_requirements", "write_tree")
+__all__: Sequence[str] = ("HubResult", "hub_generate", "offered", "singleuser_requirements", "write_hub")

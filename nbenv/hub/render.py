@@ -25,6 +25,7 @@ from nbenv.constants import USER_GID, USER_UID
 from nbenv.hub.profiles import HubProfile, spawner_template
 from nbenv.plan import VENV
 from nbenv.render.dockerfile import install_step, label_value, tools_stage
+from nbenv.running.gpus import device_request
 from nbenv.server_env import HUB_PINS, SERVER_VENV, SINGLEUSER_PINS
 from nbenv.spec.models import HubSettings, RepoConfig, size_bytes
 
@@ -92,6 +93,8 @@ def profile_data(profile: HubProfile) -> dict[str, object]:
         # JupyterHub's Spawner.default_url template (braces and %U defused).
         "environment": dict(profile.environment),
         "default_url": spawner_template(profile.default_url),
+        # [resources] gpus: DockerSpawner's device request (none without gpus, so the key is left out).
+        **({"device_requests": [device_request(profile.gpus)]} if profile.gpus is not None else {}),
     }
 
 

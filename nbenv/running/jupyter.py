@@ -7,10 +7,9 @@ import errno
 import ipaddress
 import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
+from nbenv.adapters import localhttp
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
 from nbenv.plan import start_page
@@ -64,27 +63,9 @@ def jupyter_url(host: str, port: int, token: str | None, default_url: str) -> st
 
 
 def status_code(port: int, token: str | None, *, host: str) -> int | None:
-    """HTTP status of Jupyter's /api/status on host:port (None when nothing answers)."""
-    request = urllib.request.Request(f"http://{netloc(host, port)}/api/status")
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    try:
-        with _NO_PROXY.open(request, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None
-
-
-# The probe goes straight to the address Jupyter is published on: never through an HTTP proxy from the
-# environment (which would receive the token), never following a redirect elsewhere.
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    """HTTP status of Jupyter's /api/status on host:port (None when nothing answers): straight to that
+    address, never through a proxy from the environment (which would receive the token)."""
+    return localhttp.status(f"http://{netloc(host, port)}/api/status", token=token, timeout=2)
 
 
 def wait_ready(compose: Compose, *, host: str, port: int, token: str | None, timeout: float, say: Say) -> ServiceState:

@@ -339,6 +339,13 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
         binds = [m for m in container["Mounts"] if m["Type"] == "bind"]
         assert binds and all(not m["RW"] for m in binds), f"{user}'s data is read-only: {binds}"
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [f"{HUB}-work-{user}"]
+        # The image's healthcheck is `nbenv up`'s (GET /api on 8888): a hub's server answers it with an error
+        # (it serves under /user/NAME/), so the hub turns it off rather than leave the container "unhealthy".
+        assert container["Config"]["Healthcheck"]["Test"] == ["NONE"] and "Health" not in container["State"], user
+        image_check = json.loads(docker("inspect", container["Image"]).stdout)[0]["Config"]["Healthcheck"]["Test"]
+        assert image_check[0] == "CMD" and "127.0.0.1:8888/api" in image_check[-1], image_check
+        probe = docker("exec", f"{HUB}-{user}", *image_check[1:], check=False)
+        assert probe.returncode != 0 and "HTTP Error 404" in probe.stderr, (user, probe.stderr[-500:])
     bob_host = json.loads(docker("inspect", f"{HUB}-bob").stdout)[0]["HostConfig"]
     assert bob_host["Memory"] == 2 << 30, "[resources] memory"
     assert bob_host["CpuQuota"] == 150_000 and bob_host["CpuPeriod"] == 100_000, "[resources] cpus: 1.5 CPUs"

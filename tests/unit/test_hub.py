@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from nbenv.errors import SpecError
 from nbenv.hub import generate as hub_generate_module
-from nbenv.hub.generate import offered, singleuser_requirements, write_tree
+from nbenv.hub.generate import offered, singleuser_requirements, write_hub
 from nbenv.hub.profiles import DataMount, HubProfile
 from nbenv.hub.render import CONFIG, PROFILES, SWARM_CONFIG, files, fixed, hub_id, layer, profiles_json
 from nbenv.hub.run import SECRET_FILES, ensure_secrets
@@ -86,12 +86,15 @@ def test_golden_hub_files(name: str) -> None:
 # --- the configs, loaded as JupyterHub loads them ----------------------------------------------------
 
 
-def load_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CONFIG) -> Any:
+def load_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CONFIG, hub_files: dict[str, str] | None = None
+) -> Any:
+    """docker/hub/ (`hub_files`, default `rendered()`) loaded as JupyterHub loads it."""
     from traitlets.config.loader import PyFileConfigLoader
 
     out = tmp_path / "hub"
-    out.mkdir()
-    for rel, text in rendered().items():
+    out.mkdir(parents=True)
+    for rel, text in (rendered() if hub_files is None else hub_files).items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
     secrets = tmp_path / "secrets"
@@ -431,15 +434,15 @@ def test_a_symlinked_secret_is_refused(workspace: Path, tmp_path: Path) -> None:
 def test_docker_hub_is_written_atomically_with_a_manifest_and_checked_for_drift(workspace: Path) -> None:
     ws = Workspace(workspace)
     files_ = rendered()
-    changed, unchanged, stale, kept = write_tree(ws, "docker/hub", files_, check=False)
-    assert "docker/hub/.nbenv-manifest" in changed and not unchanged and not stale and not kept
-    assert write_tree(ws, "docker/hub", files_, check=True)[0] == []
+    result = write_hub(ws, files_, check=False)
+    assert "docker/hub/.nbenv-manifest" in result.changed and not result.unchanged
+    assert not result.stale and not result.kept
+    assert write_hub(ws, files_, check=True).changed == []
     (workspace / "docker/hub/profiles.json").write_text("{}")
-    assert write_tree(ws, "docker/hub", files_, check=True)[0] == ["docker/hub/profiles.json"]
+    assert write_hub(ws, files_, check=True).changed == ["docker/hub/profiles.json"]
     assert (workspace / "docker/hub/profiles.json").read_text() == "{}", "--check writes nothing"
     fewer = {k: v for k, v in files_.items() if not k.startswith("singleuser/server/")}
-    _, _, stale, _ = write_tree(ws, "docker/hub", fewer, check=False)
-    assert stale == [
+    assert write_hub(ws, fewer, check=False).stale == [
         "docker/hub/singleuser/server/Dockerfile",
         "docker/hub/singleuser/server/jupyterhub-singleuser.txt",
     ]
@@ -456,7 +459,7 @@ def test_a_symlinked_docker_hub_is_refused_and_nothing_is_written(workspace: Pat
     (workspace / "docker").mkdir(exist_ok=True)
     (workspace / "docker/hub").symlink_to(outside)
     with pytest.raises(SpecError, match="is a symlink"):
-        write_tree(Workspace(workspace), "docker/hub", rendered(), check=False)
+        write_hub(Workspace(workspace), rendered(), check=False)
     assert not list(outside.iterdir())
 
 

@@ -94,7 +94,9 @@ c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.name_template = HUB_ID + "-{username}"
 c.DockerSpawner.remove = True  # a stopped server's container goes; the user's work stays in their volume
 c.DockerSpawner.pull_policy = "never"  # nbenv built every image here: nothing is ever pulled
-c.DockerSpawner.extra_create_kwargs = {"labels": {SETTINGS["label"]: HUB_ID}}
+# No healthcheck: the image's is `nbenv up`'s (GET /api on port 8888), which a hub's server answers with 404
+# (it serves under /user/NAME/), so the container would turn "unhealthy". JupyterHub checks the server itself.
+c.DockerSpawner.extra_create_kwargs = {"labels": {SETTINGS["label"]: HUB_ID}, "healthcheck": {"test": ["NONE"]}}
 c.Spawner.default_url = "/lab"
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 300
@@ -124,6 +126,8 @@ def apply_profile(spawner: Any) -> None:
     host_config = dict(SECURITY)
     if profile["shm_size_bytes"]:
         host_config["shm_size"] = profile["shm_size_bytes"]
+    if profile.get("device_requests"):  # [resources] gpus: as `docker run --gpus` asks the engine
+        host_config["device_requests"] = profile["device_requests"]
     spawner.extra_host_config = host_config
     # The spec's [env] (its names never JUPYTER*_, JUPYTERHUB_*, NBENV_* nor the limits: the spec's rule),
     # then nbenv's own. The server's token arrives as JUPYTERHUB_API_TOKEN (JupyterHub sets it); the

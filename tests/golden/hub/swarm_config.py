@@ -57,6 +57,8 @@ def apply_swarm_profile(spawner: Any) -> None:
     for services: every capability is dropped and the data stays read-only."""
     _apply(spawner)  # checks the choice; the image, command, limits and environment
     profile = PROFILES[spawner.user_options["image"]]
+    if profile.get("device_requests"):  # `nbenv hub up --swarm` refuses these before it starts
+        raise ValueError(f"{profile['name']}: a swarm service cannot reserve GPUs; serve it with DockerSpawner")
     work = f"{HUB_ID}-work-{spawner.escaped_name}"  # the same volume as under DockerSpawner
     mounts = [Mount(target=profile["work_dir"], source=work, type="volume", labels=LABELS)]
     for item in profile["data"]:
