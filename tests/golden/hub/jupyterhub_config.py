@@ -41,6 +41,11 @@ c.JupyterHub.cookie_secret_file = str(SECRETS / "cookie_secret")
 c.JupyterHub.pid_file = "/tmp/jupyterhub.pid"
 c.ConfigurableHTTPProxy.auth_token = secret("proxy_token")
 c.ConfigurableHTTPProxy.pid_file = "/tmp/jupyterhub-proxy.pid"
+# The Python configurable-http-proxy buffers every response and gives up on one after tornado's default
+# 20 s: the spawn page's progress stream stays open until the server is ready (up to start_timeout), so a
+# server slower than 20 s left the page at "starting" forever (a 503 behind it). Wait as long as a spawn.
+START_TIMEOUT = 300
+c.ConfigurableHTTPProxy.command = ["configurable-http-proxy", "--proxy-timeout", str((START_TIMEOUT + 30) * 1000)]
 c.JupyterHub.cleanup_servers = False  # `nbenv hub down` stops the users' servers itself
 
 # Who logs in: NativeAuthenticator (users sign up with a password; an admin authorizes them). Admins are
@@ -99,7 +104,7 @@ c.DockerSpawner.pull_policy = "never"  # nbenv built every image here: nothing i
 c.DockerSpawner.extra_create_kwargs = {"labels": {SETTINGS["label"]: HUB_ID}, "healthcheck": {"test": ["NONE"]}}
 c.Spawner.default_url = "/lab"
 c.Spawner.http_timeout = 120
-c.Spawner.start_timeout = 300
+c.Spawner.start_timeout = START_TIMEOUT
 SECURITY = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"], "init": False}
 
 
