@@ -215,6 +215,13 @@ class FakeImages:
         (["nbenv/server@sha256:" + "2" * 64], "nbenv/server@sha256:" + "2" * 64),  # pushed: by digest
         (["other/repo@sha256:" + "3" * 64], "sha256:" + "1" * 64),  # another repository's digest is not this one
         (["nbenv/serv@sha256:" + "4" * 64, "nbenv/server@sha256:" + "5" * 64], "nbenv/server@sha256:" + "5" * 64),
+        # pushed by `nbenv image push` (REGISTRY[/PATH]/PREFIX/NAME): that registry's digest
+        (["127.0.0.1:5000/nbenv/server@sha256:" + "6" * 64], "127.0.0.1:5000/nbenv/server@sha256:" + "6" * 64),
+        (
+            ["reg.example:5000/team/nbenv/server@sha256:" + "7" * 64],
+            "reg.example:5000/team/nbenv/server@sha256:" + "7" * 64,
+        ),
+        (["127.0.0.1:5000/x-nbenv/server@sha256:" + "8" * 64], "sha256:" + "1" * 64),  # not a suffix at a `/`
     ],
 )
 def test_the_swarm_service_names_the_chosen_image_pinned(

@@ -33,7 +33,8 @@ def pinned(client: Any, image: str) -> str:
     found = client.inspect_image(image)
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     for digest in found.get("RepoDigests") or []:
-        if digest.split("@", 1)[0] == repository:
+        named = digest.split("@", 1)[0]  # `nbenv image push` sends PREFIX/NAME to REGISTRY[/PATH]/PREFIX/NAME
+        if named == repository or named.endswith(f"/{repository}"):
             return str(digest)
     return str(found["Id"])
 
