@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine_queries import make_workspace, run  # noqa: E402
+from nbenv.adapters.localhttp import NO_PROXY  # noqa: E402
 from nbenv.hub.render import LABEL, hub_id  # noqa: E402
 from nbenv.spec.models import RepoConfig  # noqa: E402
 
@@ -104,7 +105,7 @@ class Hub:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.base}/hub/api{path}", data=data, method=method)
         request.add_header("Authorization", f"token {self.token}")
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with NO_PROXY.open(request, timeout=30) as response:
             text = response.read().decode()
         return json.loads(text) if text else None
 

@@ -83,6 +83,35 @@ _CUSTOMIZE_HOOKS = (
     # end: as an --aptopt it would also apply to mmdebstrap's own download, which needs the files.
     'printf \'APT::Keep-Downloaded-Packages "false";\\n\' > "$1/etc/apt/apt.conf.d/90nbenv-no-debs"',
 )
+# CUDA (`nbenv image base --cuda`, tag SUITE-cuda): Debian's own CUDA runtime libraries, from its non-free
+# component (NVIDIA's licence), for each suite nbenv knows; verified with `apt-cache policy` for amd64 and
+# arm64. The driver side (libcuda1, nvidia-smi) is not installed: the NVIDIA Container Toolkit mounts the
+# host's driver into a container that requests a GPU (`[resources] gpus`), and it must match the host's kernel.
+CUDA_SUFFIX = "-cuda"
+CUDA_COMPONENTS = ("main", "contrib", "non-free", "non-free-firmware")
+CUDA_VERSION = {"bookworm": "11.8", "trixie": "12.4"}
+CUDA_PACKAGES = {
+    "bookworm": (
+        "libcublas11",
+        "libcublaslt11",
+        "libcudart11.0",
+        "libcufft10",
+        "libcurand10",
+        "libcusolver11",
+        "libcusparse11",
+        "libnvrtc11.2",
+    ),
+    "trixie": (
+        "libcublas12",
+        "libcublaslt12",
+        "libcudart12",
+        "libcufft11",
+        "libcurand10",
+        "libcusolver11",
+        "libcusparse12",
+        "libnvrtc12",
+    ),
+}
 _STATUS_LINE = re.compile(r"[IWE]: ")  # mmdebstrap's own status lines
 _DETAIL_LINES = 40  # other output kept back, shown only on failure
 _STOP_GRACE_SECONDS = 10.0  # Ctrl-C in a terminal reaches mmdebstrap too: let it unmount and clean up itself
@@ -94,6 +123,7 @@ class BaseRecipe:
 
     suite: str
     packages: tuple[str, ...] = ()
+    cuda: bool = False  # with Debian's CUDA runtime (CUDA_PACKAGES)
 
     @property
     def python(self) -> str | None:
@@ -110,15 +140,19 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def nbenv_recipe(ref: str) -> BaseRecipe | None:
-    """The recipe of `nbenv/debian-python[:SUITE]` (the tag is the suite; none: bookworm), else None."""
+    """The recipe of `nbenv/debian-python[:SUITE[-cuda]]` (the tag is the suite; none: bookworm; `-cuda`:
+    with Debian's CUDA runtime), else None."""
     repository, tag = split_ref(ref)
     if repository != NBENV_BASE_REPOSITORY:
         return None
-    return BaseRecipe(tag or DEFAULT_SUITE)
+    suite = tag or DEFAULT_SUITE
+    if suite.endswith(CUDA_SUFFIX) and suite != CUDA_SUFFIX:
+        return BaseRecipe(suite.removesuffix(CUDA_SUFFIX), cuda=True)
+    return BaseRecipe(suite)
 
 
-def suite_tag(suite: str) -> str:
-    return f"{NBENV_BASE_REPOSITORY}:{suite}"
+def suite_tag(suite: str, *, cuda: bool = False) -> str:
+    return f"{NBENV_BASE_REPOSITORY}:{suite}{CUDA_SUFFIX if cuda else ''}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +169,7 @@ class BaseImagePlan:
     mmdebstrap_argv: tuple[str, ...]
     import_changes: tuple[str, ...]
     platform: str | None = None  # another architecture than the engine's (mmdebstrap --arch, under QEMU)
+    cuda: bool = False  # with Debian's CUDA runtime (CUDA_PACKAGES)
 
 
 def base_image_plan(
@@ -142,9 +177,11 @@ def base_image_plan(
     tag: str = DEFAULT_BASE_TAG,
     suite: str = DEFAULT_SUITE,
     extra_packages: Sequence[str] = (),
+    cuda: bool = False,
     platform: str | None = None,
 ) -> BaseImagePlan:
     """Validate the inputs and build the mmdebstrap argv and the `docker import --change` values.
+    With `cuda`: Debian's CUDA runtime of the suite (CUDA_PACKAGES) from its non-free component.
     `platform`: a base for another architecture (`tag` is then that platform's own tag, see
     `platforms.platform_tag`); None: the engine's own."""
     if isinstance(extra_packages, str):
@@ -153,11 +190,12 @@ def base_image_plan(
     _check_suite(suite)
     for name in extra_packages:
         _check_package(name)
-    packages = tuple(sorted({*BASE_PACKAGES, *extra_packages}))
+    packages = tuple(sorted({*BASE_PACKAGES, *extra_packages, *(_cuda_packages(suite) if cuda else ())}))
     platform = canonical(platform) if platform else None
     argv = (
         "mmdebstrap",
         "--variant=minbase",
+        *((f"--components={','.join(CUDA_COMPONENTS)}",) if cuda else ()),
         f"--include={','.join(packages)}",
         *(f"--aptopt={option}" for option in _APT_OPTIONS),
         *(f"--dpkgopt={option}" for option in _DPKG_OPTIONS),
@@ -166,7 +204,7 @@ def base_image_plan(
         *((f"--arch={debian_arch(platform)}",) if platform else ()),
         suite,
     )
-    return BaseImagePlan(tag, suite, packages, argv, _import_changes(suite, packages), platform)
+    return BaseImagePlan(tag, suite, packages, argv, _import_changes(suite, packages, cuda=cuda), platform, cuda)
 
 
 def mmdebstrap_command(plan: BaseImagePlan, *, mode: str, target: Path) -> list[str]:
@@ -289,15 +327,27 @@ def check_emulation(platform: str, native: str) -> None:
         )
 
 
-def _base_labels(suite: str, packages: tuple[str, ...]) -> dict[str, str]:
+def _cuda_packages(suite: str) -> tuple[str, ...]:
+    if suite not in CUDA_PACKAGES:
+        raise BuildError(
+            f"--cuda: nbenv knows Debian's CUDA runtime packages for {' and '.join(CUDA_PACKAGES)}, not {suite!r}",
+            "build for one of those suites, or name a CUDA base image built elsewhere as the spec's base_image",
+        )
+    return CUDA_PACKAGES[suite]
+
+
+def _base_labels(suite: str, packages: tuple[str, ...], *, cuda: bool = False) -> dict[str, str]:
+    cuda_labels = {"nbenv.base.cuda": CUDA_VERSION[suite]} if cuda else {}
     return {
-        "org.opencontainers.image.title": f"nbenv Debian {suite} Python base",
+        "org.opencontainers.image.title": f"nbenv Debian {suite} Python base"
+        + (f" with the CUDA {CUDA_VERSION[suite]} runtime" if cuda else ""),
         "org.opencontainers.image.description": (
             f"Debian {suite} minbase with {', '.join(packages)} and the user {USER_NAME} "
             f"({USER_UID}:{USER_GID}), made by nbenv from Debian packages"
         ),
         "nbenv.base.suite": suite,
         "nbenv.base.packages": ",".join(packages),
+        **cuda_labels,
     }
 
 
@@ -305,10 +355,10 @@ _BASE_ENV = {"LANG": "C.UTF-8", "PATH": PATH_ENV}
 _BASE_CMD = ["/bin/bash"]
 
 
-def _import_changes(suite: str, packages: tuple[str, ...]) -> tuple[str, ...]:
+def _import_changes(suite: str, packages: tuple[str, ...], *, cuda: bool = False) -> tuple[str, ...]:
     return (
         *(f"ENV {key}={value}" for key, value in _BASE_ENV.items()),
-        *(_label(key, value) for key, value in _base_labels(suite, packages).items()),
+        *(_label(key, value) for key, value in _base_labels(suite, packages, cuda=cuda).items()),
         f"CMD {json.dumps(_BASE_CMD)}",
     )
 
@@ -427,7 +477,7 @@ def image_config(plan: BaseImagePlan, *, layer_digest: str, labels: dict[str, st
         "config": {
             "Env": [f"{key}={value}" for key, value in _BASE_ENV.items()],
             "Cmd": list(_BASE_CMD),
-            "Labels": {**_base_labels(plan.suite, plan.packages), **labels},
+            "Labels": {**_base_labels(plan.suite, plan.packages, cuda=plan.cuda), **labels},
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
         "history": [{"created": created, "created_by": _message(plan)}],

@@ -238,7 +238,14 @@ class ImageBuilder:
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
             )
 
-    def build_files(self, files: Mapping[str, str], *, tags: Sequence[str], labels: Mapping[str, str]) -> str:
+    def build_files(
+        self,
+        files: Mapping[str, str],
+        *,
+        tags: Sequence[str],
+        labels: Mapping[str, str],
+        build_args: Mapping[str, str] | None = None,
+    ) -> str:
         """Build an image nbenv renders outside the environments (the hub image, a hub layer) from `files`
         (relative path -> text: the whole context), with the same build secrets; the new image's id."""
         with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
@@ -246,7 +253,7 @@ class ImageBuilder:
                 target = Path(tmp) / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
-            return self._build_context(Path(tmp), tuple(tags), {}, dict(labels), BuildOptions())
+            return self._build_context(Path(tmp), tuple(tags), dict(build_args or {}), dict(labels), BuildOptions())
 
     def ensure_base(self, ref: str, *, what: str) -> str:
         """The id of base image `ref`, made from Debian packages first if nbenv makes it and it is missing."""
@@ -358,7 +365,9 @@ class ImageBuilder:
             from nbenv.base_image import base_image_plan, build_base_image
 
             return build_base_image(
-                base_image_plan(tag=ref, suite=recipe.suite, extra_packages=recipe.packages, platform=platform),
+                base_image_plan(
+                    tag=ref, suite=recipe.suite, extra_packages=recipe.packages, cuda=recipe.cuda, platform=platform
+                ),
                 engine=self.engine,
                 log=lambda line: self.say(f"  {line}"),
             )

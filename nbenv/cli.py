@@ -296,7 +296,7 @@ def image_push(
 ) -> None:
     """Push an image: sha-<commit> always, X.Y.Z/X.Y/latest from a release tag; never overwrite a tag."""
     result = api.image_push(repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live())
-    for decision in result.decisions:
+    for decision in (*result.decisions, *([result.hub] if result.hub else [])):
         typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
     for platform, digest in result.platforms:
         typer.echo(f"{result.repository}@{digest}\t{platform}")
@@ -313,6 +313,9 @@ def image_base(
         ),
     ] = None,
     suite: Annotated[str | None, typer.Option(help=f"Debian suite: {SUITES_HELP}; default {DEFAULT_SUITE}.")] = None,
+    cuda: Annotated[
+        bool, typer.Option("--cuda", help="Add Debian's CUDA runtime (non-free); default tag SUITE-cuda.")
+    ] = False,
     platform: Annotated[
         str | None,
         typer.Option(
@@ -321,8 +324,40 @@ def image_base(
     ] = None,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, platform=platform, say=_say)
+    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, cuda=cuda, platform=platform, say=_say)
     typer.echo(f"{built}\t{image_id}")
+
+
+# --- nbenv image preflight (issue 18: the wheel pre-flight; nbenv.wheel_preflight) ---
+@image_app.command("preflight")
+def image_preflight(
+    name: Annotated[str | None, typer.Argument(help="Environment name (default: the default one).")] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option("--platform", help="Target platform, repeatable (default: linux/amd64 and linux/arm64)."),
+    ] = None,
+    python: Annotated[
+        str | None, typer.Option(help="The image's Python X.Y (default: the base's, for a base nbenv makes).")
+    ] = None,
+    glibc: Annotated[
+        str | None, typer.Option(help="The image's glibc X.Y (default: the base's Debian suite's).")
+    ] = None,
+) -> None:
+    """List each selected package with no wheel for a target platform (it would compile); exit 11 if any."""
+    from nbenv.errors import WheelsMissing
+
+    report = api.image_preflight(repo=_repo(), name=name, platforms=platform or [], python=python, glibc=glibc)
+    for item in report.compiles:
+        typer.echo(item.line())
+    if report.compiles:
+        raise WheelsMissing(
+            report.summary(),
+            "expect a long (emulated) build, or pin versions with wheels for these platforms and run `poetry lock`",
+        )
+    typer.echo(report.summary())
+
+
+# --- end of nbenv image preflight ---
 
 
 MAX_SECONDS = 7 * 86400.0  # a week: any longer wait is a typo (1e400 would overflow the clock)

@@ -10,6 +10,8 @@ DEFAULT_BASE_TAG = f"{NBENV_BASE_REPOSITORY}:{DEFAULT_SUITE}"
 # The python3 of each Debian release nbenv knows (X.Y): a stable release never moves to another minor.
 # The base image built from a suite tells its own in the label `nbenv.base.python` (read from the root filesystem).
 SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+# The glibc (X.Y) of each suite: which manylinux wheels its Python installs (nbenv.wheel_preflight).
+SUITE_GLIBC = {"bookworm": "2.36", "trixie": "2.41"}
 # The suites nbenv picks from when no base image is named, in this order: the first whose Python fits.
 AUTO_SUITES = ("bookworm", "trixie")
 

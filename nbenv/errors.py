@@ -66,3 +66,10 @@ class RegistryError(NbenvError):
     """A push was refused (dirty tree, tag conflict) or the registry failed."""
 
     exit_code = 10
+
+
+class WheelsMissing(NbenvError):
+    """`nbenv image preflight`: a selected package has no wheel for a target platform, so the build would
+    compile it (nbenv.wheel_preflight)."""
+
+    exit_code = 11

@@ -1,10 +1,12 @@
-"""Images after they are built: inspect their provenance, push them under the tag rules."""
+"""Images after they are built: inspect their provenance, push them under the tag rules (with the
+environment's hub layer, when docker/hub/ serves one built here)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from nbenv.adapters.engine import EngineAPI, ImageInfo
 from nbenv.adapters.registry import MANIFEST_LIST, Manifest, Registry
 from nbenv.build import BuildOptions, BuiltImage, ImageBuilder
-from nbenv.errors import RegistryError, RunError
+from nbenv.errors import NbenvError, RegistryError, RunError
 from nbenv.plan import image_repository
 from nbenv.platforms import arch, platform_tag
 from nbenv.provenance import GitState, ImageProvenance, TagDecision, plan_push, push_tags
@@ -137,11 +139,21 @@ def registry_of(ws: Workspace, option: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class HubLayer:
+    """The environment's hub layer (`PREFIX/NAME:hub-KEY`, built by `nbenv hub generate`): what the hub serves."""
+
+    ref: str
+    image_id: str
+    tag: str  # hub-KEY
+
+
+@dataclass(frozen=True)
 class PushResult:
     repository: str  # registry/prefix/name
     image_id: str
     decisions: tuple[TagDecision, ...]
     digest: str | None  # manifest digest in the registry (of the image index, with `platforms`)
+    hub: TagDecision | None = None  # the hub layer's tag (hub-KEY) in the same repository, when there is one
     platforms: tuple[tuple[str, str], ...] = ()  # with `platforms`: (platform, its manifest digest) each
 
 
@@ -168,7 +180,12 @@ def push(
     tags = push_tags(git)
     found = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}
     decisions = plan_push(built.image_id, {tag: held.image if held else None for tag, held in found.items()})
-    if conflicts := [d for d in decisions if d.action == "conflict"]:
+    layer = hub_layer(engine, ws, name, say=say)
+    hub: TagDecision | None = None
+    if layer is not None:  # a content-key tag: immutable, like sha-<commit>
+        held = remote.lookup(f"{repository}:{layer.tag}")
+        [hub] = plan_push(layer.image_id, {layer.tag: held.image if held else None})
+    if conflicts := [d for d in (*decisions, *([hub] if hub else [])) if d.action == "conflict"]:
         raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
     digest: str | None = None
     for decision in decisions:
@@ -182,7 +199,51 @@ def push(
         _verify(remote, target, built.image_id, digest)
     if digest is None and tags and (held := found[tags[0]]):
         digest = held.manifest  # nothing new was pushed: the digest the registry already had
-    return PushResult(repository, built.image_id, tuple(decisions), digest)
+    if layer is not None and hub is not None:
+        target = f"{repository}:{layer.tag}"
+        if hub.action == "push":
+            engine.tag(layer.ref, target)
+            say(f"{target}: pushing the hub layer (what `nbenv hub` serves on other hosts)")
+            _verify(remote, target, layer.image_id, remote.push(target))
+        else:
+            say(f"{target}: the hub layer is already there")
+    return PushResult(repository, built.image_id, tuple(decisions), digest, hub)
+
+
+HUB_TAG_RE = re.compile(r"hub-[0-9a-f]{12}")
+
+
+def hub_layer(engine: EngineAPI, ws: Workspace, name: str, *, say: Say) -> HubLayer | None:
+    """The hub layer `docker/hub/profiles.json` (committed by `nbenv hub generate`) serves for `name`, when
+    the hub offers it and the layer is built here; else None, with a line saying why when it is not built."""
+    from nbenv.hub.render import OUT_DIR, PROFILES
+    from nbenv.safepath import confine, read_regular
+
+    rel = f"{ws.config.generated_dir}/{OUT_DIR}/{PROFILES}"
+    if not (ws.root / rel).exists():
+        return None
+    try:
+        text = read_regular(confine(ws.root, rel, what="hub profiles"), display=rel, limit=4 << 20)
+        profiles = json.loads(text)["profiles"]
+        images = [p["image"] for p in profiles if isinstance(p, dict) and p.get("name") == name]
+    except (NbenvError, ValueError, KeyError, TypeError) as exc:
+        say(
+            f"{rel}: not read ({str(exc).splitlines()[0][:200]}): no hub layer pushed; `nbenv hub generate` rewrites it"
+        )
+        return None
+    repository = image_repository(ws.config, name)
+    if not images:
+        return None  # the hub does not offer it
+    ref = images[0]
+    tag = ref.removeprefix(f"{repository}:") if isinstance(ref, str) else ""
+    if not HUB_TAG_RE.fullmatch(tag):
+        say(f"{rel}: {name}: {str(ref)[:200]!r} is not its hub layer ({repository}:hub-KEY): no hub layer pushed")
+        return None
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        say(f"{name}: its hub layer {ref} is not built here: run `nbenv hub generate`, then push again to push it")
+        return None
+    return HubLayer(ref, image_id, tag)
 
 
 def _refusal(name: str, target: str, held: str | None) -> RegistryError:
@@ -280,7 +341,9 @@ def push_index(
         say(f"{target}: publishing the index of {', '.join(p for p, _ in built)}")
         remote.put_index(target, body, MANIFEST_LIST)
         _verify_index(remote, repository, target, digest, built)
-    return PushResult(repository, identity, tuple(decisions), digest, tuple((p, m.digest) for p, m in entries))
+    return PushResult(
+        repository, identity, tuple(decisions), digest, platforms=tuple((p, m.digest) for p, m in entries)
+    )
 
 
 def _push_platform(remote: Registry, engine: EngineAPI, image: BuiltImage, target: str, say: Say) -> Manifest:

@@ -51,6 +51,9 @@ _VERSION = re.compile(
     re.I | re.A | re.X,
 )
 _VERSION_MAX = 128
+# A wheel's or an sdist's file name (PEP 427/625, plus the older sdist names): no path, no space.
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!%-]*", re.A)
+_FILE_MAX = 1024
 HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _HASH = re.compile(r"(sha256|sha384|sha512):([0-9a-f]+)", re.A)
 # PEP 508 environment markers. Strings hold no quote of their own kind, no control character, and
@@ -114,6 +117,15 @@ def version_problem(value: object) -> str | None:
         return f"must be a string, not {type(value).__name__}"
     if len(value) > _VERSION_MAX or not _VERSION.fullmatch(value):
         return f"{_shown(value)} is not a PEP 440 version"
+    return None
+
+
+def file_name_problem(value: object) -> str | None:
+    """Why `value` is not the name of a distribution file (a wheel or an sdist: no path, no space), or None."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if len(value) > _FILE_MAX or not _FILE.fullmatch(value):
+        return f"{_shown(value)} is not a distribution file name (ASCII letters, digits and . _ - + ! %)"
     return None
 
 
@@ -222,6 +234,9 @@ class LockedPackage:
     markers: dict[str, str]  # group -> marker; a missing group (or "*") means "always"
     hashes: tuple[str, ...]
     optional: bool
+    # The file names the lock lists (`files = [{file = ..., hash = ...}]`): wheels and sdists, in the
+    # lock's order. Only the wheel pre-flight (nbenv.wheel_preflight) reads them; pins go by hash.
+    files: tuple[str, ...] = ()
 
     def marker_for(self, groups: Iterable[str]) -> str | None:
         """The environment marker under which any of `groups` needs this package (None: always)."""
@@ -506,12 +521,12 @@ def _package(entry: object, index: int, display: str, text: str) -> LockedPackag
     name = table.name(entry)
     groups = table.groups(entry, name)
     table.check_source(entry, name)
-    hashes = table.hashes(entry, name)
+    hashes, files = table.files(entry, name)
     markers = table.markers(entry, name, groups)
     optional = entry.get("optional", False)
     if not isinstance(optional, bool):
         table.fail("optional", f"{name}: must be true or false, not {_type(optional)}")
-    return LockedPackage(name, entry["version"], groups, markers, hashes, optional)
+    return LockedPackage(name, entry["version"], groups, markers, hashes, optional, files)
 
 
 class _PackageTable:
@@ -564,13 +579,15 @@ class _PackageTable:
                 "publish it to a package index (or a local one) and depend on it by version",
             )
 
-    def hashes(self, entry: dict[str, Any], name: str) -> tuple[str, ...]:
+    def files(self, entry: dict[str, Any], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the sorted hashes, the file names) of `files`; a name, where given, is a plain file name."""
         files = entry.get("files")
         if files is None or files == []:
             self.fail("files", f"{name} has no file hashes")
         if not isinstance(files, list):
             self.fail("files", f"{name}: must be an array of tables, not {_type(files)}")
         hashes: list[str] = []
+        names: list[str] = []
         for number, file in enumerate(files):
             if not isinstance(file, dict):
                 self.fail(f"files[{number}]", f"{name}: must be a table, not {_type(file)}", item=number)
@@ -579,7 +596,11 @@ class _PackageTable:
             if problem := hash_problem(file["hash"]):
                 self.fail(f"files[{number}].hash", f"{name}: {problem}", item=number)
             hashes.append(file["hash"])
-        return tuple(sorted(hashes))
+            if "file" in file:
+                if problem := file_name_problem(file["file"]):
+                    self.fail(f"files[{number}].file", f"{name}: {problem}", item=number)
+                names.append(file["file"])
+        return tuple(sorted(hashes)), tuple(names)
 
     def markers(self, entry: dict[str, Any], name: str, groups: frozenset[str]) -> dict[str, str]:
         """Group -> PEP 508 marker: one string for every group, or a table per group."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -92,6 +93,15 @@ class Mount:
 STATE_DIR = ".nbenv"  # = workspace.STATE_DIR: the tokens, the parse cache, compose.env
 
 
+def start_page(default_url: str) -> str:
+    """The start page (`[jupyter] default_url`) without a `token` in its query: one there must not shadow
+    the token nbenv (`up`'s URL) or a hub (the server's OAuth) gives. The rest of the query and the
+    fragment are kept."""
+    parts = urllib.parse.urlsplit(default_url)
+    kept = "&".join(q for q in parts.query.split("&") if q and q.partition("=")[0] != "token")
+    return urllib.parse.urlunsplit(("", "", parts.path, kept, parts.fragment))
+
+
 def token_file(name: str) -> str:
     """Repo-relative path of the environment's Jupyter token file (git-ignored state)."""
     return posixpath.join(STATE_DIR, "run", name, "jupyter_token")
@@ -154,6 +164,11 @@ def container_paths_of(env: Environment, repo_path: str) -> list[str]:
 def container_path_of(env: Environment, repo_path: str) -> str | None:
     """Where repo-relative `repo_path` appears through the environment's first source mount that holds it."""
     return next(iter(container_paths_of(env, repo_path)), None)
+
+
+def working_dir(env: Environment) -> str:
+    """Where Jupyter's root and `nbenv run`'s working directory are: the first source mount's target, else HOME."""
+    return env.mounts[0].target if env.mounts else USER_HOME
 
 
 def data_mount_targets(env: Environment) -> list[str]:
@@ -304,5 +319,5 @@ def run_plan(env: Environment, build: BuildPlan, *, project: str, token_file: st
         mounts=tuple(mounts),
         environment=dict(sorted(env.env.items())),
         token_file=from_compose(token_file),
-        working_dir=env.mounts[0].target if env.mounts else USER_HOME,
+        working_dir=working_dir(env),
     )

@@ -101,6 +101,25 @@ class Dvc:
                     remote_odb = None
             yield _Out(rel, out.hash_info), out.cache, remote_odb
 
+    def cache_objects(self, targets: Sequence[str]) -> list[Path]:
+        """The local cache's files that hold the targets' objects: each file's object and each directory's
+        manifest (read from the cache, else the remote), whether they are in the cache now or not. Nothing
+        else of the cache: what a benchmark removes to pull the targets into an empty cache."""
+        repo = self._open()
+        try:
+            with _quiet_dvc():
+                remote = repo.cloud.get_remote(self.remote)
+        except Exception:  # no remote: the directories' manifests can come from the cache only
+            remote = None
+        found: set[Path] = set()
+        for out, cache, remote_odb in self._outs(targets, remote):
+            if out.hash_info.isdir:
+                found.add(Path(cache.oid_to_path(out.hash_info.value)))
+            for path, oid in _files(out, cache, remote_odb):
+                if any(_overlaps(path, target) for target in targets):
+                    found.add(Path(cache.oid_to_path(oid)))
+        return sorted(found)
+
     def check(self) -> None:
         """Open the repository now: not a DVC repository, or an unknown --remote, is one DataError."""
         self._open()

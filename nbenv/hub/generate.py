@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from nbenv import inimage
 from nbenv.constants import DEFAULT_BASE_TAG
 from nbenv.errors import DriftError, SpecError
-from nbenv.fs import write_files
-from nbenv.generate import MANIFEST, _owned, _read, _refuse_link, _stale, manifest_text
+from nbenv.generate import GenerateResult, write_outputs
+from nbenv.generate import render as render_environment
 from nbenv.hub.profiles import HubProfile, profile
 from nbenv.hub.render import (
     HUB_IMAGE_DIR,
@@ -34,9 +34,9 @@ from nbenv.hub.render import (
     layer,
 )
 from nbenv.hub.render import files as render_files
-from nbenv.image_plan import content_key
+from nbenv.image_plan import build_inputs, content_key
 from nbenv.lock import canonical
-from nbenv.plan import BuildPlan
+from nbenv.plan import BuildPlan, working_dir
 from nbenv.project import Project
 from nbenv.server_env import SERVER_PINS, SINGLEUSER_PINS, parse, shipped
 from nbenv.spec.load import existing_environments
@@ -140,9 +140,39 @@ def layer_context(item: Layer) -> dict[str, str]:
     return context
 
 
-def layer_ref(from_ref: str, from_id: str, item: Layer) -> str:
-    repository = from_ref.rsplit(":", 1)[0]
-    return f"{repository}:hub-{content_key(from_image_id=from_id, files=layer_context(item))[:12]}"
+def layer_key(project: Project, plan: BuildPlan, item: Layer) -> str:
+    """The hub layer's content key from committed inputs only, so every machine writes the same docker/hub/
+    from the same commit: the build inputs nbenv generates from the specs, poetry.lock and its pins
+    (docker/NAME/ of the environment and of each parent), the base image's reference, the layer's own
+    files and nbenv's version (content_key). Never an image ID: the environment's image is keyed by its
+    base image's ID, which is local to each machine (nbenv makes its Debian base here) and changes with a
+    relabel; the layer built FROM it records that ID in a label, and `nbenv hub generate` rebuilds the
+    layer under the same tag when the environment's image changed (see `stale_layer`)."""
+    files: dict[str, str] = {}
+    for name in (*plan.env.lineage, plan.env.name):
+        chain_plan = project.plan(name)
+        rendered = render_environment(project.ws, chain_plan)
+        files.update(
+            {
+                f"{name}/{rel}": text
+                for rel, text in build_inputs(project.ws.root / chain_plan.out_dir, rendered).items()
+            }
+        )
+    files.update({f"hub/{rel}": text for rel, text in layer_context(item).items()})
+    return content_key(from_image_id=plan.env.base_image, files=files)
+
+
+def layer_ref(plan: BuildPlan, key: str) -> str:
+    return f"{plan.image}:hub-{key[:12]}"
+
+
+FROM_LABEL = f"{LABEL}.from"  # on a hub layer: the ID of the environment image it was built FROM
+
+
+def stale_layer(project: Project, ref: str, from_id: str) -> bool:
+    """Whether the hub layer `ref` is missing here, or built FROM another image than the environment's now."""
+    info = project.engine.inspect(ref)
+    return info is None or info.labels.get(FROM_LABEL) != from_id
 
 
 def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubResult:
@@ -155,13 +185,14 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
     profiles: list[HubProfile] = []
     layers: list[Layer] = []
     refs: dict[str, str] = {}
+    from_refs: dict[str, tuple[str, str]] = {}  # environment -> (its image's ck- ref, its image ID)
     for plan in plans:
         name = plan.env.name
         if check:
             current = builder.current(name)
             if current is None:
                 raise DriftError(
-                    f"{name}: its image is not built (or stale), so docker/hub/ cannot be checked",
+                    f"{name}: its image is not built (or stale), so {out_rel(ws)}/ cannot be checked",
                     "run `nbenv hub generate`",
                 )
             ref, image_id = current
@@ -169,8 +200,10 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
             built = builder.build(name)
             ref, image_id = built.ref, built.image_id
         draft = profile(plan, image=ref)
-        item = layer(draft, from_image=ref, requirements=requirements[name])
-        refs[name] = layer_ref(ref, image_id, item)
+        # The committed Dockerfile names the environment's :latest; the build pins its image (BASE_IMAGE).
+        item = layer(draft, from_image=f"{plan.image}:latest", requirements=requirements[name])
+        refs[name] = layer_ref(plan, layer_key(project, plan, item))
+        from_refs[name] = (ref, image_id)
         profiles.append(dataclasses.replace(draft, image=refs[name]))
         layers.append(item)
     hub = hub_id(ws.config)
@@ -181,21 +214,34 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
     for script in BUILD_SCRIPTS:
         rendered[f"{HUB_IMAGE_DIR}/build/{script}"] = inimage.script(script)
     if ws.config.hub.kubernetes is not None:  # everything under docker/hub/ shares the manifest and drift check
-        rendered.update(kubernetes_files(ws, profiles))
-    changed, unchanged, stale, kept = write_tree(ws, out_rel(ws), rendered, check=check)
+        out = hub_dir(ws)
+        rendered.update(
+            {
+                (ws.root / p).relative_to(out).as_posix(): t
+                for p, t in kubernetes_files(ws, profiles, run_dirs=run_dirs(plans)).items()
+            }
+        )
+    written = write_hub(ws, rendered, check=check)
+    changed = written.changed
     if check and changed:
         raise DriftError(
-            f"docker/hub is out of date: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}",
+            f"{out_rel(ws)} is out of date: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}",
             "run `nbenv hub generate` and commit the result",
         )
     if not check:
         for item, built_ref in zip(layers, (refs[n] for n in names), strict=True):
-            if project.engine.image_id(built_ref) is None:
+            from_ref, from_id = from_refs[item.name]
+            if stale_layer(project, built_ref, from_id):
                 say(f"{item.name}: building its hub layer {built_ref} (jupyterhub-singleuser {hub_version()})")
-                builder.build_files(layer_context(item), tags=(built_ref,), labels={f"{LABEL}.layer": item.name})
+                builder.build_files(
+                    layer_context(item),
+                    tags=(built_ref,),
+                    labels={f"{LABEL}.layer": item.name, FROM_LABEL: from_id},
+                    build_args={"BASE_IMAGE": from_ref},
+                )
             else:
                 say(f"{item.name}: hub layer up to date ({built_ref})")
-    return HubResult(changed, unchanged, stale, kept, profiles, layers, refs, rendered)
+    return HubResult(changed, written.unchanged, written.stale, written.kept, profiles, layers, refs, rendered)
 
 
 def kubernetes_settings(ws: Workspace) -> KubernetesSettings:
@@ -209,9 +255,19 @@ def kubernetes_settings(ws: Workspace) -> KubernetesSettings:
     return settings
 
 
-def kubernetes_files(ws: Workspace, profiles: Sequence[HubProfile]) -> dict[str, str]:
-    """docker/hub/kubernetes/ (paths relative to docker/hub/): the profiles for Zero to JupyterHub and the
-    notebook Jobs, with the DVC pointer files their data needs (read confined, size-capped)."""
+def run_dirs(plans: Sequence[BuildPlan]) -> dict[str, str]:
+    """{environment: where its Kubernetes Job runs notebooks and saves what they write}: where `nbenv run`
+    does (its working directory, the first source mount: read-write there, the runs volume on the cluster).
+    An environment without a source mount runs in its profile's work_dir (HOME is a scratch volume)."""
+    return {plan.env.name: working_dir(plan.env) for plan in plans if plan.env.mounts}
+
+
+def kubernetes_files(
+    ws: Workspace, profiles: Sequence[HubProfile], *, run_dirs: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """GENERATED_DIR/hub/kubernetes/ by repository path: the profiles for Zero to JupyterHub and the
+    notebook Jobs, with the DVC pointer files their data needs (read confined, size-capped); `run_dirs`:
+    each Job's directory (see `run_dirs`)."""
     from nbenv.dvc_outs import MAX_DVC_FILE, tracked_outputs
     from nbenv.hub import kubernetes
     from nbenv.safepath import confine, read_regular
@@ -228,52 +284,30 @@ def kubernetes_files(ws: Workspace, profiles: Sequence[HubProfile]) -> dict[str,
         )
         for path in paths
     }
-    files = kubernetes.render(
+    return kubernetes.render(
         profiles,
         kubernetes_settings(ws),
+        out_dir=f"{out_rel(ws)}/{kubernetes.SUBDIR}",
         pointers=pointers,
         image_prefix=ws.config.image_prefix,
         base_image=DEFAULT_BASE_TAG,
+        run_dirs=run_dirs,
     )
-    prefix = kubernetes.OUT_DIR.removesuffix("kubernetes")  # "docker/hub/": render names repository paths
-    return {path.removeprefix(prefix): text for path, text in files.items()}
 
 
 def out_rel(ws: Workspace) -> str:
     return f"{ws.config.generated_dir}/{OUT_DIR}"
 
 
-def write_tree(
-    ws: Workspace, rel: str, files: Mapping[str, str], *, check: bool
-) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Write `files` (relative to `rel`) all or nothing, with a manifest, as `nbenv generate` writes
-    docker/NAME/; (changed, unchanged, stale removed, kept) as repo-relative paths."""
-    out = _owned(ws, rel, create=False)
-    wanted = {out / path: text for path, text in files.items()}
-    for path in wanted:
-        _owned(ws, path.parent.relative_to(ws.root).as_posix(), create=False)
-        _refuse_link(ws, path)
-    manifest = {out / MANIFEST: manifest_text(out, wanted)}
-    _refuse_link(ws, out / MANIFEST)
-    gone, left = _stale(ws, out, wanted)
-    everything = {**wanted, **manifest}
-    changed = {p: t for p, t in everything.items() if _read(p) != t}
-    if not check:
-        for path in changed:
-            _owned(ws, path.parent.relative_to(ws.root).as_posix(), create=True)
-        write_files(changed)
-        for path in gone:
-            path.unlink(missing_ok=True)
-    return (
-        sorted(ws.rel(p) for p in changed),
-        sorted(ws.rel(p) for p in everything if p not in changed),
-        sorted(ws.rel(p) for p in gone),
-        sorted(ws.rel(p) for p in left),
-    )
+def write_hub(ws: Workspace, files: Mapping[str, str], *, check: bool) -> GenerateResult:
+    """Write `files` (relative to GENERATED_DIR/hub/) through nbenv's one writer of generated trees, as
+    `nbenv generate` writes docker/NAME/ (all or nothing, a manifest, --check); repo-relative paths back."""
+    out = hub_dir(ws)
+    return write_outputs(ws, [(out_rel(ws), {out / path: text for path, text in files.items()})], check=check)
 
 
 def hub_dir(ws: Workspace) -> Path:
     return ws.root / out_rel(ws)
 
 
-__all__: Sequence[str] = ("HubResult", "hub_generate", "offered", "singleuser_requirements", "write_tree")
+__all__: Sequence[str] = ("HubResult", "hub_generate", "offered", "singleuser_requirements", "write_hub")

@@ -25,6 +25,7 @@ from nbenv.hub.k8s_objects import (
     docker_bytes,
     gpu_limit,
     home_volumes,
+    k8s_literal,
     k8s_name,
     k8s_object,
     millicores,
@@ -39,6 +40,7 @@ IO_DIR = "/run/nbenv"  # as under `nbenv run` (nbenv.running.headless.IO_DIR)
 KERNEL_SECONDS = 90  # on top of the timeout, for the kernel's start and shutdown (headless.BACKSTOP_SECONDS)
 DRIVER_SCRIPT = "run_driver.py"
 MAX_TIMEOUT = 7 * 24 * 3600
+RUN_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}  # as under `nbenv run` (no __pycache__ beside the notebook)
 
 
 def runs_claim(settings: KubernetesSettings) -> dict[str, Any]:
@@ -117,7 +119,8 @@ def run_job(
         "imagePullPolicy": pull_policy(p.image, settings),
         "command": [python, "-u", f"{IO_DIR}/driver/driver.py", f"{IO_DIR}/driver/job.json"],
         "workingDir": out,
-        "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        # The spec's [env] and nbenv's own, as `nbenv run` sets them (nbenv's last), no `$(VAR)` expanded.
+        "env": [{"name": k, "value": k8s_literal(v)} for k, v in sorted({**dict(p.environment), **RUN_ENV}.items())],
         "securityContext": container_security(settings),
         "volumeMounts": mounts,
     }

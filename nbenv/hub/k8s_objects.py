@@ -163,6 +163,12 @@ def docker_bytes(size: str) -> int:
     return int(number * 1024 ** "bkmg".index(unit))
 
 
+def k8s_literal(value: str) -> str:
+    """`value` as a container's env value (or command, args) in which Kubernetes expands no `$(VAR)`:
+    it reads `$$` as `$`."""
+    return value.replace("$", "$$")
+
+
 def millicores(cpus: float) -> str:
     return f"{max(1, round(cpus * 1000))}m"
 

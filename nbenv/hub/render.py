@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from importlib import resources
 
 from nbenv.constants import USER_GID, USER_UID
-from nbenv.hub.profiles import HubProfile
+from nbenv.hub.profiles import HubProfile, spawner_template
 from nbenv.plan import VENV
 from nbenv.render.dockerfile import install_step, label_value, tools_stage
+from nbenv.running.gpus import device_request
 from nbenv.server_env import HUB_PINS, SERVER_VENV, SINGLEUSER_PINS
 from nbenv.spec.models import HubSettings, RepoConfig, size_bytes
 
@@ -88,6 +89,12 @@ def profile_data(profile: HubProfile) -> dict[str, object]:
         "data": [{"path": d.path, "target": d.target} for d in profile.data],
         "work_dir": profile.work_dir,
         "command": singleuser_command(profile),
+        # The spec's [env] as it is (DockerSpawner formats no environment value), and the start page as
+        # JupyterHub's Spawner.default_url template (braces and %U defused).
+        "environment": dict(profile.environment),
+        "default_url": spawner_template(profile.default_url),
+        # [resources] gpus: DockerSpawner's device request (none without gpus, so the key is left out).
+        **({"device_requests": [device_request(profile.gpus)]} if profile.gpus is not None else {}),
     }
 
 
@@ -117,7 +124,7 @@ class Layer:
     directory the user's volume is mounted on (owned by the image user, so a new volume is theirs)."""
 
     name: str
-    from_image: str  # the environment's image, pinned (ck- tag)
+    from_image: str  # the Dockerfile's default FROM (the environment's :latest); the build pins its ck- ref
     dockerfile: str
     requirements: str | None  # the nbenv-singleuser pins this image still needs, or None (its groups have them)
 

@@ -19,17 +19,16 @@ import os
 import secrets as token_source
 import stat
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbenv.adapters import localhttp
 from nbenv.adapters.engine import Engine
 from nbenv.constants import DEFAULT_BASE_TAG
 from nbenv.errors import RunError, UsageError
 from nbenv.fs import atomic_write
-from nbenv.hub.generate import BUILD_SCRIPTS, hub_dir, hub_generate
+from nbenv.hub.generate import BUILD_SCRIPTS, hub_dir, hub_generate, offered
 from nbenv.hub.render import (
     CONFIG,
     HUB_CONFIG_DIR,
@@ -160,6 +159,30 @@ def ensure_network(api: Any, name: str, *, hub: str, swarm: bool) -> None:
         )
 
 
+def refuse_swarm_gpus(project: Project) -> None:
+    """SwarmSpawner cannot give a server a GPU: a swarm service takes no device request, and swarm's generic
+    resources (`node-generic-resources` in every node's daemon.json plus the NVIDIA runtime's swarm-resource
+    setting, configured by hand) are not honoured reliably by the NVIDIA runtime. So an offered environment
+    with [resources] gpus is refused in one line, at the file and line that set it, before anything starts."""
+    loader = project.loader
+    for name in offered(project.ws):
+        if loader.environment(name).resources.gpus is None:
+            continue
+        declared: str | None = name  # the file in the `extends` chain that sets it, nearest first
+        while declared is not None:
+            loaded = loader.file(declared)
+            if loaded.spec.resources is not None and loaded.spec.resources.gpus is not None:
+                break
+            declared = loaded.spec.extends
+        doc = loader.file(declared or name).doc
+        raise doc.error(
+            ("resources", "gpus"),
+            f"{name} asks for GPUs, but a swarm service cannot reserve them (SwarmSpawner has no device request)",
+            "serve it with `nbenv hub up` (DockerSpawner on one host) or on Kubernetes, or leave it out of "
+            "[tool.nbenv.hub] environments",
+        )
+
+
 def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: bool, swarm: bool = False) -> str:
     """Generate and build what is stale, then start the hub (if it does not run already); its URL. With
     `swarm`: the SwarmSpawner variant on this swarm manager (each user's server a service)."""
@@ -170,6 +193,8 @@ def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: 
         address = ipaddress.ip_address(bind)
     except ValueError:
         raise UsageError(f"--bind: {bind!r} is not an IP address", "e.g. --bind 127.0.0.1") from None
+    if swarm:
+        refuse_swarm_gpus(project)
     if not address.is_loopback:
         say(f"warning: the hub is published on {bind}:{port}: anyone who reaches it can sign up and log in")
     engine = _engine(project)
@@ -234,12 +259,8 @@ def _wait(engine: Engine, hub: str, url: str, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         if engine.container_state(hub) not in ("running", "created"):
             break
-        try:
-            with urllib.request.urlopen(url + "api/", timeout=3) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if localhttp.status(url + "api/", timeout=3) == 200:  # never through a proxy from the environment
+            return
         time.sleep(0.5)
     logs = engine.api.logs(hub, tail=5).decode("utf-8", "replace").strip().splitlines()
     engine.remove_containers([hub])

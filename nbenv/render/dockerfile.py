@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from nbenv.constants import USER_GID, USER_HOME, USER_NAME, USER_UID
-from nbenv.plan import CONTAINER_PORT, TOKEN_SECRET, VENV, BuildPlan
+from nbenv.plan import CONTAINER_PORT, TOKEN_SECRET, VENV, BuildPlan, working_dir
 from nbenv.provenance import HISTORY_PATH
 from nbenv.server_env import SERVER_VENV
 
@@ -340,7 +340,7 @@ def _runtime(plan: BuildPlan) -> list[str]:
 
 def _jupyter_command(plan: BuildPlan) -> list[str]:
     env = plan.env
-    root_dir = env.mounts[0].target if env.mounts else USER_HOME
+    root_dir = working_dir(env)
     no_update_check = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     # nbenv's server by absolute path (the kernel environment's PATH has no Jupyter); else the project's own.
     command = [f"{SERVER_VENV}/bin/jupyter-lab"] if plan.nbenv_server else ["jupyter", env.jupyter.interface]

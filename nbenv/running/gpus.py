@@ -18,6 +18,20 @@ def docker_gpus_option(gpus: Gpus) -> str:
     return str(gpus)
 
 
+def device_request(gpus: Gpus) -> dict[str, object]:
+    """The Engine API's DeviceRequest that compose's device reservation (nbenv.render.compose.gpu_request)
+    sends, for DockerSpawner's `device_requests`: the NVIDIA driver with the gpu capability, and every GPU
+    (Count -1), a count, or exact device IDs (validated: [A-Za-z0-9._:-]). `docker run --gpus` asks the same
+    of any driver."""
+    request: dict[str, object] = {"Driver": "nvidia"}
+    if isinstance(gpus, tuple):
+        request["DeviceIDs"] = list(gpus)
+    else:
+        request["Count"] = -1 if gpus == "all" else gpus
+    request["Capabilities"] = [["gpu"]]
+    return request
+
+
 def is_no_gpu_driver(message: str) -> bool:
     return NO_DRIVER in message
 

@@ -7,12 +7,12 @@ import errno
 import ipaddress
 import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
+from nbenv.adapters import localhttp
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
+from nbenv.plan import start_page
 from nbenv.spec.models import Environment
 from nbenv.ui import Say
 
@@ -57,34 +57,15 @@ def netloc(host: str, port: int) -> str:
 def jupyter_url(host: str, port: int, token: str | None, default_url: str) -> str:
     """The URL `up` prints: `default_url` on the probed address with nbenv's token in its query. A query
     of `default_url` is kept (a `token` in it is dropped: it must not shadow nbenv's), a fragment stays last."""
-    parts = urllib.parse.urlsplit(default_url)
-    kept = [q for q in parts.query.split("&") if q and q.partition("=")[0] != "token"]
-    query = "&".join([*kept, *([urllib.parse.urlencode({"token": token})] if token else [])])
+    parts = urllib.parse.urlsplit(start_page(default_url))
+    query = "&".join([*filter(None, [parts.query]), *([urllib.parse.urlencode({"token": token})] if token else [])])
     return urllib.parse.urlunsplit(("http", netloc(host, port), parts.path, query, parts.fragment))
 
 
 def status_code(port: int, token: str | None, *, host: str) -> int | None:
-    """HTTP status of Jupyter's /api/status on host:port (None when nothing answers)."""
-    request = urllib.request.Request(f"http://{netloc(host, port)}/api/status")
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    try:
-        with _NO_PROXY.open(request, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None
-
-
-# The probe goes straight to the address Jupyter is published on: never through an HTTP proxy from the
-# environment (which would receive the token), never following a redirect elsewhere.
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    """HTTP status of Jupyter's /api/status on host:port (None when nothing answers): straight to that
+    address, never through a proxy from the environment (which would receive the token)."""
+    return localhttp.status(f"http://{netloc(host, port)}/api/status", token=token, timeout=2)
 
 
 def wait_ready(compose: Compose, *, host: str, port: int, token: str | None, timeout: float, say: Say) -> ServiceState:

@@ -462,7 +462,7 @@ def base_recipe(ws: Workspace, ref: str) -> BaseRecipe | None:
     nbenv/debian-python:SUITE; None for any other image (pulled, its Python checked at build time)."""
     declared = ws.config.base_images.get(ref)
     if declared is not None:
-        return BaseRecipe(declared.suite, tuple(declared.packages))
+        return BaseRecipe(declared.suite, tuple(declared.packages), declared.cuda)
     return nbenv_recipe(ref)
 
 

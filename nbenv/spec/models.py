@@ -485,6 +485,9 @@ class DeclaredBase(Strict):
     packages: list[Annotated[str, AfterValidator(_base_package)]] = Field(
         default_factory=list, max_length=500, description="Extra Debian packages (name only, no version)."
     )
+    cuda: bool = Field(
+        default=False, description="Add Debian's CUDA runtime libraries (non-free; bookworm: CUDA 11.8, trixie: 12.4)."
+    )
 
 
 def declared_base_problem(tag: str, declared: DeclaredBase) -> str | None:
@@ -498,6 +501,11 @@ def declared_base_problem(tag: str, declared: DeclaredBase) -> str | None:
         return (
             f"{tag!r} is nbenv's own base of Debian {own.suite} (the tag names the suite), not {declared.suite!r}: "
             f"declare another tag, or suite = {own.suite!r}"
+        )
+    if own is not None and own.cuda != declared.cuda:
+        return (
+            f"{tag!r} is nbenv's own base {'with' if own.cuda else 'without'} CUDA (the tag says so): "
+            f"declare another tag, or cuda = {'true' if own.cuda else 'false'}"
         )
     return None
 
@@ -620,6 +628,12 @@ _RESERVED_ENV: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"^(?:JUPYTER|JUPYTERLAB|JPY)_"),
         "steers Jupyter's configuration, token or paths (JUPYTER_CONFIG_DIR, JUPYTER_TOKEN, ...); "
         "nbenv sets them so that the token cannot be switched off from the repository",
+    ),
+    (
+        # A hub's spawner sets these for each server, and a spawner's `environment` would override them.
+        re.compile(r"^(?:JUPYTERHUB_[A-Z0-9_]*|(?:MEM|CPU)_(?:LIMIT|GUARANTEE))$"),
+        "is set by JupyterHub for each user's server (its API token and URLs, the [resources] limits); "
+        "`nbenv hub` serves this environment with the hub's own value",
     ),
     (
         # Python's own variables, except a few that change no code path: buffering, bytecode, hashing, encoding.

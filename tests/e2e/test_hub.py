@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from nbenv.hub.render import LABEL, hub_id
+from nbenv.hub.render import HUB_SECRETS_DIR, LABEL, hub_id
 from nbenv.spec.models import RepoConfig
 from tests.conftest import REPO
 from tests.e2e.conftest import PREFIX, SESSION, commit_all, docker, free_port, nbenv
@@ -339,6 +339,13 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
         binds = [m for m in container["Mounts"] if m["Type"] == "bind"]
         assert binds and all(not m["RW"] for m in binds), f"{user}'s data is read-only: {binds}"
         assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == [f"{HUB}-work-{user}"]
+        # The image's healthcheck is `nbenv up`'s (GET /api on 8888): a hub's server answers it with an error
+        # (it serves under /user/NAME/), so the hub turns it off rather than leave the container "unhealthy".
+        assert container["Config"]["Healthcheck"]["Test"] == ["NONE"] and "Health" not in container["State"], user
+        image_check = json.loads(docker("inspect", container["Image"]).stdout)[0]["Config"]["Healthcheck"]["Test"]
+        assert image_check[0] == "CMD" and "127.0.0.1:8888/api" in image_check[-1], image_check
+        probe = docker("exec", f"{HUB}-{user}", *image_check[1:], check=False)
+        assert probe.returncode != 0 and "HTTP Error 404" in probe.stderr, (user, probe.stderr[-500:])
     bob_host = json.loads(docker("inspect", f"{HUB}-bob").stdout)[0]["HostConfig"]
     assert bob_host["Memory"] == 2 << 30, "[resources] memory"
     assert bob_host["CpuQuota"] == 150_000 and bob_host["CpuPeriod"] == 100_000, "[resources] cpus: 1.5 CPUs"
@@ -370,3 +377,51 @@ def test_two_users_two_environments_on_one_host(hub: Hub) -> None:
     logs = docker("logs", HUB)
     assert not [name for name, value in secrets.items() if value in logs.stdout + logs.stderr], "no secret in the logs"
     (ARTIFACTS / "timing.txt").write_text(f"alice (API) spawn to ready: {alice_seconds:.1f} s; session {SESSION}\n")
+
+
+SLOW_ROUTE = """\
+import http.server, json, os, pathlib, threading, time, urllib.request
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(25)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"slow but there")
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Slow)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+token = (pathlib.Path(SECRETS_DIR) / "proxy_token").read_text().strip()
+def api(method, body=None):
+    request = urllib.request.Request("http://127.0.0.1:8001/api/routes/nbenv-slow-probe", method=method,
+        data=json.dumps(body).encode() if body else None, headers={"Authorization": f"token {token}"})
+    urllib.request.urlopen(request, timeout=10).read()
+api("POST", {"target": f"http://127.0.0.1:{server.server_port}"})
+try:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8000/nbenv-slow-probe", timeout=120) as response:
+            print(response.status, response.read().decode(), round(time.monotonic() - started))
+    except urllib.error.HTTPError as exc:
+        print(exc.code, exc.read().decode()[:200], round(time.monotonic() - started))
+finally:
+    api("DELETE")
+"""
+
+
+@pytest.mark.fault
+def test_the_proxy_waits_for_an_answer_as_long_as_a_spawn_may_take(hub: Hub) -> None:
+    """The spawn page's progress stream is one response that lasts until the server is ready; the Python
+    configurable-http-proxy buffers it and gave up after tornado's default 20 s (a 503 the page never shows:
+    a server that took 28 s on a loaded machine left its user at "starting" forever). A route to a target
+    that answers after 25 s, on the real proxy of the running hub, must get the answer."""
+    probe = docker(
+        "exec",
+        "-e",
+        "PYTHONDONTWRITEBYTECODE=1",
+        HUB,
+        "python",
+        "-c",
+        SLOW_ROUTE.replace("SECRETS_DIR", repr(HUB_SECRETS_DIR)),
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    status, body, seconds = probe.stdout.split(" ", 1)[0], probe.stdout, probe.stdout.split()[-1]
+    assert status == "200" and "slow but there" in body and int(seconds) >= 25, probe.stdout

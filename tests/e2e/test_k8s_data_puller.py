@@ -24,6 +24,8 @@ from nbenv.hub.k8s_objects import KubernetesSettings
 from nbenv.hub.profiles import DataMount, HubProfile
 from tests.e2e.faults import moto_s3
 
+OUT = "docker/hub/kubernetes"
+
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
 BUCKET = "nbenv-k8s-test"
@@ -87,10 +89,10 @@ def test_the_init_container_pulls_the_profiles_data_from_s3(tmp_path: Path) -> N
             for p in kubernetes.pointer_files([alpha], tracked_outputs(source))
         }
         assert sorted(pointers) == ["data/alpha.dvc"]
-        files = kubernetes.render([alpha], settings, pointers=pointers)
+        files = kubernetes.render([alpha], settings, out_dir=OUT, pointers=pointers)
 
-        (configmap,) = yaml.safe_load_all(files[f"{kubernetes.OUT_DIR}/dvc-configmap.yaml"])
-        _, job = yaml.safe_load_all(files[f"{kubernetes.OUT_DIR}/jobs/alpha.yaml"])
+        (configmap,) = yaml.safe_load_all(files[f"{OUT}/dvc-configmap.yaml"])
+        _, job = yaml.safe_load_all(files[f"{OUT}/jobs/alpha.yaml"])
         pod = job["spec"]["template"]["spec"]
         (init,) = pod["initContainers"]
         volumes = {v["name"]: v for v in pod["volumes"]}

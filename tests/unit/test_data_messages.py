@@ -44,6 +44,13 @@ def _object(store: Path, oid: str) -> Path:
 def repo(tmp_path: Path) -> Path:
     """git + DVC, one environment whose data (a directory of two files and a file) is pushed to a local
     remote; then the cache and the workspace copies are removed, as on a fresh clone."""
+    root = data_repo(tmp_path)
+    _dvc("push", "-q", cwd=root)
+    return root
+
+
+def data_repo(tmp_path: Path) -> Path:
+    """git + DVC, environment x's data (a directory of two files, a file) added, a local remote (empty)."""
     root = tmp_path / "repo"
     (root / "environments").mkdir(parents=True)
     for name in ("pyproject.toml", "poetry.lock"):
@@ -57,7 +64,6 @@ def repo(tmp_path: Path) -> Path:
     _dvc("init", "-q", cwd=root)
     _dvc("add", "-q", "data/a", "data/b.csv", cwd=root)
     _dvc("remote", "add", "-d", "local", str(tmp_path / "remote"), cwd=root)
-    _dvc("push", "-q", cwd=root)
     return root
 
 

@@ -233,3 +233,56 @@ def test_nbenv_down_knows_the_editors_container_and_no_other(tmp_path: Path, lab
     else:
         with pytest.raises(RunError, match="running from another checkout"):
             check_same_checkout("traffic-analysis", compose, [state])  # type: ignore[arg-type]
+
+
+# --- `nbenv generate --check`: a .devcontainer/NAME/ whose environment is gone (issue 18) ------------------
+
+TOOLS = 'spec_version = 1\nname = "tools"\ngroups = ["main"]\nimportable = false\n'
+
+
+def _with_tools_devcontainer(workspace: Path) -> None:
+    (workspace / "environments/tools.toml").write_text(TOOLS)
+    assert run_cli("devcontainer", "tools", cwd=workspace).code == 0
+    assert run_cli("generate", cwd=workspace).code == 0
+    assert run_cli("generate", "--check", cwd=workspace).code == 0
+
+
+@pytest.mark.badinput
+@pytest.mark.parametrize("manifest", [True, False], ids=["with-manifest", "header-only"])
+def test_check_reports_a_devcontainer_whose_environment_is_gone(workspace: Path, manifest: bool) -> None:
+    _with_tools_devcontainer(workspace)
+    (workspace / "environments/tools.toml").unlink()
+    if not manifest:
+        (workspace / ".devcontainer/tools/.nbenv-manifest").unlink()
+        shutil.rmtree(workspace / "docker/tools")
+    result = run_cli("generate", "--check", cwd=workspace)
+    assert result.code == 5
+    assert ".devcontainer/tools/" in result.err_lines[0]
+    assert ("docker/tools/" in result.err_lines[0]) is manifest
+    assert result.err_lines[1] == "  hint: run `nbenv generate` and commit the result"
+    assert run_cli("generate", "--check", "base", "traffic-analysis", cwd=workspace).code == 0  # named: not asked
+
+
+@pytest.mark.parametrize(
+    "make",
+    ["own-file", "top-level", "symlinked-dir", "known-env", "empty-dir"],
+)
+def test_check_leaves_devcontainer_files_that_are_not_orphans_alone(workspace: Path, tmp_path: Path, make: str) -> None:
+    _with_tools_devcontainer(workspace)
+    editors = workspace / ".devcontainer"
+    generated = (editors / "tools/devcontainer.json").read_text()
+    if make == "own-file":  # the user's own configuration, without nbenv's header or manifest
+        (editors / "custom").mkdir()
+        (editors / "custom/devcontainer.json").write_text('{"image": "mcr.microsoft.com/devcontainers/python"}\n')
+    elif make == "top-level":
+        (editors / "devcontainer.json").write_text(generated)
+    elif make == "symlinked-dir":  # never followed: nothing behind a link is nbenv's
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere/devcontainer.json").write_text(generated)
+        (editors / "linked").symlink_to(tmp_path / "elsewhere")
+    elif make == "known-env":
+        assert run_cli("devcontainer", "base", cwd=workspace).code == 0
+    else:
+        (editors / "gone").mkdir()
+    result = run_cli("generate", "--check", cwd=workspace)
+    assert result.code == 0, result.err

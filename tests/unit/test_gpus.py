@@ -30,7 +30,7 @@ from nbenv.spec.models import GPU_ID_RE, GPUS_MAX, Resources, ResourcesFile
 from tests.conftest import REPO, run_cli
 from tests.unit.test_generate import KITCHEN_SINK
 from tests.unit.test_generated_files_lint import _compose
-from tests.unit.test_hub_kubernetes import K8S_VERSION, RESOLVED, SETTINGS, demo_profiles, pod_manifests
+from tests.unit.test_hub_kubernetes import K8S_VERSION, OUT, RESOLVED, SETTINGS, demo_profiles, pod_manifests
 
 GOLDEN = REPO / "tests" / "golden" / "gpu"
 GPU_SINK = KITCHEN_SINK.replace('name = "kitchen-sink"', 'name = "gpu-sink"').replace(
@@ -221,8 +221,8 @@ def gpu_profiles(gpus: Any) -> list[Any]:
 @pytest.mark.parametrize(("gpus", "count"), [(1, 1), (4, 4), (("0", "1"), 2)])
 def test_kubespawner_gets_the_gpu_limit(gpus: Any, count: int, tmp_path: Path) -> None:
     profiles = gpu_profiles(gpus)
-    files = kubernetes.render(profiles, SETTINGS, pointers=_pointers(profiles), run_dirs={})
-    values = yaml.safe_load(files[f"{kubernetes.OUT_DIR}/values.yaml"])
+    files = kubernetes.render(profiles, SETTINGS, out_dir=OUT, pointers=_pointers(profiles), run_dirs={})
+    values = yaml.safe_load(files[f"{OUT}/values.yaml"])
     pods = pod_manifests(values, tmp_path)
     for pod in pods.values():
         (notebook,) = pod["spec"]["containers"]
@@ -246,7 +246,7 @@ def _pointers(profiles: list[Any]) -> dict[str, str]:
 def test_all_gpus_has_no_kubernetes_form() -> None:
     profiles = gpu_profiles("all")
     with pytest.raises(SpecError) as caught:
-        kubernetes.render(profiles, SETTINGS, pointers=_pointers(profiles), run_dirs={})
+        kubernetes.render(profiles, SETTINGS, out_dir=OUT, pointers=_pointers(profiles), run_dirs={})
     assert 'resources.gpus = "all" has no Kubernetes equivalent' in caught.value.message
     with pytest.raises(SpecError):
         run_job(profiles[0], RESOLVED, {}, timeout=60)
@@ -254,7 +254,7 @@ def test_all_gpus_has_no_kubernetes_form() -> None:
 
 def test_profiles_without_gpus_get_no_gpu_limit() -> None:
     profiles = demo_profiles()
-    files = kubernetes.render(profiles, SETTINGS, pointers=_pointers(profiles), run_dirs={})
+    files = kubernetes.render(profiles, SETTINGS, out_dir=OUT, pointers=_pointers(profiles), run_dirs={})
     assert "nvidia.com/gpu" not in "".join(files.values())
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from nbenv.errors import SpecError
 from nbenv.hub import generate as hub_generate_module
-from nbenv.hub.generate import offered, singleuser_requirements, write_tree
+from nbenv.hub.generate import offered, singleuser_requirements, write_hub
 from nbenv.hub.profiles import DataMount, HubProfile
 from nbenv.hub.render import CONFIG, PROFILES, SWARM_CONFIG, files, fixed, hub_id, layer, profiles_json
 from nbenv.hub.run import SECRET_FILES, ensure_secrets
@@ -40,6 +40,8 @@ LAB = HubProfile(
     memory="4g",
     shm_size="1g",
     data=(DataMount("data/processed/pems", "/home/jovyan/work/data/processed/pems"),),
+    environment=(("GREETING", 'a "quoted" {username} $(HOME) %U'), ("TZ", "UTC")),
+    default_url="/lab/tree/notebooks/a%20b$(HOME)%U.ipynb?reset#top",
 )
 SERVER = HubProfile(
     name="server",
@@ -84,12 +86,15 @@ def test_golden_hub_files(name: str) -> None:
 # --- the configs, loaded as JupyterHub loads them ----------------------------------------------------
 
 
-def load_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CONFIG) -> Any:
+def load_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = CONFIG, hub_files: dict[str, str] | None = None
+) -> Any:
+    """docker/hub/ (`hub_files`, default `rendered()`) loaded as JupyterHub loads it."""
     from traitlets.config.loader import PyFileConfigLoader
 
     out = tmp_path / "hub"
-    out.mkdir()
-    for rel, text in rendered().items():
+    out.mkdir(parents=True)
+    for rel, text in (rendered() if hub_files is None else hub_files).items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
     secrets = tmp_path / "secrets"
@@ -132,12 +137,23 @@ def test_the_config_offers_every_profile_with_its_limits_data_and_work(tmp_path:
         "/srv/repo {{x}}/data/processed/pems": {"bind": "/home/jovyan/work/data/processed/pems", "mode": "ro"},
     }
     assert lab.cmd[0] == "jupyterhub-singleuser" and "--MappingKernelManager.default_kernel_name=lab" in lab.cmd
-    assert lab.environment["JUPYTER_TOKEN_FILE"] == ""
+    assert lab.environment == {
+        "GREETING": 'a "quoted" {username} $(HOME) %U',  # DockerSpawner formats no environment value
+        "TZ": "UTC",
+        "JUPYTER_TOKEN_FILE": "",
+        "NBENV_HUB_PROFILE": "lab",
+    }
+    # JupyterHub formats default_url (Spawner.format_string) and reads %U as the user's name: neither applies.
+    assert lab.default_url.format(username="alice", base_url="/user/alice/") == LAB.default_url.replace("%U", "%25U")
     server = spawn(config, {})  # the API without options: the first profile
     assert server.image == LAB.image
     server = spawn(config, {"image": "server: Python (server)"})
     assert server.cmd[0] == "/opt/nbenv/server/bin/jupyterhub-singleuser"
     assert server.mem_limit is None and "shm_size" not in server.extra_host_config
+    assert server.default_url == "/lab" and server.environment == {
+        "JUPYTER_TOKEN_FILE": "",
+        "NBENV_HUB_PROFILE": "server",
+    }
     assert "/srv/repo {{x}}/data/{{user}}/x" in server.volumes, "braces never reach DockerSpawner's format()"
     with pytest.raises(ValueError, match="no such profile"):
         spawn(config, {"image": "../../etc"})
@@ -170,6 +186,8 @@ def test_the_swarm_variant_keeps_the_profiles_and_spawns_services(tmp_path: Path
     }
     lab = spawn(config, {"image": LAB_OPTION}, escaped_name="bob")
     assert lab.mem_limit == 4 << 30 and lab.cpu_limit == 1.5
+    assert lab.environment["GREETING"] == dict(LAB.environment)["GREETING"], "a service gets the spec's [env]"
+    assert lab.default_url.format(username="bob") == LAB.default_url.replace("%U", "%25U")
     assert [(m["Target"], m["Type"], m["ReadOnly"]) for m in lab.extra_container_spec["mounts"]] == [
         ("/home/jovyan/work", "volume", False),
         ("/home/jovyan/work/data/processed/pems", "bind", True),
@@ -197,6 +215,13 @@ class FakeImages:
         (["nbenv/server@sha256:" + "2" * 64], "nbenv/server@sha256:" + "2" * 64),  # pushed: by digest
         (["other/repo@sha256:" + "3" * 64], "sha256:" + "1" * 64),  # another repository's digest is not this one
         (["nbenv/serv@sha256:" + "4" * 64, "nbenv/server@sha256:" + "5" * 64], "nbenv/server@sha256:" + "5" * 64),
+        # pushed by `nbenv image push` (REGISTRY[/PATH]/PREFIX/NAME): that registry's digest
+        (["127.0.0.1:5000/nbenv/server@sha256:" + "6" * 64], "127.0.0.1:5000/nbenv/server@sha256:" + "6" * 64),
+        (
+            ["reg.example:5000/team/nbenv/server@sha256:" + "7" * 64],
+            "reg.example:5000/team/nbenv/server@sha256:" + "7" * 64,
+        ),
+        (["127.0.0.1:5000/x-nbenv/server@sha256:" + "8" * 64], "sha256:" + "1" * 64),  # not a suffix at a `/`
     ],
 )
 def test_the_swarm_service_names_the_chosen_image_pinned(
@@ -416,15 +441,15 @@ def test_a_symlinked_secret_is_refused(workspace: Path, tmp_path: Path) -> None:
 def test_docker_hub_is_written_atomically_with_a_manifest_and_checked_for_drift(workspace: Path) -> None:
     ws = Workspace(workspace)
     files_ = rendered()
-    changed, unchanged, stale, kept = write_tree(ws, "docker/hub", files_, check=False)
-    assert "docker/hub/.nbenv-manifest" in changed and not unchanged and not stale and not kept
-    assert write_tree(ws, "docker/hub", files_, check=True)[0] == []
+    result = write_hub(ws, files_, check=False)
+    assert "docker/hub/.nbenv-manifest" in result.changed and not result.unchanged
+    assert not result.stale and not result.kept
+    assert write_hub(ws, files_, check=True).changed == []
     (workspace / "docker/hub/profiles.json").write_text("{}")
-    assert write_tree(ws, "docker/hub", files_, check=True)[0] == ["docker/hub/profiles.json"]
+    assert write_hub(ws, files_, check=True).changed == ["docker/hub/profiles.json"]
     assert (workspace / "docker/hub/profiles.json").read_text() == "{}", "--check writes nothing"
     fewer = {k: v for k, v in files_.items() if not k.startswith("singleuser/server/")}
-    _, _, stale, _ = write_tree(ws, "docker/hub", fewer, check=False)
-    assert stale == [
+    assert write_hub(ws, fewer, check=False).stale == [
         "docker/hub/singleuser/server/Dockerfile",
         "docker/hub/singleuser/server/jupyterhub-singleuser.txt",
     ]
@@ -441,7 +466,7 @@ def test_a_symlinked_docker_hub_is_refused_and_nothing_is_written(workspace: Pat
     (workspace / "docker").mkdir(exist_ok=True)
     (workspace / "docker/hub").symlink_to(outside)
     with pytest.raises(SpecError, match="is a symlink"):
-        write_tree(Workspace(workspace), "docker/hub", rendered(), check=False)
+        write_hub(Workspace(workspace), rendered(), check=False)
     assert not list(outside.iterdir())
 
 

@@ -43,7 +43,7 @@ def test_dvc_pins_match_the_dvc_nbenv_runs() -> None:
 
 @pytest.mark.security
 def test_the_puller_dockerfile_passes_hadolint_and_runs_as_the_image_user(tmp_path: Path) -> None:
-    text = dvc_puller.dockerfile(BASE)
+    text = dvc_puller.dockerfile(BASE, out_dir="docker/hub/kubernetes")
     assert text.splitlines()[1] == f"FROM {BASE}"
     assert text.rstrip().endswith("USER 1000:100")
     assert "--require-hashes" in text
@@ -70,5 +70,5 @@ def test_the_tag_is_the_content() -> None:
 @pytest.mark.parametrize("base", ["FROM evil", "nbenv/x:1\nRUN curl evil", "UPPER/case", ""])
 def test_a_bad_base_image_fails_with_one_line(base: str) -> None:
     with pytest.raises(SpecError) as caught:
-        dvc_puller.dockerfile(base)
+        dvc_puller.dockerfile(base, out_dir="docker/hub/kubernetes")
     assert "\n" not in caught.value.message

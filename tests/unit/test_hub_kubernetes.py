@@ -35,6 +35,7 @@ from nbenv.project import Project
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden" / "kubernetes"
+OUT = "docker/hub/kubernetes"  # where `nbenv hub generate` writes them under the default generated_dir
 K8S_VERSION = "1.33.0"  # the schemas kubernetes-validate 1.37 bundles for this Kubernetes release
 DIGEST = "sha256:" + "ab" * 32
 SETTINGS = KubernetesSettings(dvc_remote="s3://team-data/nbenv", dvc_endpoint_url="https://minio.example:9000")
@@ -59,6 +60,9 @@ def demo_profiles() -> list[HubProfile]:
         shm_size=None,
         data=(DataMount("data/processed/pems", "/data/pems"),),
         nbenv_server=True,
+        # What KubeSpawner formats ({username}) and Kubernetes expands ($(VAR), $$) must arrive as written.
+        environment=(("GREETING", 'a "q" {username} $(HOME) $$ $'), ("TZ", "UTC")),
+        default_url="/lab/tree/a$(HOME)%U.ipynb?reset",
     )
     return [*profiles, pushed]
 
@@ -75,7 +79,7 @@ def profiles() -> list[HubProfile]:
 
 @pytest.fixture(scope="module")
 def files(profiles: list[HubProfile]) -> dict[str, str]:
-    return kubernetes.render(profiles, SETTINGS, pointers=demo_pointers(profiles), run_dirs=RUN_DIRS)
+    return kubernetes.render(profiles, SETTINGS, out_dir=OUT, pointers=demo_pointers(profiles), run_dirs=RUN_DIRS)
 
 
 def documents(files: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -169,7 +173,7 @@ def pod_manifests(values: Mapping[str, Any], tmp: Path) -> dict[str, dict[str, A
 
 @pytest.fixture(scope="module")
 def pods(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    values = yaml.safe_load(files[f"{kubernetes.OUT_DIR}/values.yaml"])
+    values = yaml.safe_load(files[f"{OUT}/values.yaml"])
     return pod_manifests(values, tmp_path_factory.mktemp("kube"))
 
 
@@ -195,6 +199,35 @@ def test_kubespawner_applies_each_profile(pods: dict[str, dict[str, Any]], profi
         if p.memory:
             assert notebook["resources"]["limits"]["memory"] > 0
         assert pod["spec"]["securityContext"]["fsGroup"] == SETTINGS.gid
+        env = container_env(notebook)
+        for key, value in p.environment:
+            assert env[key] == value, "the spec's [env] as written, after KubeSpawner and Kubernetes"
+        assert env["JUPYTERHUB_DEFAULT_URL"] == p.default_url.replace("%U", "%25U"), "the spec's start page"
+
+
+def k8s_expand(value: str, env: Mapping[str, str]) -> str:
+    """What Kubernetes does to a container's env value (third_party/forked/golang/expansion): `$$` is `$`,
+    `$(NAME)` the value of an earlier variable (left as it is when there is none)."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif value.startswith("$(", i) and (end := value.find(")", i)) != -1:
+            out.append(env.get(value[i + 2 : end], value[i : end + 1]))
+            i = end + 1
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """A container's environment as its process sees it (HOME from the image, as a $(HOME) would expand)."""
+    seen = {"HOME": "/home/jovyan"}
+    for item in container.get("env", []):
+        seen[item["name"]] = k8s_expand(item["value"], seen)
+    return seen
 
 
 def validate(manifest: Mapping[str, Any]) -> None:
@@ -232,7 +265,7 @@ def test_the_validator_rejects_a_broken_manifest(files: dict[str, str]) -> None:
 
 def test_job_runs_the_driver_with_the_deadline(files: dict[str, str], profiles: list[HubProfile]) -> None:
     for p in profiles:
-        configmap, job = yaml.safe_load_all(files[f"{kubernetes.OUT_DIR}/jobs/{p.name}.yaml"])
+        configmap, job = yaml.safe_load_all(files[f"{OUT}/jobs/{p.name}.yaml"])
         assert job["spec"]["backoffLimit"] == 0
         assert job["spec"]["activeDeadlineSeconds"] == SETTINGS.pull_seconds + SETTINGS.run_timeout + 90
         driver = json.loads(configmap["data"]["job.json"])
@@ -250,6 +283,12 @@ def test_job_runs_the_driver_with_the_deadline(files: dict[str, str], profiles: 
         assert out["subPath"] == f"nbenv-run-{p.name}" and not out.get("readOnly")
         claim = next(v for v in pod["volumes"] if v["name"] == out["name"])
         assert claim["persistentVolumeClaim"]["claimName"] == SETTINGS.runs_claim
+        # As under `nbenv run`: the spec's [env], then nbenv's own.
+        assert container_env(container) == {
+            "HOME": "/home/jovyan",
+            **dict(p.environment),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
 
 
 def test_run_job_for_one_notebook() -> None:
@@ -262,10 +301,10 @@ def test_run_job_for_one_notebook() -> None:
 
 
 def test_pointer_configmap_projects_the_script_and_the_pointers(files: dict[str, str]) -> None:
-    (configmap,) = yaml.safe_load_all(files[f"{kubernetes.OUT_DIR}/dvc-configmap.yaml"])
+    (configmap,) = yaml.safe_load_all(files[f"{OUT}/dvc-configmap.yaml"])
     assert json.loads(configmap["data"]["pointers.json"]) == ["dvc.lock", "dvc.yaml"]
     assert configmap["data"]["dvc_pull.py"] == (REPO / "nbenv/inimage/dvc_pull.py").read_text()
-    _, job = yaml.safe_load_all(files[f"{kubernetes.OUT_DIR}/jobs/traffic-analysis.yaml"])
+    _, job = yaml.safe_load_all(files[f"{OUT}/jobs/traffic-analysis.yaml"])
     volume = next(
         v for v in job["spec"]["template"]["spec"]["volumes"] if "configMap" in v and v["name"] == "nbenv-dvc"
     )
@@ -288,9 +327,9 @@ def test_golden_files(files: dict[str, str]) -> None:
     """The generated files, byte for byte."""
     shown = {path: text for path, text in files.items() if not path.endswith("requirements.txt")}  # shipped pins
     for path, text in shown.items():
-        _golden(path.removeprefix(kubernetes.OUT_DIR + "/"), text)
+        _golden(path.removeprefix(OUT + "/"), text)
     listed = {p.relative_to(GOLDEN).as_posix() for p in GOLDEN.rglob("*") if p.is_file()}
-    assert {n for n in listed if not n.startswith("pod-")} == {p.removeprefix(kubernetes.OUT_DIR + "/") for p in shown}
+    assert {n for n in listed if not n.startswith("pod-")} == {p.removeprefix(OUT + "/") for p in shown}
 
 
 def test_golden_pod_manifests(pods: dict[str, dict[str, Any]]) -> None:
@@ -342,11 +381,11 @@ def test_credentials_are_only_a_secret_reference(
     keys through envFrom, and no env entry with a credential-like name carries a value."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "JUPYTERHUB_API_TOKEN"):
         monkeypatch.setenv(name, SECRET_VALUE)
-    files = kubernetes.render(profiles, SETTINGS, pointers=demo_pointers(profiles))
-    pods = pod_manifests(yaml.safe_load(files[f"{kubernetes.OUT_DIR}/values.yaml"]), tmp_path)
+    files = kubernetes.render(profiles, SETTINGS, out_dir=OUT, pointers=demo_pointers(profiles))
+    pods = pod_manifests(yaml.safe_load(files[f"{OUT}/values.yaml"]), tmp_path)
     texts = [*files.values(), *(json.dumps(p) for p in pods.values())]
     assert not [t for t in texts if SECRET_VALUE in t]
-    values = yaml.safe_load(files[f"{kubernetes.OUT_DIR}/values.yaml"])
+    values = yaml.safe_load(files[f"{OUT}/values.yaml"])
     overrides = [e["kubespawner_override"] for e in values["singleuser"]["profileList"]]
     jobs = [d["spec"]["template"]["spec"] for _, d in documents(files) if d.get("kind") == "Job"]
     inits = [c for o in overrides for c in o.get("init_containers", [])]
@@ -367,7 +406,7 @@ def test_hostile_text_lands_as_data(text: str) -> None:
     """A display name or description (validated upstream: no control characters) is YAML data,
     whatever it holds: `: `, `- `, `{{ }}`, quotes, `#`, anchors; it reads back exactly."""
     p = dataclasses.replace(demo_profiles()[0], display_name=text or "x", description=text)
-    values = yaml.safe_load(kubernetes.render([p], SETTINGS, pointers={})[f"{kubernetes.OUT_DIR}/values.yaml"])
+    values = yaml.safe_load(kubernetes.render([p], SETTINGS, out_dir=OUT, pointers={})[f"{OUT}/values.yaml"])
     (entry,) = values["singleuser"]["profileList"]
     assert (entry["display_name"], entry["description"]) == (text or "x", text)
     assert set(entry) == {"display_name", "slug", "description", "default", "kubespawner_override"}
@@ -427,7 +466,7 @@ def _one_line(exc: SpecError) -> str:
 def test_bad_settings_fail_with_one_line(profiles: list[HubProfile], field: str, value: object) -> None:
     bad = dataclasses.replace(SETTINGS, **{field: value})
     with pytest.raises(SpecError) as caught:
-        kubernetes.render(profiles, bad, pointers=demo_pointers(profiles))
+        kubernetes.render(profiles, bad, out_dir=OUT, pointers=demo_pointers(profiles))
     assert _one_line(caught.value).startswith(f"pyproject.toml: tool.nbenv.hub.kubernetes.{field}: ")
 
 
@@ -440,7 +479,7 @@ def test_names_that_are_not_dns_1123_fail_with_one_line(profiles: list[HubProfil
     """Environment names may hold '_' and 63 characters; Kubernetes names may not (nbenv-run-NAME too)."""
     bad = dataclasses.replace(profiles[0], name=name, kernel=name)
     with pytest.raises(SpecError) as caught:
-        kubernetes.render([bad], SETTINGS, pointers={})
+        kubernetes.render([bad], SETTINGS, out_dir=OUT, pointers={})
     line = _one_line(caught.value)
     assert line.startswith(f"environments/{name}.toml: name: ") and "DNS-1123" in line
 
@@ -448,25 +487,37 @@ def test_names_that_are_not_dns_1123_fail_with_one_line(profiles: list[HubProfil
 @pytest.mark.badinput
 def test_data_without_a_remote_fails_with_one_line(profiles: list[HubProfile]) -> None:
     with pytest.raises(SpecError) as caught:
-        kubernetes.render(profiles, dataclasses.replace(SETTINGS, dvc_remote=""), pointers={})
+        kubernetes.render(profiles, dataclasses.replace(SETTINGS, dvc_remote=""), out_dir=OUT, pointers={})
     assert _one_line(caught.value).startswith("pyproject.toml: tool.nbenv.hub.kubernetes.dvc_remote: missing")
-    kubernetes.render(profiles[:1], dataclasses.replace(SETTINGS, dvc_remote=""), pointers={})  # no data: fine
+    kubernetes.render(
+        profiles[:1], dataclasses.replace(SETTINGS, dvc_remote=""), out_dir=OUT, pointers={}
+    )  # no data: fine
 
 
 @pytest.mark.badinput
 @pytest.mark.parametrize(
     ("case", "call"),
     [
-        ("pointer path", lambda p: kubernetes.render(p, SETTINGS, pointers={"../etc/passwd": "x"})),
-        ("absolute pointer", lambda p: kubernetes.render(p, SETTINGS, pointers={"/dvc.lock": "x"})),
-        ("data path", lambda p: kubernetes.render([_with_data(p[1], "../../etc", "/data/x")], SETTINGS, pointers={})),
+        ("pointer path", lambda p: kubernetes.render(p, SETTINGS, out_dir=OUT, pointers={"../etc/passwd": "x"})),
+        ("absolute pointer", lambda p: kubernetes.render(p, SETTINGS, out_dir=OUT, pointers={"/dvc.lock": "x"})),
+        (
+            "data path",
+            lambda p: kubernetes.render([_with_data(p[1], "../../etc", "/data/x")], SETTINGS, out_dir=OUT, pointers={}),
+        ),
         (
             "data target",
-            lambda p: kubernetes.render([_with_data(p[1], "data/x", "/data/../etc")], SETTINGS, pointers={}),
+            lambda p: kubernetes.render(
+                [_with_data(p[1], "data/x", "/data/../etc")], SETTINGS, out_dir=OUT, pointers={}
+            ),
         ),
-        ("work_dir", lambda p: kubernetes.render([dataclasses.replace(p[0], work_dir="work")], SETTINGS, pointers={})),
-        ("twice", lambda p: kubernetes.render([p[0], p[0]], SETTINGS, pointers={})),
-        ("none", lambda p: kubernetes.render([], SETTINGS, pointers={})),
+        (
+            "work_dir",
+            lambda p: kubernetes.render(
+                [dataclasses.replace(p[0], work_dir="work")], SETTINGS, out_dir=OUT, pointers={}
+            ),
+        ),
+        ("twice", lambda p: kubernetes.render([p[0], p[0]], SETTINGS, out_dir=OUT, pointers={})),
+        ("none", lambda p: kubernetes.render([], SETTINGS, out_dir=OUT, pointers={})),
         ("timeout", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=0)),
         ("run name", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, run="Weekly Report")),
         ("cwd in data", lambda p: kubernetes.run_job(p[1], RESOLVED, {}, timeout=5, cwd=p[1].data[0].target + "/x")),
@@ -474,8 +525,11 @@ def test_data_without_a_remote_fails_with_one_line(profiles: list[HubProfile]) -
         ("cwd relative", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, cwd="notebooks")),
         ("cwd dotdot", lambda p: kubernetes.run_job(p[0], RESOLVED, {}, timeout=5, cwd="/home/jovyan/../../etc")),
         ("unresolved", lambda p: kubernetes.run_job(p[1], SETTINGS, {}, timeout=5)),
-        ("image prefix", lambda p: kubernetes.render(p, SETTINGS, pointers={}, image_prefix="Team Images")),
-        ("base image", lambda p: kubernetes.render(p, SETTINGS, pointers={}, base_image="FROM x")),
+        (
+            "image prefix",
+            lambda p: kubernetes.render(p, SETTINGS, out_dir=OUT, pointers={}, image_prefix="Team Images"),
+        ),
+        ("base image", lambda p: kubernetes.render(p, SETTINGS, out_dir=OUT, pointers={}, base_image="FROM x")),
     ],
 )
 def test_bad_paths_and_runs_fail_with_one_line(profiles: list[HubProfile], case: str, call: Any) -> None:

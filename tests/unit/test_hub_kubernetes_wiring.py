@@ -12,7 +12,7 @@ import yaml
 
 from nbenv.errors import SpecError
 from nbenv.hub import kubernetes
-from nbenv.hub.generate import kubernetes_files, kubernetes_settings
+from nbenv.hub.generate import kubernetes_files, kubernetes_settings, write_hub
 from nbenv.hub.profiles import profile
 from nbenv.project import Project
 from nbenv.workspace import Workspace
@@ -31,17 +31,18 @@ def test_the_kubernetes_files_come_from_the_table_and_the_pointers(workspace: Pa
     project = Project(ws)
     profiles = [profile(project.plan(name), image=f"nbenv/{name}:ck-{'a' * 64}") for name in ("traffic-analysis",)]
     files = kubernetes_files(ws, profiles)
-    assert files and all(path.startswith("kubernetes/") for path in files), sorted(files)
+    assert files and all(path.startswith("docker/hub/kubernetes/") for path in files), sorted(files)
     settings = kubernetes_settings(ws)
     assert settings.namespace == "analytics" and settings.dvc_remote == "s3://team-bucket/dvc"
     expected = kubernetes.render(
         profiles,
         settings,
+        out_dir="docker/hub/kubernetes",
         pointers={p: (workspace / p).read_text() for p in ("dvc.yaml", "dvc.lock")},
         image_prefix="nbenv",
     )
-    assert files == {path.removeprefix("docker/hub/"): text for path, text in expected.items()}
-    values = yaml.safe_load(files["kubernetes/values.yaml"])
+    assert files == expected
+    values = yaml.safe_load(files["docker/hub/kubernetes/values.yaml"])
     [entry] = values["singleuser"]["profileList"]
     assert entry["kubespawner_override"]["image"] == f"nbenv/traffic-analysis:ck-{'a' * 64}"
 
@@ -84,3 +85,81 @@ def test_data_without_its_pointer_file_is_one_line(workspace: Path) -> None:
     profiles = [profile(Project(ws).plan("traffic-analysis"), image="nbenv/traffic-analysis:ck-x")]
     with pytest.raises(SpecError, match=r"^dvc\.lock: not in the repository, and the Kubernetes data pull needs it"):
         kubernetes_files(ws, profiles)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("target", [None, "/home/jovyan/project", "/srv/analysis/src"])
+def test_the_job_runs_where_nbenv_run_runs(workspace: Path, target: str | None, tmp_path: Path) -> None:
+    """Issue 17: `nbenv hub generate` passes each environment's run directory, so its Job runs (and saves
+    what the notebook writes, the executed notebook and status.json) where `nbenv run` does: the working
+    directory of `nbenv run`'s container, the first source mount, with the data read-only at the same paths."""
+    from nbenv.hub.generate import run_dirs
+    from nbenv.identity import DEFAULT
+    from nbenv.running.headless import _container
+
+    _configure(workspace, 'dvc_remote = "s3://team-bucket/dvc"\n')
+    shutil.copy2(REPO / "dvc.lock", workspace / "dvc.lock")
+    if target is not None:
+        spec = workspace / "environments" / "traffic-analysis.toml"
+        spec.write_text(spec.read_text() + f'\n[[mounts]]\nsource = "."\ntarget = "{target}"\n')
+    ws = Workspace(workspace.resolve())
+    project = Project(ws)
+    plan = project.plan("traffic-analysis")
+    profiles = [profile(plan, image="nbenv/traffic-analysis:ck-x")]
+    files = kubernetes_files(ws, profiles, run_dirs=run_dirs([plan]))
+    _, job = yaml.safe_load_all(files["docker/hub/kubernetes/jobs/traffic-analysis.yaml"])
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    local = _container(ws, plan, "nbenv/traffic-analysis:ck-x", tmp_path, DEFAULT)  # what `nbenv run` starts
+    assert container["workingDir"] == local.workdir == (target or "/home/jovyan/work")
+    writable = {m["mountPath"] for m in container["volumeMounts"] if m["name"] == "nbenv-out"}
+    assert writable == {local.workdir} and local.workdir in {m.target for m in local.mounts if not m.read_only}
+    data = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly") and "subPath" in m}
+    assert data == {m.target for m in local.mounts if m.read_only and not m.tmpfs}
+    import kubernetes_validate
+
+    kubernetes_validate.validate(job, "1.33.0", strict=True)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("generated_dir", ["docker", "build/generated", "out dir"])
+def test_the_kubernetes_files_follow_the_generated_dir(workspace: Path, generated_dir: str) -> None:
+    """`[tool.nbenv] generated_dir` moves docker/hub/kubernetes/ with the rest of the hub's files (it was
+    hardcoded): written through the one writer under GENERATED_DIR/hub/ with its manifest, nothing under
+    docker/, and the same texts as the default but the puller Dockerfile's comment (the puller tag is
+    the same: it does not depend on where the files go)."""
+    _configure(workspace, 'dvc_remote = "s3://team-bucket/dvc"\n')
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("[tool.nbenv]\n", f'[tool.nbenv]\ngenerated_dir = "{generated_dir}"\n', 1)
+    )
+    shutil.copy2(REPO / "dvc.lock", workspace / "dvc.lock")
+    ws = Workspace(workspace.resolve())
+    assert ws.config.generated_dir == generated_dir
+    profiles = [profile(Project(ws).plan("traffic-analysis"), image=f"nbenv/traffic-analysis:ck-{'a' * 64}")]
+    files = kubernetes_files(ws, profiles)
+    out = f"{generated_dir}/hub/kubernetes"
+    assert files and all(path.startswith(f"{out}/") for path in files), sorted(files)
+    default = kubernetes.render(
+        profiles,
+        kubernetes_settings(ws),
+        out_dir="docker/hub/kubernetes",
+        pointers={p: (workspace / p).read_text() for p in ("dvc.yaml", "dvc.lock")},
+    )
+    moved = {path.replace(f"{out}/", "docker/hub/kubernetes/", 1): text for path, text in files.items()}
+    assert moved.keys() == default.keys()
+    for path, text in moved.items():
+        if path.endswith("puller/Dockerfile"):
+            assert text.splitlines()[0].endswith(f"the data-puller image of {out}/. Do not edit."), text
+            assert text.splitlines()[1:] == default[path].splitlines()[1:]
+        else:
+            assert text == default[path], path
+    hub = ws.root / generated_dir / "hub"
+    rel = {(ws.root / p).relative_to(hub).as_posix(): t for p, t in files.items()}
+    result = write_hub(ws, rel, check=False)
+    assert f"{generated_dir}/hub/.nbenv-manifest" in result.changed
+    assert f"{out}/values.yaml" in result.changed
+    assert (hub / "kubernetes" / "values.yaml").read_text() == files[f"{out}/values.yaml"]
+    assert "  kubernetes/puller/Dockerfile" in (hub / ".nbenv-manifest").read_text()
+    assert write_hub(ws, rel, check=True).changed == []
+    if generated_dir != "docker":
+        assert not (workspace / "docker" / "hub").exists()

@@ -41,6 +41,11 @@ c.JupyterHub.cookie_secret_file = str(SECRETS / "cookie_secret")
 c.JupyterHub.pid_file = "/tmp/jupyterhub.pid"
 c.ConfigurableHTTPProxy.auth_token = secret("proxy_token")
 c.ConfigurableHTTPProxy.pid_file = "/tmp/jupyterhub-proxy.pid"
+# The Python configurable-http-proxy buffers every response and gives up on one after tornado's default
+# 20 s: the spawn page's progress stream stays open until the server is ready (up to start_timeout), so a
+# server slower than 20 s left the page at "starting" forever (a 503 behind it). Wait as long as a spawn.
+START_TIMEOUT = 300
+c.ConfigurableHTTPProxy.command = ["configurable-http-proxy", "--proxy-timeout", str((START_TIMEOUT + 30) * 1000)]
 c.JupyterHub.cleanup_servers = False  # `nbenv hub down` stops the users' servers itself
 
 # Who logs in: NativeAuthenticator (users sign up with a password; an admin authorizes them). Admins are
@@ -94,10 +99,12 @@ c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.name_template = HUB_ID + "-{username}"
 c.DockerSpawner.remove = True  # a stopped server's container goes; the user's work stays in their volume
 c.DockerSpawner.pull_policy = "never"  # nbenv built every image here: nothing is ever pulled
-c.DockerSpawner.extra_create_kwargs = {"labels": {SETTINGS["label"]: HUB_ID}}
+# No healthcheck: the image's is `nbenv up`'s (GET /api on port 8888), which a hub's server answers with 404
+# (it serves under /user/NAME/), so the container would turn "unhealthy". JupyterHub checks the server itself.
+c.DockerSpawner.extra_create_kwargs = {"labels": {SETTINGS["label"]: HUB_ID}, "healthcheck": {"test": ["NONE"]}}
 c.Spawner.default_url = "/lab"
 c.Spawner.http_timeout = 120
-c.Spawner.start_timeout = 300
+c.Spawner.start_timeout = START_TIMEOUT
 SECURITY = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"], "init": False}
 
 
@@ -124,10 +131,14 @@ def apply_profile(spawner: Any) -> None:
     host_config = dict(SECURITY)
     if profile["shm_size_bytes"]:
         host_config["shm_size"] = profile["shm_size_bytes"]
+    if profile.get("device_requests"):  # [resources] gpus: as `docker run --gpus` asks the engine
+        host_config["device_requests"] = profile["device_requests"]
     spawner.extra_host_config = host_config
-    # The server's token arrives as JUPYTERHUB_API_TOKEN (JupyterHub sets it); the image's
-    # JUPYTER_TOKEN_FILE is `nbenv up`'s and names no file here.
-    spawner.environment = {"JUPYTER_TOKEN_FILE": "", "NBENV_HUB_PROFILE": profile["name"]}
+    # The spec's [env] (its names never JUPYTER*_, JUPYTERHUB_*, NBENV_* nor the limits: the spec's rule),
+    # then nbenv's own. The server's token arrives as JUPYTERHUB_API_TOKEN (JupyterHub sets it); the
+    # image's JUPYTER_TOKEN_FILE is `nbenv up`'s and names no file here.
+    spawner.environment = {**profile["environment"], "JUPYTER_TOKEN_FILE": "", "NBENV_HUB_PROFILE": profile["name"]}
+    spawner.default_url = profile["default_url"]  # the spec's start page, as `nbenv up` opens it
 
 
 c.Spawner.pre_spawn_hook = apply_profile

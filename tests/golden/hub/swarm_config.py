@@ -33,7 +33,8 @@ def pinned(client: Any, image: str) -> str:
     found = client.inspect_image(image)
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     for digest in found.get("RepoDigests") or []:
-        if digest.split("@", 1)[0] == repository:
+        named = digest.split("@", 1)[0]  # `nbenv image push` sends PREFIX/NAME to REGISTRY[/PATH]/PREFIX/NAME
+        if named == repository or named.endswith(f"/{repository}"):
             return str(digest)
     return str(found["Id"])
 
@@ -57,6 +58,8 @@ def apply_swarm_profile(spawner: Any) -> None:
     for services: every capability is dropped and the data stays read-only."""
     _apply(spawner)  # checks the choice; the image, command, limits and environment
     profile = PROFILES[spawner.user_options["image"]]
+    if profile.get("device_requests"):  # `nbenv hub up --swarm` refuses these before it starts
+        raise ValueError(f"{profile['name']}: a swarm service cannot reserve GPUs; serve it with DockerSpawner")
     work = f"{HUB_ID}-work-{spawner.escaped_name}"  # the same volume as under DockerSpawner
     mounts = [Mount(target=profile["work_dir"], source=work, type="volume", labels=LABELS)]
     for item in profile["data"]:
