@@ -248,11 +248,15 @@ def image_build(
     no_cache: bool = False,
     cache_from: Sequence[str] = (),
     cache_to: Sequence[str] = (),
+    platform: str | None = None,
     say: Say = quiet,
     live: bool = False,
 ) -> list[BuiltImage]:
     """Build each environment's image (parents first); skip what is up to date. No names: every
-    environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed)."""
+    environment with `all_envs`, else the default one (`nbenv image build --groups ...` as typed).
+    One image per platform of an environment's `platforms` (one after the other), or for `platform` only."""
+    if platform is not None:
+        _check_platform(platform)  # before the engine is asked anything
     project = _project(repo)
     ws = project.ws
     if not names and not all_envs:
@@ -263,14 +267,26 @@ def image_build(
     from nbenv.build import BuildOptions
 
     options = BuildOptions(no_cache=no_cache, cache_from=tuple(cache_from), cache_to=tuple(cache_to))
-    return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
+    if platform is not None:
+        return [builder.build(name, groups=groups, options=options, platform=platform) for name in _names(ws, names)]
+    if groups is not None:
+        return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
+    # the wheel pre-flight of each environment's builder.platforms(name) runs here, before any build
+    return [built for name in _names(ws, names) for _, built in builder.build_platforms(name, options=options)]
 
 
 def image_status(*, repo: Path | None = None, names: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """Per environment: up to date, or stale and why (what `up` or `image build` would rebuild)."""
+    """Per environment (and per platform of its `platforms`): up to date, or stale and why (what `up` or
+    `image build` would rebuild)."""
     project = _project(repo)
     builder = project.builder(say=quiet, live=False)
-    return [(name, builder.status(name)[0]) for name in _names(project.ws, names)]
+    rows: list[tuple[str, str]] = []
+    for name in _names(project.ws, names):
+        if project.loader.environment(name).platforms is None:
+            rows.append((name, builder.status(name)[0]))
+        else:
+            rows += [(f"{name} {p}", builder.status(name, p)[0]) for p in builder.platforms(name)]
+    return rows
 
 
 def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
@@ -279,7 +295,8 @@ def image_inspect(*, repo: Path | None = None, name: str) -> Inspection:
     load_file(project.ws, name)  # an unknown name is a spec error with a did-you-mean, before the engine is asked
     from nbenv import images
 
-    return images.inspect(project.engine, project.ws, name, git_state(project.ws.root))
+    platforms = project.loader.environment(name).platforms
+    return images.inspect(project.engine, project.ws, name, git_state(project.ws.root), platforms)
 
 
 def image_push(
@@ -303,15 +320,25 @@ def image_push(
 
 
 def image_base(
-    *, repo: Path | None = None, tag: str | None = None, suite: str | None = None, cuda: bool = False, say: Say = quiet
+    *,
+    repo: Path | None = None,
+    tag: str | None = None,
+    suite: str | None = None,
+    cuda: bool = False,
+    platform: str | None = None,
+    say: Say = quiet,
 ) -> tuple[str, str]:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan) without any registry;
     return (tag, image id). Without a tag: nbenv/debian-python:SUITE. A tag declared in the repository's
-    [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite."""
+    [tool.nbenv.base_images] brings its suite and packages; nbenv/debian-python:SUITE its suite.
+    `platform` another than the engine's: mmdebstrap --arch under QEMU, tagged TAG-ARCH."""
     from nbenv.base_image import base_image_plan, build_base_image, nbenv_recipe, suite_tag
     from nbenv.constants import DEFAULT_SUITE, NBENV_BASE_REPOSITORY
+    from nbenv.platforms import platform_tag
     from nbenv.spec.load import base_recipe
 
+    if platform is not None:
+        _check_platform(platform)  # before the engine is asked anything
     tag = tag or suite_tag(suite or DEFAULT_SUITE, cuda=cuda)
     try:
         ws: Workspace | None = _workspace(repo)
@@ -330,13 +357,33 @@ def image_base(
         raise UsageError(
             _no_cuda_recipe(ws, tag, recipe), "drop --tag (nbenv then names it SUITE-cuda), or declare it cuda = true"
         )
+    engine = real_engine() if platform else None  # which platform is foreign is the engine's to say
+    foreign = _foreign_platform(platform, engine.platform) if engine else None
     plan = base_image_plan(
-        tag=tag,
+        tag=platform_tag(tag, foreign, engine.platform) if foreign and engine else tag,
         suite=suite or (recipe.suite if recipe else DEFAULT_SUITE),
         extra_packages=recipe.packages if recipe else (),
         cuda=cuda or (recipe.cuda if recipe else False),
+        platform=foreign,
     )
-    return tag, build_base_image(plan, engine=real_engine(), log=say)
+    return plan.tag, build_base_image(plan, engine=engine or real_engine(), log=say)
+
+
+def _foreign_platform(platform: str | None, native: str) -> str | None:
+    """--platform, checked (UsageError), when it is not the engine's own; else None."""
+    from nbenv.platforms import canonical
+
+    if platform is None:
+        return None
+    _check_platform(platform)
+    return None if canonical(platform) == native else canonical(platform)
+
+
+def _check_platform(platform: str) -> None:
+    from nbenv.platforms import platform_problem
+
+    if problem := platform_problem(platform):
+        raise UsageError(f"--platform: {problem}", "e.g. --platform linux/arm64")
 
 
 def image_preflight(

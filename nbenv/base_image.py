@@ -14,6 +14,8 @@ security and updates suites for a stable release) or whatever the host's apt set
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import pwd
@@ -41,6 +43,7 @@ from nbenv.constants import (
     USER_UID,
 )
 from nbenv.errors import BuildError
+from nbenv.platforms import arch, canonical, debian_arch, require_emulation
 
 PYTHON_LABEL = "nbenv.base.python"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "tini")
@@ -165,6 +168,8 @@ class BaseImagePlan:
     packages: tuple[str, ...]
     mmdebstrap_argv: tuple[str, ...]
     import_changes: tuple[str, ...]
+    platform: str | None = None  # another architecture than the engine's (mmdebstrap --arch, under QEMU)
+    cuda: bool = False  # with Debian's CUDA runtime (CUDA_PACKAGES)
 
 
 def base_image_plan(
@@ -173,9 +178,12 @@ def base_image_plan(
     suite: str = DEFAULT_SUITE,
     extra_packages: Sequence[str] = (),
     cuda: bool = False,
+    platform: str | None = None,
 ) -> BaseImagePlan:
     """Validate the inputs and build the mmdebstrap argv and the `docker import --change` values.
-    With `cuda`: Debian's CUDA runtime of the suite (CUDA_PACKAGES) from its non-free component."""
+    With `cuda`: Debian's CUDA runtime of the suite (CUDA_PACKAGES) from its non-free component.
+    `platform`: a base for another architecture (`tag` is then that platform's own tag, see
+    `platforms.platform_tag`); None: the engine's own."""
     if isinstance(extra_packages, str):
         raise TypeError("extra_packages must be a sequence of package names, not one string")
     _check_tag(tag)
@@ -183,6 +191,7 @@ def base_image_plan(
     for name in extra_packages:
         _check_package(name)
     packages = tuple(sorted({*BASE_PACKAGES, *extra_packages, *(_cuda_packages(suite) if cuda else ())}))
+    platform = canonical(platform) if platform else None
     argv = (
         "mmdebstrap",
         "--variant=minbase",
@@ -192,9 +201,10 @@ def base_image_plan(
         *(f"--dpkgopt={option}" for option in _DPKG_OPTIONS),
         f"--hook-directory={MERGED_USR_HOOKS}",
         *(f"--customize-hook={hook}" for hook in _CUSTOMIZE_HOOKS),
+        *((f"--arch={debian_arch(platform)}",) if platform else ()),
         suite,
     )
-    return BaseImagePlan(tag, suite, packages, argv, _import_changes(suite, packages, cuda=cuda))
+    return BaseImagePlan(tag, suite, packages, argv, _import_changes(suite, packages, cuda=cuda), platform, cuda)
 
 
 def mmdebstrap_command(plan: BaseImagePlan, *, mode: str, target: Path) -> list[str]:
@@ -215,6 +225,8 @@ def build_base_image(
     executable = _find_mmdebstrap()
     mode = mmdebstrap_mode(os.geteuid(), _user_name(), _read("/etc/subuid"), _read("/etc/subgid"))
     engine.check()
+    if plan.platform:  # before any time is spent: the emulator, and mmdebstrap's test of it
+        check_emulation(plan.platform, engine.platform)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nbenv-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
@@ -223,7 +235,10 @@ def build_base_image(
         _run_mmdebstrap([executable, *command[1:]], log)
         python = checked_python(plan.suite, tarball_python(tarball))
         log(f"importing {tarball.stat().st_size / 1e6:.0f} MB into the engine as {plan.tag} (Python {python})")
-        image_id = _import(plan, tarball, engine, python=python)
+        if plan.platform:
+            image_id = _load(plan, tarball, engine, python=python, scratch=Path(tmp))
+        else:
+            image_id = _import(plan, tarball, engine, python=python)
     size = info.size if (info := engine.inspect(image_id)) else 0
     log(f"built {plan.tag} ({image_id[:19]}, {size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
     return image_id
@@ -300,6 +315,18 @@ def _check_package(name: str) -> None:
         )
 
 
+def check_emulation(platform: str, native: str) -> None:
+    """BuildError (one line naming what to install or enable) unless this machine runs `platform`'s
+    binaries: the engine's own platform, or QEMU registered with binfmt_misc (and arch-test, which
+    mmdebstrap runs to check a foreign architecture)."""
+    require_emulation(platform, native)
+    if canonical(platform) != canonical(native) and shutil.which("arch-test") is None:
+        raise BuildError(
+            f"mmdebstrap needs arch-test to build a {platform} root filesystem on this {native} machine",
+            "apt-get install arch-test",
+        )
+
+
 def _cuda_packages(suite: str) -> tuple[str, ...]:
     if suite not in CUDA_PACKAGES:
         raise BuildError(
@@ -309,9 +336,9 @@ def _cuda_packages(suite: str) -> tuple[str, ...]:
     return CUDA_PACKAGES[suite]
 
 
-def _import_changes(suite: str, packages: tuple[str, ...], *, cuda: bool = False) -> tuple[str, ...]:
+def _base_labels(suite: str, packages: tuple[str, ...], *, cuda: bool = False) -> dict[str, str]:
     cuda_labels = {"nbenv.base.cuda": CUDA_VERSION[suite]} if cuda else {}
-    labels = {
+    return {
         "org.opencontainers.image.title": f"nbenv Debian {suite} Python base"
         + (f" with the CUDA {CUDA_VERSION[suite]} runtime" if cuda else ""),
         "org.opencontainers.image.description": (
@@ -322,11 +349,17 @@ def _import_changes(suite: str, packages: tuple[str, ...], *, cuda: bool = False
         "nbenv.base.packages": ",".join(packages),
         **cuda_labels,
     }
+
+
+_BASE_ENV = {"LANG": "C.UTF-8", "PATH": PATH_ENV}
+_BASE_CMD = ["/bin/bash"]
+
+
+def _import_changes(suite: str, packages: tuple[str, ...], *, cuda: bool = False) -> tuple[str, ...]:
     return (
-        "ENV LANG=C.UTF-8",
-        f"ENV PATH={PATH_ENV}",
-        *(_label(key, value) for key, value in labels.items()),
-        'CMD ["/bin/bash"]',
+        *(f"ENV {key}={value}" for key, value in _BASE_ENV.items()),
+        *(_label(key, value) for key, value in _base_labels(suite, packages, cuda=cuda).items()),
+        f"CMD {json.dumps(_BASE_CMD)}",
     )
 
 
@@ -416,13 +449,59 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
+def _run_time_labels(python: str) -> dict[str, str]:
+    return {PYTHON_LABEL: python, "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _message(plan: BaseImagePlan) -> str:
+    return f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}"
+
+
 def _import(plan: BaseImagePlan, tarball: Path, engine: EngineAPI, *, python: str) -> str:
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    changes = [
-        *plan.import_changes,
-        _label(PYTHON_LABEL, python),
-        _label("org.opencontainers.image.created", created),
-    ]
-    return engine.import_tarball(
-        tarball, plan.tag, changes=changes, message=f"nbenv base image: mmdebstrap --variant=minbase {plan.suite}"
-    )
+    changes = [*plan.import_changes, *(_label(key, value) for key, value in _run_time_labels(python).items())]
+    return engine.import_tarball(tarball, plan.tag, changes=changes, message=_message(plan))
+
+
+def image_config(plan: BaseImagePlan, *, layer_digest: str, labels: dict[str, str]) -> dict[str, object]:
+    """The image config of a base for `plan.platform`, the same as `docker import` gives the native one
+    (env, labels, command) but with the platform's architecture: BuildKit resolves `FROM` with
+    `--platform` to a local image only when its architecture matches (else it looks in a registry)."""
+    assert plan.platform is not None
+    architecture = arch(plan.platform)
+    created = labels["org.opencontainers.image.created"]
+    return {
+        "architecture": architecture,
+        **({"variant": "v8"} if architecture == "arm64" else {}),
+        "os": "linux",
+        "created": created,
+        "config": {
+            "Env": [f"{key}={value}" for key, value in _BASE_ENV.items()],
+            "Cmd": list(_BASE_CMD),
+            "Labels": {**_base_labels(plan.suite, plan.packages, cuda=plan.cuda), **labels},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created": created, "created_by": _message(plan)}],
+    }
+
+
+def _load(plan: BaseImagePlan, tarball: Path, engine: EngineAPI, *, python: str, scratch: Path) -> str:
+    """`docker load` the root filesystem as a one-layer image of `plan.platform` (a docker-archive)."""
+    digest = hashlib.sha256()
+    with tarball.open("rb") as source:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            digest.update(chunk)
+    config = json.dumps(
+        image_config(plan, layer_digest=f"sha256:{digest.hexdigest()}", labels=_run_time_labels(python)),
+        sort_keys=True,
+    ).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [plan.tag], "Layers": ["rootfs/layer.tar"]}]).encode()
+    archive = scratch / "image.tar"
+    with tarfile.open(archive, mode="w") as out:
+        for name, data in ((config_name, config), ("manifest.json", manifest)):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+        out.add(tarball, arcname="rootfs/layer.tar", recursive=False)
+    tarball.unlink()  # the archive holds it now: the disk holds one copy at a time after this
+    return engine.load_archive(archive, plan.tag)

@@ -21,6 +21,7 @@ from nbenv.fs import atomic_write
 from nbenv.generate import generate
 from nbenv.image_plan import BuildMetadata, ImageTarget, build_inputs, build_metadata, image_target
 from nbenv.plan import BuildPlan
+from nbenv.platforms import canonical, platform_tag, require_emulation
 from nbenv.provenance import GitState, ImageProvenance
 from nbenv.pyversion import choose_suite, python_problem
 from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
@@ -41,6 +42,7 @@ class BuiltImage:
     built: bool  # False: an image with this content key already existed
     seconds: float
     labels: dict[str, str] = field(default_factory=dict)
+    platform: str | None = None  # built for another platform than the engine's (under emulation)
 
     @property
     def provenance(self) -> ImageProvenance:
@@ -76,7 +78,7 @@ class ImageBuilder:
     def __init__(self, project: Project, *, say: Say, live: bool) -> None:
         self.project, self.ws = project, project.ws
         self.say, self.live = say, live
-        self._done: dict[tuple[str, tuple[str, ...] | None], BuiltImage] = {}
+        self._done: dict[tuple[str, tuple[str, ...] | None, str | None], BuiltImage] = {}
         self._announced_builder = False
 
     @property
@@ -99,37 +101,67 @@ class ImageBuilder:
         return state
 
     def build(
-        self, name: str, *, groups: Sequence[str] | None = None, options: BuildOptions = BuildOptions()
+        self,
+        name: str,
+        *,
+        groups: Sequence[str] | None = None,
+        options: BuildOptions = BuildOptions(),
+        platform: str | None = None,
     ) -> BuiltImage:
-        key = (name, tuple(groups) if groups is not None else None)
+        """Build `name`'s image (parents first) for `platform`; None or the engine's own: the native image."""
+        foreign = self.foreign(platform)
+        key = (name, tuple(groups) if groups is not None else None, foreign)
         if key not in self._done:
-            self._done[key] = self._build(name, groups, options)
+            self._done[key] = self._build(name, groups, options, foreign)
         return self._done[key]
 
-    def _build(self, name: str, groups: Sequence[str] | None, options: BuildOptions) -> BuiltImage:
+    def build_platforms(self, name: str, *, options: BuildOptions = BuildOptions()) -> list[tuple[str, BuiltImage]]:
+        """One image per platform of `name` (its `platforms`, else the engine's own), one after the other,
+        each with the same provenance; (platform, image) in the spec's order. This is where a wheel
+        pre-flight of `self.platforms(name)` belongs, before the first (emulated) build starts."""
+        return [(platform, self.build(name, options=options, platform=platform)) for platform in self.platforms(name)]
+
+    def platforms(self, name: str) -> tuple[str, ...]:
+        """The platforms `name` is built for: its `platforms` (spec, parent, [tool.nbenv]), else the engine's."""
+        return self.project.loader.environment(name).platforms or (self.engine.platform,)
+
+    def foreign(self, platform: str | None) -> str | None:
+        """`platform` when it is not the engine's own (a build under emulation), else None."""
+        if platform is None or canonical(platform) == self.engine.platform:
+            return None
+        require_emulation(platform, self.engine.platform)
+        return canonical(platform)
+
+    def platform_ref(self, ref: str, foreign: str | None) -> str:
+        """The tag of `ref` for a foreign platform (`ref-ARCH`); `ref` itself for the native one."""
+        return platform_tag(ref, foreign, self.engine.platform) if foreign else ref
+
+    def _build(self, name: str, groups: Sequence[str] | None, options: BuildOptions, foreign: str | None) -> BuiltImage:
         started = time.monotonic()
         plan = self.project.plan(name, groups)
         parent_labels: dict[str, str] | None = None
+        base_ref = self.platform_ref(plan.env.base_image, foreign)
         if plan.env.extends:
-            parent = self.build(plan.env.extends, options=options)
+            parent = self.build(plan.env.extends, options=options, platform=foreign)
             from_ref, from_id, parent_labels = parent.ref, parent.image_id, parent.labels
         else:
-            from_ref = plan.env.base_image
-            from_id = self._ensure_base(from_ref, env_file=plan.env.file)
-            self._check_base_python(name, from_ref, from_id)  # before anything is written or built
+            from_ref = base_ref
+            from_id = self._ensure_base(plan.env.base_image, env_file=plan.env.file, platform=foreign)
+            self._check_base_python(name, plan.env.base_image, from_id)  # before anything is written or built
         files = self._regenerate(plan)
-        target = self._target(plan, from_id, files)
+        target = self._target(plan, from_id, files, foreign)
         ref, key = target.ref, target.key
         existing = self.engine.inspect(ref)
         if existing and not options.no_cache and self._keep(existing.labels, options):
             for tag in target.tags[1:]:
                 self.engine.tag(ref, tag)
             self.say(f"{name}: up to date ({ref})")
-            return BuiltImage(name, ref, existing.id, key, False, time.monotonic() - started, existing.labels)
+            return BuiltImage(name, ref, existing.id, key, False, time.monotonic() - started, existing.labels, foreign)
         if not self._announced_builder:
             self.say(f"builder: {self.engine.builder.describe()}")
             self._announced_builder = True
-        self.say(f"{name}: building {ref} (groups {', '.join(plan.groups)}; FROM {from_ref})")
+        where = f"; {foreign}, emulated" if foreign else ""
+        self.say(f"{name}: building {ref} (groups {', '.join(plan.groups)}; FROM {from_ref}{where})")
         meta = build_metadata(
             plan,
             target,
@@ -139,26 +171,33 @@ class ImageBuilder:
             lock_hash=self.project.lock.content_hash,
             git=self.git,
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            base_image=base_ref,
         )
         if plan.env.extends:  # a child's tools stage is FROM the chain's base image, like its root's
-            self._ensure_base(plan.env.base_image, env_file=plan.env.file)
+            self._ensure_base(plan.env.base_image, env_file=plan.env.file, platform=foreign)
         self._check_from(from_ref, from_id)
-        image_id = self._engine_build(plan, files, target, meta, options)
+        image_id = self._engine_build(plan, files, target, meta, options, foreign)
         seconds = time.monotonic() - started
         self.say(f"{name}: built {ref} in {seconds:.1f} s")
         built_labels = info.labels if (info := self.engine.inspect(image_id)) else meta.labels
         if existing and existing.id != image_id:
             self.engine.remove_if_untagged(existing.id)  # the image this rebuild replaced (same content key)
-        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels)
+        return BuiltImage(name, ref, image_id, key, True, seconds, built_labels, foreign)
 
     def _engine_build(
-        self, plan: BuildPlan, files: dict[Path, str], target: ImageTarget, meta: BuildMetadata, options: BuildOptions
+        self,
+        plan: BuildPlan,
+        files: dict[Path, str],
+        target: ImageTarget,
+        meta: BuildMetadata,
+        options: BuildOptions,
+        foreign: str | None = None,
     ) -> str:
         """Build `target` on the engine from a fresh context, the index URL and extra CA as build secrets;
         the new image's id."""
         with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
             context = self._context(plan, files, Path(tmp))
-            return self._build_context(context, target.tags, meta.build_args, meta.labels, options)
+            return self._build_context(context, target.tags, meta.build_args, meta.labels, options, foreign)
 
     def _build_context(
         self,
@@ -167,6 +206,7 @@ class ImageBuilder:
         build_args: dict[str, str],
         labels: dict[str, str],
         options: BuildOptions,
+        platform: str | None = None,
     ) -> str:
         ca = extra_ca_bundle(self.ws)
         with tempfile.TemporaryDirectory(prefix="nbenv-secret-") as secret_dir:
@@ -192,6 +232,7 @@ class ImageBuilder:
                 cache_to=options.cache_to,
                 secrets=secrets,
                 masked=(url,) if url else (),
+                platform=platform,
             )
             return self.engine.build(
                 request, on_line=lambda line: self.say(f"  {line}") if line.strip() else None, live=self.live
@@ -220,39 +261,39 @@ class ImageBuilder:
 
     def current(self, name: str) -> tuple[str, str] | None:
         """(ref, image id) of `name`'s image if it is up to date, else None; builds and writes nothing."""
-        plan = self.project.plan(name)
-        if plan.env.extends:
-            parent = self.current(plan.env.extends)
-            if parent is None:
-                return None
-            from_id: str | None = parent[1]
-        else:
-            from_id = self.engine.image_id(plan.env.base_image)
-        if from_id is None:
-            return None
-        files = generate(self.ws, [plan], check=True).rendered
-        ref = self._target(plan, from_id, files).ref
-        image_id = self.engine.image_id(ref)
+        image_id, ref = self._current(name, None)
         return (ref, image_id) if image_id else None
 
-    def status(self, name: str) -> tuple[str, str | None]:
-        """("up to date" or "stale: why", the image id if up to date), without building or writing anything."""
+    def status(self, name: str, platform: str | None = None) -> tuple[str, str | None]:
+        """("up to date" or "stale: why", the image id if up to date) of `name`'s image for `platform`
+        (None: the engine's), without building or writing anything."""
+        foreign = None if platform is None or canonical(platform) == self.engine.platform else canonical(platform)
+        image_id, why = self._current(name, foreign)
+        return ("up to date", image_id) if image_id else (f"stale: {why}", None)
+
+    def _current(self, name: str, foreign: str | None) -> tuple[str | None, str]:
+        """(the image id of `name` if it is up to date, else None; its ref, or why it is stale)."""
         plan = self.project.plan(name)
         if plan.env.extends:
-            parent_state, from_id = self.status(plan.env.extends)
+            from_id, why = self._current(plan.env.extends, foreign)
             if from_id is None:
-                return f"stale: its parent {plan.env.extends} is ({parent_state})", None
+                return None, f"its parent {plan.env.extends} is ({why})"
         else:
-            from_id = self.engine.image_id(plan.env.base_image)
+            base = self.platform_ref(plan.env.base_image, foreign)
+            from_id = self.engine.image_id(base)
             if from_id is None:
-                return f"stale: base image {plan.env.base_image} is missing", None
+                return None, f"base image {base} is missing"
         files = generate(self.ws, [plan], check=True).rendered
-        ref = self._target(plan, from_id, files).ref
+        ref = self._target(plan, from_id, files, foreign).ref
         image_id = self.engine.image_id(ref)
-        return ("up to date", image_id) if image_id else (f"stale: no image {ref} yet", None)
+        return (image_id, ref) if image_id else (None, f"no image {ref} yet")
 
-    def _target(self, plan: BuildPlan, from_id: str, files: dict[Path, str]) -> ImageTarget:
-        return image_target(plan, from_image_id=from_id, inputs=build_inputs(self.ws.root / plan.out_dir, files))
+    def _target(self, plan: BuildPlan, from_id: str, files: dict[Path, str], foreign: str | None = None) -> ImageTarget:
+        target = image_target(plan, from_image_id=from_id, inputs=build_inputs(self.ws.root / plan.out_dir, files))
+        if foreign is None:
+            return target
+        tags = tuple(self.platform_ref(tag, foreign) for tag in target.tags)
+        return ImageTarget(target.key, tags[0], tags)
 
     def _keep(self, labels: dict[str, str], options: BuildOptions) -> bool:
         """Reuse an image with the same content key, unless a push needs labels that match HEAD."""
@@ -310,20 +351,31 @@ class ImageBuilder:
             )
         self.say(f"base image {ref}: Python {python}, as the project needs")
 
-    def _ensure_base(self, ref: str, *, env_file: str) -> str:
+    def _ensure_base(self, base: str, *, env_file: str, platform: str | None = None) -> str:
+        """The id of base image `base` for `platform` (None: the engine's), made first if nbenv makes it."""
+        ref = self.platform_ref(base, platform)
         if image_id := self.engine.image_id(ref):
             return image_id
-        if (recipe := base_recipe(self.ws, ref)) is not None:
+        if (recipe := base_recipe(self.ws, base)) is not None:
+            option = f" --platform {platform}" if platform else ""
             self.say(
                 f"base image {ref} not found: building it from Debian {recipe.suite} packages "
-                f"(`nbenv image base --tag {ref}`)"
+                f"(`nbenv image base --tag {base}{option}`)"
             )
             from nbenv.base_image import base_image_plan, build_base_image
 
             return build_base_image(
-                base_image_plan(tag=ref, suite=recipe.suite, extra_packages=recipe.packages, cuda=recipe.cuda),
+                base_image_plan(
+                    tag=ref, suite=recipe.suite, extra_packages=recipe.packages, cuda=recipe.cuda, platform=platform
+                ),
                 engine=self.engine,
                 log=lambda line: self.say(f"  {line}"),
+            )
+        if platform:  # a pull would fetch the engine's own platform under the suffixed tag: never that
+            raise BuildError(
+                f"{env_file}: base_image: {ref} (the {platform} image of {base}) is not available locally",
+                f"tag a {platform} image of {base} as {ref} (`docker pull --platform {platform} {base}` "
+                f"then `docker tag`), or use a base nbenv makes",
             )
         self.say(f"base image {ref} not found locally: pulling it")
         if self.engine.pull(ref) and (image_id := self.engine.image_id(ref)):

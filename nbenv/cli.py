@@ -237,6 +237,10 @@ def image_build(
     cache_to: Annotated[
         list[str] | None, typer.Option("--cache-to", help="buildx cache export, e.g. type=gha,mode=max.")
     ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(help="Build for this platform only (linux/amd64, linux/arm64); default: the spec's platforms."),
+    ] = None,
 ) -> None:
     """Build environment images, parents first; skip those whose content key already exists."""
     if all_ and names:
@@ -249,11 +253,13 @@ def image_build(
         no_cache=no_cache,
         cache_from=cache_from or [],
         cache_to=cache_to or [],
+        platform=platform,
         say=_say,
         live=_live(),
     )
     for image in built:
-        typer.echo(f"{image.name}\t{image.ref}\t{'built' if image.built else 'up to date'}")
+        where = f"\t{image.platform}" if image.platform else ""
+        typer.echo(f"{image.name}\t{image.ref}\t{'built' if image.built else 'up to date'}{where}")
 
 
 @image_app.command("status")
@@ -292,6 +298,8 @@ def image_push(
     result = api.image_push(repo=_repo(), name=name, registry=registry, allow_dirty=allow_dirty, say=_say, live=_live())
     for decision in (*result.decisions, *([result.hub] if result.hub else [])):
         typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
+    for platform, digest in result.platforms:
+        typer.echo(f"{result.repository}@{digest}\t{platform}")
     if result.digest:
         typer.echo(f"{result.repository}@{result.digest}")
 
@@ -308,9 +316,15 @@ def image_base(
     cuda: Annotated[
         bool, typer.Option("--cuda", help="Add Debian's CUDA runtime (non-free); default tag SUITE-cuda.")
     ] = False,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            help="linux/amd64 or linux/arm64 (default: the engine's); another is tagged TAG-ARCH, under QEMU."
+        ),
+    ] = None,
 ) -> None:
     """Build a base image from Debian packages (python3, venv, tini, user jovyan): no registry needed."""
-    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, cuda=cuda, say=_say)
+    built, image_id = api.image_base(repo=_repo(), tag=tag, suite=suite, cuda=cuda, platform=platform, say=_say)
     typer.echo(f"{built}\t{image_id}")
 
 

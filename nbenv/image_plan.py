@@ -69,9 +69,11 @@ def build_metadata(
     lock_hash: str,
     git: GitState,
     created: str,
+    base_image: str | None = None,
 ) -> BuildMetadata:
     """The record, labels and build arguments of building `target` FROM `from_ref` (the base image, or
-    the parent's image, whose labels carry the history this build extends)."""
+    the parent's image, whose labels carry the history this build extends). `base_image`: the chain's
+    base for this build's platform (its own tag for another platform); None: the spec's."""
     record = build_record(
         environment=plan.env.name,
         image=target.ref,
@@ -86,5 +88,6 @@ def build_metadata(
     history = history_of(parent_labels) if parent_labels is not None else []
     labels = build_labels(record, history=history, source=git.source, parent_digest=from_image_id)
     arg = "PARENT_IMAGE" if plan.env.extends else "BASE_IMAGE"
-    build_args = {arg: from_ref, "BASE_IMAGE": plan.env.base_image, "NBENV_BUILD_RECORD": record_line(record)}
+    base = base_image or plan.env.base_image
+    build_args = {arg: from_ref, "BASE_IMAGE": base, "NBENV_BUILD_RECORD": record_line(record)}
     return BuildMetadata(record, labels, build_args)

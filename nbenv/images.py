@@ -3,17 +3,20 @@ environment's hub layer, when docker/hub/ serves one built here)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nbenv.adapters.engine import EngineAPI, ImageInfo
-from nbenv.adapters.registry import Registry
-from nbenv.build import BuildOptions, ImageBuilder
+from nbenv.adapters.registry import MANIFEST_LIST, Manifest, Registry
+from nbenv.build import BuildOptions, BuiltImage, ImageBuilder
 from nbenv.errors import NbenvError, RegistryError, RunError
 from nbenv.plan import image_repository
+from nbenv.platforms import arch, platform_tag
 from nbenv.provenance import GitState, ImageProvenance, TagDecision, plan_push, push_tags
 from nbenv.ui import Say
 from nbenv.workspace import REGISTRY_HINT, Workspace, registry_problem
@@ -27,9 +30,11 @@ class Inspection:
     info: ImageInfo
     provenance: ImageProvenance
     head: GitState
+    platforms: tuple[PlatformImage, ...] = ()  # with `platforms`: each platform's image, the native one too
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "platforms": [p.as_json() for p in self.platforms],
             "image": self.ref,
             "id": self.info.id,
             "repo_tags": list(self.info.repo_tags),
@@ -53,6 +58,8 @@ class Inspection:
             ("digests", ", ".join(self.info.repo_digests) or "(never pushed)"),
         ]
         out = [f"{key:<9}{value}" for key, value in rows]
+        for image in self.platforms:
+            out.append(f"platform {image.platform:<12} {image.line()}")
         out += ["labels"] + [f"  {k} = {v}" for k, v in sorted(labels.items()) if k != "nbenv.history"]
         out += [f"lineage ({len(self.provenance.history)} build record(s), oldest first)"]
         for record in self.provenance.history:
@@ -74,12 +81,41 @@ def _head_note(provenance: ImageProvenance, head: GitState) -> str:
     return f"{head.short}{dirty}: the image was built elsewhere (a build or push relabels it)"
 
 
-def inspect(engine: EngineAPI, ws: Workspace, name: str, head: GitState) -> Inspection:
+@dataclass(frozen=True)
+class PlatformImage:
+    """One platform's image of an environment: its local tag and id, and its digests in registries."""
+
+    platform: str
+    ref: str
+    info: ImageInfo | None  # None: not built for this platform yet
+
+    def line(self) -> str:
+        if self.info is None:
+            return f"{self.ref}: not built (`nbenv image build --platform {self.platform}`)"
+        return f"{self.info.id}  {', '.join(self.info.repo_digests) or '(never pushed)'}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "image": self.ref,
+            "id": self.info.id if self.info else None,
+            "repo_digests": list(self.info.repo_digests) if self.info else [],
+        }
+
+
+def inspect(
+    engine: EngineAPI, ws: Workspace, name: str, head: GitState, platforms: Sequence[str] | None = None
+) -> Inspection:
+    """The environment's native image (`:latest`); with `platforms`, each platform's image and digests too."""
     ref = f"{image_repository(ws.config, name)}:latest"
+    tags = [(p, platform_tag(ref, p, engine.platform)) for p in platforms or ()]
+    images = tuple(PlatformImage(p, tag, engine.inspect(tag)) for p, tag in tags)
     info = engine.inspect(ref)
     if info is None:
-        raise RunError(f"no image {ref}: {name} has not been built", f"build it: `nbenv image build {name}`")
-    return Inspection(ref, info, ImageProvenance.from_labels(info.labels), head)
+        info = next((image.info for image in images if image.info is not None), None)
+        if info is None:
+            raise RunError(f"no image {ref}: {name} has not been built", f"build it: `nbenv image build {name}`")
+    return Inspection(ref, info, ImageProvenance.from_labels(info.labels), head, images)
 
 
 # --- push -----------------------------------------------------------------------------------
@@ -116,14 +152,12 @@ class PushResult:
     repository: str  # registry/prefix/name
     image_id: str
     decisions: tuple[TagDecision, ...]
-    digest: str | None  # manifest digest in the registry
+    digest: str | None  # manifest digest in the registry (of the image index, with `platforms`)
     hub: TagDecision | None = None  # the hub layer's tag (hub-KEY) in the same repository, when there is one
+    platforms: tuple[tuple[str, str], ...] = ()  # with `platforms`: (platform, its manifest digest) each
 
 
-def push(
-    builder: ImageBuilder, engine: EngineAPI, ws: Workspace, name: str, *, registry: str, allow_dirty: bool, say: Say
-) -> PushResult:
-    git = builder.git
+def _check_git(git: GitState, name: str, allow_dirty: bool) -> None:
     if git.commit is None:
         raise RegistryError(f"cannot push {name}: {git.problem}", "push from a git checkout with at least one commit")
     if git.dirty and not allow_dirty:
@@ -131,6 +165,15 @@ def push(
             f"refusing to push {name}: the working tree has uncommitted changes ({git.changes()})",
             f"commit them first, or `--allow-dirty` to push only sha-{git.short}-dirty",
         )
+
+
+def push(
+    builder: ImageBuilder, engine: EngineAPI, ws: Workspace, name: str, *, registry: str, allow_dirty: bool, say: Say
+) -> PushResult:
+    git = builder.git
+    _check_git(git, name, allow_dirty)
+    if builder.project.loader.environment(name).platforms is not None:
+        return push_index(builder, engine, ws, name, registry=registry, say=say)
     built = builder.build(name, options=BuildOptions(fresh_provenance=True))
     repository = f"{registry}/{image_repository(ws.config, name)}"
     remote = Registry(registry, docker=engine.docker)
@@ -143,12 +186,7 @@ def push(
         held = remote.lookup(f"{repository}:{layer.tag}")
         [hub] = plan_push(layer.image_id, {layer.tag: held.image if held else None})
     if conflicts := [d for d in (*decisions, *([hub] if hub else [])) if d.action == "conflict"]:
-        first = conflicts[0]
-        raise RegistryError(
-            f"refusing to push {name}: {repository}:{first.tag} already holds another image "
-            f"({first.remote_image}); nothing was pushed",
-            "tags are immutable: rebuild from a new commit (or delete that tag in the registry on purpose)",
-        )
+        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
     digest: str | None = None
     for decision in decisions:
         target = f"{repository}:{decision.tag}"
@@ -208,6 +246,14 @@ def hub_layer(engine: EngineAPI, ws: Workspace, name: str, *, say: Say) -> HubLa
     return HubLayer(ref, image_id, tag)
 
 
+def _refusal(name: str, target: str, held: str | None) -> RegistryError:
+    """A fixed tag that holds another image (or index): nothing is pushed."""
+    return RegistryError(
+        f"refusing to push {name}: {target} already holds another image ({held}); nothing was pushed",
+        "tags are immutable: rebuild from a new commit (or delete that tag in the registry on purpose)",
+    )
+
+
 def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) -> None:
     """After a push, the registry must serve exactly the local image under the tag."""
     held = remote.lookup(target)
@@ -217,3 +263,118 @@ def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) ->
             f"{target}: the registry serves {digest} (image {found}), not the pushed {pushed_digest} ({image_id})",
             "someone pushed to the same tag meanwhile; check the registry",
         )
+
+
+# --- multi-platform push: one image per platform, then an image index over them ----------------------------
+
+
+def index_document(entries: Sequence[tuple[str, Manifest]]) -> bytes:
+    """The image index (Docker manifest list) over each platform's manifest, as the registry stores it."""
+    manifests = [
+        {
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest,
+            "size": manifest.size,
+            "platform": {
+                "architecture": arch(platform),
+                "os": "linux",
+                **({"variant": "v8"} if arch(platform) == "arm64" else {}),
+            },
+        }
+        for platform, manifest in entries
+    ]
+    document = {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": manifests}
+    return json.dumps(document, indent=3).encode()
+
+
+def index_identity(images: Sequence[tuple[str, str]]) -> str:
+    """What an index holds, comparable across pushes: each platform with its image (config digest)."""
+    return "index:" + ",".join(f"{platform}={image}" for platform, image in sorted(images))
+
+
+def _remote_identity(remote: Registry, repository: str, ref: str) -> str | None:
+    """What the registry holds under `ref`: an index's identity, an image's config digest, or None."""
+    held = remote.manifest(ref)
+    if held is None:
+        return None
+    if not held.is_index:
+        return held.config
+    images = []
+    for entry in held.data.get("manifests") or []:
+        platform = entry.get("platform") or {}
+        child = remote.manifest(f"{repository}@{entry.get('digest')}")
+        images.append((f"{platform.get('os')}/{platform.get('architecture')}", child.config if child else "missing"))
+    return index_identity(images)
+
+
+def push_index(
+    builder: ImageBuilder, engine: EngineAPI, ws: Workspace, name: str, *, registry: str, say: Say
+) -> PushResult:
+    """Build one image per platform, push each under `TAG-ARCH` (its digest verified against the local
+    image), then publish an image index over them under the tag rules (`sha-...`, releases), verified too.
+    Every tag is checked before anything is pushed: a fixed tag holding another index is refused."""
+    repository = f"{registry}/{image_repository(ws.config, name)}"
+    remote = Registry(registry, docker=engine.docker)
+    remote.check_api()  # before the (emulated, slow) builds
+    built = builder.build_platforms(name, options=BuildOptions(fresh_provenance=True))
+    tags = push_tags(builder.git)
+    identity = index_identity([(platform, image.image_id) for platform, image in built])
+    found = {tag: _remote_identity(remote, repository, f"{repository}:{tag}") for tag in tags}
+    decisions = plan_push(identity, found)
+    per_platform = {platform: f"{repository}:{tags[0]}-{arch(platform)}" for platform, _ in built}
+    for platform, image in built:
+        held = remote.manifest(per_platform[platform])
+        if held is not None and held.config != image.image_id:
+            raise _refusal(name, per_platform[platform], held.config or held.digest)
+    if conflicts := [d for d in decisions if d.action == "conflict"]:
+        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
+    entries = [
+        (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
+    ]
+    body = index_document(entries)
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    for decision in decisions:
+        target = f"{repository}:{decision.tag}"
+        if decision.action != "push":
+            say(f"{target}: {'already there' if decision.action == 'present' else 'left on a newer release'}")
+            continue
+        say(f"{target}: publishing the index of {', '.join(p for p, _ in built)}")
+        remote.put_index(target, body, MANIFEST_LIST)
+        _verify_index(remote, repository, target, digest, built)
+    return PushResult(
+        repository, identity, tuple(decisions), digest, platforms=tuple((p, m.digest) for p, m in entries)
+    )
+
+
+def _push_platform(remote: Registry, engine: EngineAPI, image: BuiltImage, target: str, say: Say) -> Manifest:
+    """Push one platform's image under `target` (unless it is there already); its verified manifest."""
+    held = remote.manifest(target)
+    if held is None:
+        engine.tag(image.ref, target)
+        say(f"{target}: pushing")
+        pushed = remote.push(target)
+        held = remote.manifest(target)
+        if held is None or held.digest != pushed:
+            raise RegistryError(f"{target}: the registry does not serve the pushed {pushed}", "push again")
+    if held.is_index or held.config != image.image_id:
+        raise RegistryError(
+            f"{target}: the registry serves {held.digest} (image {held.config or 'an index'}), not {image.image_id}",
+            "someone pushed to the same tag meanwhile; check the registry",
+        )
+    return held
+
+
+def _verify_index(
+    remote: Registry, repository: str, target: str, digest: str, built: Sequence[tuple[str, BuiltImage]]
+) -> None:
+    """The registry serves the index under `target`, and each platform's manifest in it (by digest) is
+    exactly the local image of that platform."""
+    held = remote.manifest(target)
+    if held is None or held.digest != digest:
+        raise RegistryError(
+            f"{target}: the registry serves {held.digest if held else 'nothing'}, not the published index {digest}",
+            "someone pushed to the same tag meanwhile; check the registry",
+        )
+    expected = index_identity([(platform, image.image_id) for platform, image in built])
+    if _remote_identity(remote, repository, target) != expected:
+        raise RegistryError(f"{target}: a platform's manifest in the index is not the image built here", "push again")

@@ -87,6 +87,7 @@ class BuildRequest:
     # never into a layer or the build cache (the extra CA bundle)
     secrets: Mapping[str, Path] = field(default_factory=dict)
     masked: tuple[str, ...] = ()  # values (URLs) whose credentials are masked in the output, like build_args'
+    platform: str | None = None  # `--platform` (another architecture, under emulation); None: the engine's own
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,9 @@ class EngineAPI(Protocol):
     @property
     def builder(self) -> Builder: ...
 
+    @property
+    def platform(self) -> str: ...
+
     def check(self) -> str: ...
     def image_id(self, ref: str) -> str | None: ...
     def inspect(self, ref: str) -> ImageInfo | None: ...
@@ -247,6 +251,7 @@ class EngineAPI(Protocol):
     def remove_if_untagged(self, image_id: str) -> None: ...
     def tag(self, source: str, target: str) -> None: ...
     def import_tarball(self, tarball: Path, ref: str, *, changes: Sequence[str], message: str) -> str: ...
+    def load_archive(self, archive: Path, ref: str) -> str: ...
     def build(self, request: BuildRequest, *, on_line: Callable[[str], None], live: bool) -> str: ...
 
 
@@ -307,6 +312,21 @@ class Engine:
         except (EngineUnavailable, docker.errors.APIError):
             options = None
         return tuple(str(o) for o in options) if isinstance(options, list) else ()
+
+    @cached_property
+    def platform(self) -> str:
+        """The engine's own platform (`linux/amd64`, `linux/arm64`) from `docker info`; BuildError on another."""
+        from nbenv.platforms import SUPPORTED, native_platform
+
+        with self._answering():
+            machine = str(self.api.info().get("Architecture") or "")
+        found = native_platform(machine)
+        if found is None:
+            raise BuildError(
+                f"the engine runs on {machine or 'an unknown architecture'}; nbenv builds {' and '.join(SUPPORTED)}",
+                "use an engine on an amd64 or arm64 machine",
+            )
+        return found
 
     def image_id(self, ref: str) -> str | None:
         info = self.inspect(ref)
@@ -438,6 +458,18 @@ class Engine:
             )
         return image_id
 
+    def load_archive(self, archive: Path, ref: str) -> str:
+        """`docker load` of a docker-archive tarball holding one image tagged `ref`; return its image id.
+        (`docker import` cannot mark another architecture: Engine 20.10 records its own in the config.)"""
+        result = self._cli("load", "--input", str(archive), timeout=600)
+        image_id = self.image_id(ref) if result.returncode == 0 else None
+        if image_id is None:
+            raise BuildError(
+                f"docker load of {ref} failed: {last_line(result.stderr or result.stdout, 'no output')}",
+                "check the engine's free disk space and its log, then run this again",
+            )
+        return image_id
+
     def _cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """The docker CLI, for what the Engine API does not do here; a CLI that hangs or is missing is one line."""
         try:
@@ -482,6 +514,7 @@ class Engine:
                 ["buildx", "build", "--load"] if builder.kind == "buildx" else ["build"],
                 f"--progress={'tty' if live else 'plain'}",
                 ["--iidfile", str(iidfile)],
+                ["--platform", request.platform] if request.platform else None,
                 "--no-cache" if request.no_cache else None,
                 [part for cache in request.cache_from for part in ("--cache-from", cache)],
                 [part for cache in request.cache_to for part in ("--cache-to", cache)],

@@ -544,7 +544,18 @@ def _merge(ws: Workspace, loaded: LoadedFile, parent: Environment | None, base_i
         env={**(parent.env if parent else {}), **(spec.env or {})},
         jupyter=jupyter,
         resources=resources,
+        platforms=_platforms(ws, spec.platforms, parent),
     )
+
+
+def _platforms(ws: Workspace, own: list[str] | None, parent: Environment | None) -> tuple[str, ...] | None:
+    """The spec's own `platforms`, else its parent's, else [tool.nbenv] platforms; None: the native one only.
+    A parent is built for whatever platforms its children need (parents first, platform by platform)."""
+    if own is not None:
+        return tuple(own)
+    if parent is not None:
+        return parent.platforms
+    return tuple(ws.config.platforms) if ws.config.platforms is not None else None
 
 
 def project_source_dirs(ws: Workspace) -> list[str]:

@@ -27,6 +27,7 @@ from nbenv.constants import (
     USER_HOME,
     USER_UID,
 )
+from nbenv.platforms import PLATFORMS_HINT, canonical, platforms_problem
 
 SPEC_VERSION = 1
 SUITES_OR = " or ".join(f"{suite} (Python {SUITE_PYTHON[suite]})" for suite in AUTO_SUITES)
@@ -219,7 +220,17 @@ def gpu_count(gpus: Gpus) -> int | None:
     return gpus if isinstance(gpus, int) else len(gpus)
 
 
+def _platforms(value: Any) -> list[str]:
+    """`platforms`: a non-empty list of platforms nbenv builds, each once, in their one spelling."""
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list such as {PLATFORMS_HINT}")
+    if problem := platforms_problem(value):
+        raise ValueError(problem)
+    return [canonical(v) for v in value]
+
+
 EnvName = Annotated[str, AfterValidator(_env_name)]
+Platforms = Annotated[Any, AfterValidator(_platforms)]
 GroupName = Annotated[str, AfterValidator(_group)]
 ImageRef = Annotated[str, AfterValidator(_image_ref)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
@@ -299,6 +310,9 @@ class EnvironmentFile(Strict):
     env: dict[str, Text] | None = None
     jupyter: JupyterFile | None = None
     resources: ResourcesFile | None = None
+    platforms: Platforms | None = Field(
+        None, description="Platforms to build an image for (overrides [tool.nbenv] platforms), e.g. linux/arm64."
+    )
 
 
 class Jupyter(Strict):
@@ -335,6 +349,7 @@ class Environment(Strict):
     env: dict[str, str]
     jupyter: Jupyter
     resources: Resources
+    platforms: tuple[str, ...] | None = Field(None, description="None: the engine's native platform only.")
 
 
 # `[tool.nbenv.ci]`: the settings of `nbenv ci github`. Every value reaches a GitHub Actions
@@ -584,6 +599,11 @@ class RepoConfig(Strict):
     generated_dir: RepoPath = "docker"
     default_environment: EnvName | None = Field(
         None, description="What `nbenv up`, `data pull`, `image build` ... act on when no name is given."
+    )
+    platforms: Platforms | None = Field(
+        None,
+        description='Platforms every environment builds an image for, e.g. ["linux/amd64", "linux/arm64"]; '
+        "unset: the engine's native platform only.",
     )
     ci: CiSettings = Field(default_factory=CiSettings, description="`[tool.nbenv.ci]`: `nbenv ci github`.")
     hub: HubSettings = Field(default_factory=HubSettings, description="`[tool.nbenv.hub]`: `nbenv hub`.")

@@ -52,7 +52,7 @@ def test_validate_reports_every_broken_file_at_once(workspace: Path) -> None:
         "  hint: pyproject.toml defines: main, dev, models, nbenv-builder, nbenv-hub, nbenv-kernel, nbenv-server, "
         "nbenv-singleuser, notebook",
         "environments/two.toml:4: port: unknown key (allowed: spec_version, name, description, extends, base_image, "
-        "groups, importable, data, mounts, system_packages, env, jupyter, resources)",
+        "groups, importable, data, mounts, system_packages, env, jupyter, resources, platforms)",
     ]
 
 

@@ -35,6 +35,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.images: dict[str, ImageInfo] = {}  # by tag and by id
         self.built: list[tuple[str, ...]] = []  # the tags of each build, in order
+        self.build_requests: list[BuildRequest] = []  # each build's request, in order
         self.running: list[ContainerInfo] = []
         self.removed: list[str] = []
         self.add_image(BASE, labels={})
@@ -53,6 +54,10 @@ class FakeEngine:
     @property
     def builder(self) -> Builder:
         return Builder("buildx", self.docker)
+
+    @property
+    def platform(self) -> str:
+        return "linux/amd64"
 
     def check(self) -> str:
         return "fake"
@@ -95,8 +100,12 @@ class FakeEngine:
     def import_tarball(self, tarball: Path, ref: str, *, changes: Sequence[str], message: str) -> str:
         raise AssertionError("no base image is made in these tests")
 
+    def load_archive(self, archive: Path, ref: str) -> str:
+        raise AssertionError("no base image is made in these tests")
+
     def build(self, request: BuildRequest, *, on_line: Callable[[str], None], live: bool) -> str:
         self.built.append(request.tags)
+        self.build_requests.append(request)
         return self.add_image(*request.tags, labels=dict(request.labels)).id
 
 

@@ -1,0 +1,209 @@
+"""arm64 under emulation on the real engine (issue 18): the demo's base image made for linux/arm64 by
+mmdebstrap under QEMU, `base` and `traffic-analysis` built for both platforms by BuildKit with
+`--platform`, python reporting `aarch64` inside, the two-platform image index pushed to a real registry
+(docker-registry on 127.0.0.1) and each platform pulled back by digest.
+
+The emulated builds are slow (measured in docs/benchmarks.md), so one module-scoped build serves every
+assertion here. It is the real demo environment, not a smaller stand-in, in a clone of the session's
+workspace with its own image prefix and `platforms = ["linux/amd64", "linux/arm64"]`; the native images
+reuse the engine's layer cache of the session's build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import BASE_TAG, GIT_ENV, PREFIX, commit_all, docker, git, nbenv, remove_images
+
+pytestmark = pytest.mark.e2e
+
+ARM_PREFIX = f"{PREFIX}-arm"
+ARM_BASE = f"{BASE_TAG}-arm64"
+PLATFORMS = '["linux/amd64", "linux/arm64"]'
+MACHINE = ["python", "-c", "import platform; print(platform.machine())"]
+
+
+@dataclass(frozen=True)
+class ArmBuild:
+    workspace: Path
+    base_seconds: float
+    build_seconds: float
+    build_out: str
+
+
+def architecture(ref: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", ref).stdout.strip()
+
+
+def run_machine(ref: str, python: str = "python") -> str:
+    """What platform.machine() says in `ref` (a base image has Debian's python3 only)."""
+    result = docker(
+        "run", "--rm", "--network", "none", "--platform", "linux/arm64", ref, python, *MACHINE[1:], check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def arm_build(e2e_workspace: Path, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArmBuild]:
+    """A clone of the session's workspace building for both platforms; the arm64 base made first."""
+    root = tmp_path_factory.mktemp("platforms") / "repo"
+    root.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "HEAD"], cwd=e2e_workspace, env={**os.environ, **GIT_ENV}, capture_output=True, check=True
+    ).stdout  # the session's committed workspace (generated files included), without its data
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    git("init", "-q", cwd=root)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            f'image_prefix = "{PREFIX}"', f'image_prefix = "{ARM_PREFIX}"\nplatforms = {PLATFORMS}'
+        )
+    )
+    generated = nbenv("generate", cwd=root)  # the image names in docker/ follow the new prefix
+    assert generated.returncode == 0, generated.stderr
+    commit_all(root, "two platforms")
+    try:
+        started = time.monotonic()
+        base = nbenv("image", "base", "--tag", BASE_TAG, "--platform", "linux/arm64", cwd=root, timeout=3600)
+        assert base.returncode == 0, base.stderr[-4000:]
+        base_seconds = time.monotonic() - started
+        assert base.stdout.split("\t")[0] == ARM_BASE, "the arm64 base has its own tag, never the native one's"
+        started = time.monotonic()
+        built = nbenv("image", "build", "traffic-analysis", cwd=root, timeout=3600)
+        assert built.returncode == 0, built.stderr[-4000:]
+        yield ArmBuild(root, base_seconds, time.monotonic() - started, built.stdout)
+    finally:
+        remove_images(ARM_PREFIX)
+        docker("rmi", ARM_BASE, check=False)
+
+
+def test_the_arm64_base_is_an_arm64_debian_with_python(arm_build: ArmBuild) -> None:
+    print(
+        f"arm64 base under emulation: {arm_build.base_seconds:.0f} s; both platforms: {arm_build.build_seconds:.0f} s"
+    )
+    assert architecture(ARM_BASE) == "linux/arm64"
+    assert architecture(BASE_TAG) == "linux/amd64", "the native base is untouched"
+    assert run_machine(ARM_BASE, "python3").endswith("aarch64")
+
+
+def test_one_image_per_platform_with_the_same_provenance(arm_build: ArmBuild) -> None:
+    (native_line, arm_line) = [line.split("\t") for line in arm_build.build_out.splitlines()]
+    assert native_line[0] == arm_line[0] == "traffic-analysis"
+    assert native_line[2:] == ["built"] and arm_line[2:] == ["built", "linux/arm64"]
+    assert arm_line[1].endswith("-arm64") and not native_line[1].endswith("-arm64")
+    native, arm = f"{ARM_PREFIX}/traffic-analysis:latest", f"{ARM_PREFIX}/traffic-analysis:latest-arm64"
+    assert architecture(native) == "linux/amd64" and architecture(arm) == "linux/arm64"
+    labels = {ref: json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref).stdout)
+              for ref in (native, arm)}  # fmt: skip
+    for key in ("org.opencontainers.image.revision", "nbenv.lock-hash", "nbenv.groups", "nbenv.environment"):
+        assert labels[native][key] == labels[arm][key], key
+    assert labels[native]["nbenv.content-key"] != labels[arm]["nbenv.content-key"], "each platform has its own key"
+    assert (
+        labels[arm]["nbenv.parent.digest"]
+        == docker("image", "inspect", "--format", "{{.Id}}", f"{ARM_PREFIX}/base:latest-arm64").stdout.strip()
+    ), "the arm64 child is built FROM the arm64 parent"
+
+
+def test_python_in_the_arm64_image_is_aarch64(arm_build: ArmBuild) -> None:
+    assert run_machine(f"{ARM_PREFIX}/traffic-analysis:latest-arm64").endswith("aarch64")
+    imports = docker(
+        "run", "--rm", "--network", "none", "--platform", "linux/arm64", f"{ARM_PREFIX}/traffic-analysis:latest-arm64",
+        "python", "-c", "import pandas, pyarrow, jupyterlab; print('ok')", check=False,
+    )  # fmt: skip
+    assert imports.returncode == 0 and imports.stdout.strip().endswith("ok"), imports.stderr
+
+
+def test_status_is_per_platform_and_a_rebuild_is_a_no_op(arm_build: ArmBuild) -> None:
+    status = nbenv("image", "status", "traffic-analysis", cwd=arm_build.workspace)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [
+        "traffic-analysis linux/amd64\tup to date",
+        "traffic-analysis linux/arm64\tup to date",
+    ]
+    again = nbenv("image", "build", "traffic-analysis", "--platform", "linux/arm64", cwd=arm_build.workspace)
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stdout and "building" not in again.stderr
+
+
+def registry_manifest(registry: str, repository: str, reference: str) -> tuple[str, dict[str, object]]:
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{reference}",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.list.v2+json, "
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.headers["Content-Type"]), dict(json.load(response))
+
+
+def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_build: ArmBuild, registry: str) -> None:
+    ws = arm_build.workspace
+    pushed = nbenv("image", "push", "traffic-analysis", "--registry", registry, cwd=ws, timeout=1800)
+    assert pushed.returncode == 0, pushed.stderr[-4000:]
+    repository = f"{ARM_PREFIX}/traffic-analysis"
+    head = git("rev-parse", "HEAD", cwd=ws)[:12]
+    media_type, index = registry_manifest(registry, repository, f"sha-{head}")
+    assert media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    manifests = index["manifests"]
+    assert isinstance(manifests, list)
+    digests = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in manifests}
+    assert set(digests) == {"linux/amd64", "linux/arm64"}
+    for platform, digest in digests.items():
+        assert f"{registry}/{repository}@{digest}\t{platform}" in pushed.stdout
+    # `image inspect` shows each platform's digest
+    inspected = json.loads(nbenv("image", "inspect", "traffic-analysis", "--json", cwd=ws).stdout)
+    shown = {p["platform"]: p["repo_digests"] for p in inspected["platforms"]}
+    for platform, digest in digests.items():
+        assert f"{registry}/{repository}@{digest}" in shown[platform]
+    text = nbenv("image", "inspect", "traffic-analysis", cwd=ws).stdout
+    assert all(digest in text for digest in digests.values())
+    # a second push finds everything there
+    again = nbenv("image", "push", "traffic-analysis", "--registry", registry, cwd=ws, timeout=1800)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert f"{registry}/{repository}:sha-{head}\tpresent" in again.stdout
+    # each platform back by digest, from the registry: the local copies go first (their layers stay only
+    # as far as another local image shares them)
+    images = []  # pulled by digest, they have no tag that the fixtures' clean-up finds: removed here
+    try:
+        for platform, digest in digests.items():
+            local = f"{ARM_PREFIX}/traffic-analysis:latest" + ("-arm64" if platform == "linux/arm64" else "")
+            images.append(docker("image", "inspect", "--format", "{{.Id}}", local).stdout.strip())
+            docker("rmi", "--force", images[-1])
+            pulled = docker("pull", "--platform", platform, f"{registry}/{repository}@{digest}", check=False)
+            assert pulled.returncode == 0, pulled.stderr
+            ref = f"{registry}/{repository}@{digest}"
+            assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == images[-1]
+            assert architecture(ref) == platform
+        assert run_machine(f"{registry}/{repository}@{digests['linux/arm64']}").endswith("aarch64")
+    finally:
+        for image in images:
+            docker("rmi", "--force", image, check=False)
+
+
+@pytest.mark.badinput
+def test_multi_platform_push_to_a_remote_registry_is_one_line_before_any_build(e2e_workspace: Path) -> None:
+    """nbenv publishes the index over the registry's API itself, on this machine only: elsewhere one line,
+    before an emulated build starts."""
+    root = e2e_workspace
+    spec = root / "environments/base.toml"
+    original = spec.read_text()
+    try:
+        spec.write_text(original + f"platforms = {PLATFORMS}\n")
+        result = nbenv("image", "push", "base", "--registry", "registry.invalid:5000", "--allow-dirty", cwd=root)
+        assert result.returncode != 0
+        assert "only to a registry on this machine" in result.stderr, result.stderr
+        assert "building" not in result.stderr and "Traceback" not in result.stderr
+    finally:
+        spec.write_text(original)
+    git("diff", "--quiet", cwd=root)  # the session's workspace is as it was
