@@ -271,8 +271,27 @@ def image_build(
         return [builder.build(name, groups=groups, options=options, platform=platform) for name in _names(ws, names)]
     if groups is not None:
         return [builder.build(name, groups=groups, options=options) for name in _names(ws, names)]
-    # the wheel pre-flight of each environment's builder.platforms(name) runs here, before any build
-    return [built for name in _names(ws, names) for _, built in builder.build_platforms(name, options=options)]
+    chosen = _names(ws, names)
+    for name in chosen:  # before any build: a user learns what would compile under emulation first
+        _warn_foreign_compiles(project, name, [p for p in builder.platforms(name) if builder.foreign(p)], say)
+    return [built for name in chosen for _, built in builder.build_platforms(name, options=options)]
+
+
+def _warn_foreign_compiles(project: Project, name: str, foreign: Sequence[str], say: Say) -> None:
+    """The wheel pre-flight of `name` for its emulated platforms, said as warnings (a package without a
+    wheel is built from its sdist under QEMU: slow, and it may need a compiler); `nbenv image preflight`
+    is the gate that fails."""
+    if not foreign:
+        return
+    try:
+        found = _preflight(project, name, foreign)
+    except UsageError:  # a base whose Python and glibc nbenv does not know: nothing to check against
+        say(f"{name}: no wheel pre-flight for {', '.join(foreign)} (unknown base Python/glibc)")
+        return
+    if found.compiles:
+        say(f"warning: {found.summary()} under emulation:")
+        for item in found.compiles:
+            say(f"  {item.line()}")
 
 
 def image_status(*, repo: Path | None = None, names: Sequence[str] = ()) -> list[tuple[str, str]]:
@@ -397,11 +416,16 @@ def image_preflight(
     """The wheel pre-flight of an environment's image (the default one without a name): every package
     its groups select from poetry.lock with no wheel for one of `platforms` (default linux/amd64 and
     linux/arm64) at the base's Python and glibc. Builds nothing, needs no engine."""
+    project = _project(repo)
+    return _preflight(project, name or default_environment(project.ws), platforms, python=python, glibc=glibc)
+
+
+def _preflight(
+    project: Project, name: str, platforms: Sequence[str], *, python: str | None = None, glibc: str | None = None
+) -> Preflight:
     from nbenv import wheel_preflight
     from nbenv.constants import SUITE_GLIBC, SUITE_PYTHON
 
-    project = _project(repo)
-    name = name or default_environment(project.ws)
     plan = project.plan(name)
     base = plan.env.base_image
     recipe = base_recipe(project.ws, base)

