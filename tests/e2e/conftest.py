@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,34 @@ def remove_images(prefix: str) -> None:
     mine = [image for image in images if image.startswith(f"{prefix}/")]
     if mine:
         docker("rmi", "--force", *mine, check=False)
+
+
+@contextmanager
+def session_images_kept(names: tuple[str, ...] = ("base", "traffic-analysis")) -> Iterator[None]:
+    """Pushes after new commits rebuild the session's images with fresh labels (another revision) under the
+    same tags; put the session's originals back afterwards, so the tests that follow find them as they were."""
+    original = {name: _image_id(f"{PREFIX}/{name}:latest") for name in names}
+    tags = {
+        name: json.loads(docker("image", "inspect", "--format", "{{json .RepoTags}}", image).stdout)
+        for name, image in original.items()
+    }
+    keep = {name: f"{PREFIX}/keep-{name}:kept" for name in names}  # nothing removes them meanwhile
+    for name in names:
+        docker("tag", original[name], keep[name])
+    try:
+        yield
+    finally:
+        for name in names:
+            current = _image_id(f"{PREFIX}/{name}:latest")
+            for tag in tags[name]:
+                docker("tag", original[name], tag, check=False)
+            docker("rmi", keep[name], check=False)
+            if current != original[name]:
+                docker("rmi", current, check=False)
+
+
+def _image_id(ref: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
 
 
 def free_port() -> int:

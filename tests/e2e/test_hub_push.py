@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import PREFIX, commit_all, docker, nbenv
+from tests.e2e.conftest import PREFIX, commit_all, docker, nbenv, session_images_kept
 from tests.e2e.test_hub import hub_workspace
 from tests.e2e.test_images import image_id, registry_config_digest, registry_tags
 
@@ -29,6 +29,12 @@ def test_push_sends_the_hub_layer_verified_and_a_repush_is_a_no_op(
     tag = layer.rsplit(":", 1)[1]
     head = commit_all(root, "docker/hub")
     repository = f"{PREFIX}/hub-lab"
+    # The push rebuilds the chain at this copy's commit under the session's tags: they come back after.
+    with session_images_kept(("base",)):  # hub-lab extends base
+        _push_and_check(root, registry, repository, layer, tag, head)
+
+
+def _push_and_check(root: Path, registry: str, repository: str, layer: str, tag: str, head: str) -> None:
     try:
         pushed = nbenv("image", "push", "hub-lab", "--registry", registry, cwd=root)
         assert pushed.returncode == 0, pushed.stderr

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PREFIX, Up, commit_all, docker, free_port, git, nbenv
+from tests.e2e.conftest import PREFIX, Up, commit_all, docker, free_port, git, nbenv, session_images_kept
 
 pytestmark = pytest.mark.e2e
 
@@ -175,25 +175,9 @@ def test_build_all_goes_parents_first_and_reuses_what_is_up_to_date(demo_up: Up)
 
 @pytest.fixture(scope="module", autouse=True)
 def restore_session_images(demo_up: Up) -> Iterator[None]:
-    """Pushes after new commits rebuild `base` with fresh labels; put the session's original
-    images back afterwards, so the tests that follow find them up to date, as they left them."""
-    names = ("base", "traffic-analysis")
-    original = {name: image_id(f"{PREFIX}/{name}:latest") for name in names}
-    tags = {
-        name: json.loads(docker("image", "inspect", "--format", "{{json .RepoTags}}", image).stdout)
-        for name, image in original.items()
-    }
-    keep = {name: f"{PREFIX}/keep-{name}:images-tests" for name in names}  # nothing removes them meanwhile
-    for name in names:
-        docker("tag", original[name], keep[name])
-    yield
-    for name in names:
-        current = image_id(f"{PREFIX}/{name}:latest")
-        for tag in tags[name]:
-            docker("tag", original[name], tag, check=False)
-        docker("rmi", keep[name], check=False)
-        if current != original[name]:
-            docker("rmi", current, check=False)
+    """The pushes below rebuild `base` with fresh labels: the session's original images come back after."""
+    with session_images_kept():
+        yield
 
 
 def test_push_tags_and_verifies_and_a_repush_is_a_no_op(demo_up: Up, registry: str) -> None:
