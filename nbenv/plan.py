@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -97,9 +96,18 @@ def start_page(default_url: str) -> str:
     """The start page (`[jupyter] default_url`) without a `token` in its query: one there must not shadow
     the token nbenv (`up`'s URL) or a hub (the server's OAuth) gives. The rest of the query and the
     fragment are kept."""
-    parts = urllib.parse.urlsplit(default_url)
-    kept = "&".join(q for q in parts.query.split("&") if q and q.partition("=")[0] != "token")
-    return urllib.parse.urlunsplit(("", "", parts.path, kept, parts.fragment))
+    path, query, fragment = page_parts(default_url)
+    return path + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
+
+
+def page_parts(default_url: str) -> tuple[str, str, str]:
+    """(path, query without `token`, fragment) of a start page. Split by hand: urlsplit reads a path that
+    starts with `//` as a host (`//x/lab` -> netloc x), and the start page is always a path on the server
+    nbenv or the hub started."""
+    rest, _, fragment = default_url.partition("#")
+    path, _, query = rest.partition("?")
+    kept = "&".join(q for q in query.split("&") if q and q.partition("=")[0] != "token")
+    return path, kept, fragment
 
 
 def token_file(name: str) -> str:

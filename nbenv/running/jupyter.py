@@ -12,7 +12,7 @@ import urllib.parse
 from nbenv.adapters import localhttp
 from nbenv.adapters.compose import Compose, ServiceState
 from nbenv.errors import RunError
-from nbenv.plan import start_page
+from nbenv.plan import page_parts
 from nbenv.spec.models import Environment
 from nbenv.ui import Say
 
@@ -57,9 +57,9 @@ def netloc(host: str, port: int) -> str:
 def jupyter_url(host: str, port: int, token: str | None, default_url: str) -> str:
     """The URL `up` prints: `default_url` on the probed address with nbenv's token in its query. A query
     of `default_url` is kept (a `token` in it is dropped: it must not shadow nbenv's), a fragment stays last."""
-    parts = urllib.parse.urlsplit(start_page(default_url))
-    query = "&".join([*filter(None, [parts.query]), *([urllib.parse.urlencode({"token": token})] if token else [])])
-    return urllib.parse.urlunsplit(("http", netloc(host, port), parts.path, query, parts.fragment))
+    path, kept, fragment = page_parts(default_url)
+    query = "&".join([*filter(None, [kept]), *([urllib.parse.urlencode({"token": token})] if token else [])])
+    return urllib.parse.urlunsplit(("http", netloc(host, port), path, query, fragment))
 
 
 def status_code(port: int, token: str | None, *, host: str) -> int | None:
