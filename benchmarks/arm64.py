@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.engine_queries import make_workspace  # noqa: E402
+from benchmarks.engine_queries import make_workspace, remove_prefixed_images  # noqa: E402
 
 PY = sys.executable
 DOCKER = shutil.which("docker") or "docker"
@@ -99,12 +99,7 @@ class Run:
         return {"base": base, "environment": build}
 
     def cleanup(self) -> None:
-        refs = subprocess.run(
-            [DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
-        ).stdout.split()
-        mine = [ref for ref in refs if ref.startswith(f"{self.prefix}/")]
-        if mine:
-            subprocess.run([DOCKER, "rmi", "-f", *mine], capture_output=True)
+        remove_prefixed_images(self.prefix)
         import docker
 
         client = docker.from_env()

@@ -98,6 +98,16 @@ def per_query(ref: str, runs: int) -> dict[str, float]:
     return {key: statistics.median(v) for key, v in (("cli", cli), ("sdk", sdk), ("once", once))}
 
 
+def remove_prefixed_images(prefix: str) -> None:
+    """Every image tagged PREFIX/...: what a benchmark built under its own image prefix."""
+    tags = subprocess.run(
+        [DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+    ).stdout.split()
+    mine = [tag for tag in tags if tag.startswith(f"{prefix}/")]
+    if mine:
+        subprocess.run([DOCKER, "rmi", "-f", *mine], capture_output=True)
+
+
 def make_workspace(work: Path, prefix: str = PREFIX) -> Path:
     """A committed copy of this repository's committed files under `work`, with image prefix `prefix`."""
     ws = work / "ws"

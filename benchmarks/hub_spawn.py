@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.engine_queries import make_workspace, run  # noqa: E402
+from benchmarks.engine_queries import make_workspace, remove_prefixed_images, run  # noqa: E402
 from nbenv.adapters.localhttp import NO_PROXY  # noqa: E402
 from nbenv.hub.render import LABEL, hub_id  # noqa: E402
 from nbenv.spec.models import RepoConfig  # noqa: E402
@@ -171,12 +171,7 @@ def cleanup(ws: Workspace | None, work: Path) -> None:
     if volumes:
         subprocess.run([DOCKER, "volume", "rm", "-f", *volumes], capture_output=True)
     subprocess.run([DOCKER, "network", "rm", PREFIX], capture_output=True)
-    tags = subprocess.run(
-        [DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
-    ).stdout.split()
-    mine = [tag for tag in tags if tag.startswith(f"{PREFIX}/")]
-    if mine:
-        subprocess.run([DOCKER, "image", "rm", *mine], capture_output=True)
+    remove_prefixed_images(PREFIX)
     shutil.rmtree(work, ignore_errors=True)
 
 
