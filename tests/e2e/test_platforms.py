@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -22,7 +23,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BASE_TAG, GIT_ENV, PREFIX, commit_all, docker, git, nbenv, remove_images
+from tests.e2e.conftest import (
+    BASE_TAG,
+    GIT_ENV,
+    PREFIX,
+    REGISTRY_LOGS,
+    commit_all,
+    docker,
+    free_port,
+    git,
+    nbenv,
+    remove_images,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -147,6 +159,18 @@ def registry_manifest(registry: str, repository: str, reference: str) -> tuple[s
         return str(response.headers["Content-Type"]), dict(json.load(response))
 
 
+_PUT_MANIFEST = re.compile(
+    r'"PUT /v2/(?P<name>[^ ]+)/manifests/(?P<ref>[^ ]+) HTTP/[0-9.]+" 201 .* "(?P<agent>[^"]*)"$'
+)
+
+
+def manifest_writes(registry: str, repository: str) -> list[tuple[str, str]]:
+    """(tag or digest, user agent) of each manifest the registry stored for `repository`, from its access log."""
+    lines = REGISTRY_LOGS[registry].read_text().splitlines()
+    matches = [_PUT_MANIFEST.search(line) for line in lines]
+    return [(m["ref"], m["agent"]) for m in matches if m and m["name"] == repository]
+
+
 def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_build: ArmBuild, registry: str) -> None:
     ws = arm_build.workspace
     pushed = nbenv("image", "push", "traffic-analysis", "--registry", registry, cwd=ws, timeout=1800)
@@ -161,6 +185,17 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     assert set(digests) == {"linux/amd64", "linux/arm64"}
     for platform, digest in digests.items():
         assert f"{registry}/{repository}@{digest}\t{platform}" in pushed.stdout
+    assert f"{registry}/{repository}@sha256:" in pushed.stdout.splitlines()[-1], "the index digest comes last"
+    index_digest = pushed.stdout.splitlines()[-1].rsplit("@", 1)[1]
+    # every manifest and index was written by the docker CLI (`docker push`, `docker manifest push`), none
+    # over nbenv's own HTTP: the path that works with the CLI's credentials on any registry
+    writes = manifest_writes(registry, repository)
+    assert f"sha-{head}" in {ref for ref, _ in writes}, writes
+    assert writes and all("Docker-Client/" in agent and "urllib" not in agent for _, agent in writes), writes
+    assert all(agent.startswith("Docker-Client/") for ref, agent in writes if ref == f"sha-{head}"), "the CLI's own"
+    # the registry serves the index under its digest too, and it is the one the push printed
+    by_digest_type, by_digest = registry_manifest(registry, repository, index_digest)
+    assert by_digest == index and by_digest_type == media_type
     # `image inspect` shows each platform's digest
     inspected = json.loads(nbenv("image", "inspect", "traffic-analysis", "--json", cwd=ws).stdout)
     shown = {p["platform"]: p["repo_digests"] for p in inspected["platforms"]}
@@ -172,6 +207,8 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     again = nbenv("image", "push", "traffic-analysis", "--registry", registry, cwd=ws, timeout=1800)
     assert again.returncode == 0, again.stderr[-4000:]
     assert f"{registry}/{repository}:sha-{head}\tpresent" in again.stdout
+    assert again.stdout.splitlines()[-1] == f"{registry}/{repository}@{index_digest}", "the same index, untouched"
+    assert manifest_writes(registry, repository) == writes, "a re-push writes nothing"
     # each platform back by digest, from the registry: the local copies go first (their layers stay only
     # as far as another local image shares them)
     images = []  # pulled by digest, they have no tag that the fixtures' clean-up finds: removed here
@@ -192,18 +229,22 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
 
 
 @pytest.mark.badinput
-def test_multi_platform_push_to_a_remote_registry_is_one_line_before_any_build(e2e_workspace: Path) -> None:
-    """nbenv publishes the index over the registry's API itself, on this machine only: elsewhere one line,
-    before an emulated build starts."""
+def test_multi_platform_push_to_a_registry_that_does_not_answer_is_one_line_before_any_build(
+    e2e_workspace: Path,
+) -> None:
+    """The index goes through the docker CLI to any registry now; the tags are looked up before an
+    emulated build starts, so a registry that does not answer (or refuses the login) is one line first."""
     root = e2e_workspace
     spec = root / "environments/base.toml"
     original = spec.read_text()
+    closed = f"127.0.0.1:{free_port()}"
     try:
         spec.write_text(original + f"platforms = {PLATFORMS}\n")
-        result = nbenv("image", "push", "base", "--registry", "registry.invalid:5000", "--allow-dirty", cwd=root)
+        result = nbenv("image", "push", "base", "--registry", closed, "--allow-dirty", cwd=root)
         assert result.returncode != 0
-        assert "only to a registry on this machine" in result.stderr, result.stderr
+        assert f"registry {closed} does not answer (trying to look up {closed}/" in result.stderr, result.stderr
         assert "building" not in result.stderr and "Traceback" not in result.stderr
+        assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2, result.stderr
     finally:
         spec.write_text(original)
     git("diff", "--quiet", cwd=root)  # the session's workspace is as it was
