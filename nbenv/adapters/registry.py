@@ -30,7 +30,7 @@ from nbenv.platforms import arch, canonical
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _UNREACHABLE = ("failed to configure transport", "error pinging", "connection refused", "no such host", "i/o timeout")
-_DENIED = ("unauthorized", "denied", "authentication required")
+_DENIED = ("unauthorized", "denied", "authentication required", "no basic auth credentials")
 _MISSING = ("no such manifest", "manifest unknown", "not found")
 # `docker manifest` is experimental before CLI 20.10 and needs this there; later CLIs ignore it
 CLI_ENV = {"DOCKER_CLI_EXPERIMENTAL": "enabled"}
@@ -256,7 +256,7 @@ class Registry:
 
 
 _USERINFO = re.compile(r"://[^/@\s]+@")
-_AUTH_VALUE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]+")
+_AUTH_VALUE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{12,}")
 
 
 def _last_line(text: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -145,6 +146,150 @@ def test_status_is_per_platform_and_a_rebuild_is_a_no_op(arm_build: ArmBuild) ->
     again = nbenv("image", "build", "traffic-analysis", "--platform", "linux/arm64", cwd=arm_build.workspace)
     assert again.returncode == 0, again.stderr
     assert "up to date" in again.stdout and "building" not in again.stderr
+
+
+# --- a registry that is not on 127.0.0.0/8: TLS and a login, as a team's own registry ----------------------------
+
+TEAM_USER, TEAM_PASSWORD = "team", "nbenv-e2e-team-pass"  # a throwaway login of the throwaway registry below
+TEAM_HTPASSWD = f"{TEAM_USER}:$2b$05$MZdWAZoO6K0mhC8bbFe/G.POL556kpAU51hn7jayZG/xswhqcxhFy\n"  # bcrypt of it
+
+
+@dataclass(frozen=True)
+class TeamRegistry:
+    host: str  # the engine's bridge gateway (this machine, not loopback): GATEWAY:PORT
+    log: Path
+    config: Path  # a DOCKER_CONFIG logged in to it (the user's own is never touched)
+
+
+def _self_signed(address: str, root: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (root / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return root / "cert.pem", root / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def team_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRegistry]:
+    """docker-registry over TLS with a password, on the engine's bridge gateway: for nbenv a remote registry
+    (no `--insecure`, nothing over plain HTTP), its CA trusted the way a team's is (/etc/docker/certs.d)."""
+    gateway = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+    root = tmp_path_factory.mktemp("team-registry")
+    port = free_port()
+    host = f"{gateway}:{port}"
+    cert, key = _self_signed(gateway, root)
+    (root / "htpasswd").write_text(TEAM_HTPASSWD)
+    (root / "config.yml").write_text(
+        "version: 0.1\nlog: {level: info}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '{host}', tls: {{certificate: {cert}, key: {key}}}}}\n"
+        f"auth: {{htpasswd: {{realm: team, path: {root / 'htpasswd'}}}}}\n"
+    )
+    certs = Path("/etc/docker/certs.d") / host
+    log = (root / "registry.log").open("w")
+    server = subprocess.Popen(
+        ["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        certs.mkdir(parents=True)
+        (certs / "ca.crt").write_bytes(cert.read_bytes())
+        config = root / "docker-config"
+        config.mkdir()
+        deadline = time.monotonic() + 30
+        while True:
+            login = subprocess.run(
+                ["docker", "login", "-u", TEAM_USER, "--password-stdin", host],
+                input=TEAM_PASSWORD, capture_output=True, text=True, env={**os.environ, "DOCKER_CONFIG": str(config)},
+            )  # fmt: skip
+            if login.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert login.returncode == 0, f"{login.stderr}\n{(root / 'registry.log').read_text()[-2000:]}"
+        yield TeamRegistry(host, root / "registry.log", config)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        if certs.is_dir():
+            shutil.rmtree(certs)
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        pushed = [image for image in images if image.startswith(f"{host}/")]
+        if pushed:
+            docker("rmi", "--force", *pushed, check=False)
+
+
+@pytest.mark.security
+def test_push_to_a_remote_registry_with_a_login_publishes_the_index_through_the_cli(
+    arm_build: ArmBuild, team_registry: TeamRegistry, tmp_path: Path
+) -> None:
+    """The issue's gap: a team's own registry (TLS, a password the engine's login holds). nbenv reads no
+    credential: the docker CLI's login applies to the platforms' pushes and to the index alike."""
+    ws, host = arm_build.workspace, team_registry.host
+    # without the login: one line naming `docker login`, nothing pushed
+    anonymous = tmp_path / "anonymous"
+    anonymous.mkdir()
+    refused = nbenv(
+        "image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws, env={"DOCKER_CONFIG": str(anonymous)}
+    )
+    assert refused.returncode != 0
+    assert f"registry {host}/team refused access" in refused.stderr and f"docker login {host}" in refused.stderr
+    assert "Traceback" not in refused.stderr and TEAM_PASSWORD not in refused.stderr
+    # logged in
+    pushed = nbenv(
+        "image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws, timeout=1800,
+        env={"DOCKER_CONFIG": str(team_registry.config)},
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr[-4000:]
+    repository = f"team/{ARM_PREFIX}/traffic-analysis"
+    head = git("rev-parse", "HEAD", cwd=ws)[:12]
+    assert f"{host}/{repository}:sha-{head}\tpush" in pushed.stdout
+    platforms = {line.split("\t")[1]: line.split("\t")[0].rsplit("@", 1)[1] for line in pushed.stdout.splitlines()
+                 if line.endswith(("\tlinux/amd64", "\tlinux/arm64"))}  # fmt: skip
+    assert set(platforms) == {"linux/amd64", "linux/arm64"}
+    index = json.loads(
+        subprocess.run(
+            ["docker", "manifest", "inspect", f"{host}/{repository}:sha-{head}"], capture_output=True, text=True,
+            env={**os.environ, "DOCKER_CONFIG": str(team_registry.config)}, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]} == (
+        platforms
+    )
+    writes = [
+        (m["ref"], m["agent"])
+        for m in map(_PUT_MANIFEST.search, team_registry.log.read_text().splitlines())
+        if m and m["name"] == repository
+    ]
+    assert [agent for ref, agent in writes if ref == f"sha-{head}"] and all(
+        agent.startswith("Docker-Client/") for ref, agent in writes if ref == f"sha-{head}"
+    ), writes
+    assert not (team_registry.config / "manifests").exists(), "the CLI's local list never lands in the user's config"
+    assert TEAM_PASSWORD not in pushed.stdout + pushed.stderr
+    # a re-push finds the index there
+    again = nbenv(
+        "image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws,
+        env={"DOCKER_CONFIG": str(team_registry.config)},
+    )  # fmt: skip
+    assert again.returncode == 0 and f"{host}/{repository}:sha-{head}\tpresent" in again.stdout, again.stderr
 
 
 def registry_manifest(registry: str, repository: str, reference: str) -> tuple[str, dict[str, object]]:
