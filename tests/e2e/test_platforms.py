@@ -205,6 +205,7 @@ def team_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRegi
         f"auth: {{htpasswd: {{realm: team, path: {root / 'htpasswd'}}}}}\n"
     )
     certs = Path("/etc/docker/certs.d") / host
+    made = [parent for parent in (certs.parent, certs.parent.parent) if not parent.exists()]  # removed after
     log = (root / "registry.log").open("w")
     server = subprocess.Popen(
         ["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
@@ -231,6 +232,9 @@ def team_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRegi
         log.close()
         if certs.is_dir():
             shutil.rmtree(certs)
+        for parent in made:  # the directories this fixture made, when nothing else landed there
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
         images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
         pushed = [image for image in images if image.startswith(f"{host}/")]
         if pushed:
