@@ -273,14 +273,15 @@ def push_index(
     """Build one image per platform, push each under `TAG-ARCH` (its digest verified against the local
     image), then publish an image index over them BY DIGEST under the tag rules (`sha-...`, releases) with
     the docker CLI's `docker manifest` (its credentials, any registry), verified platform by platform.
-    Every tag is looked up before the (emulated, slow) builds and checked before anything is pushed: a
-    fixed tag holding another index is refused."""
+    The registry is asked before the (emulated, slow) builds, and every tag is checked after them, before
+    anything is pushed: a fixed tag holding another index is refused."""
     repository = f"{registry}/{image_repository(ws.config, name)}"
     tags = push_tags(builder.git)
     with private_cli_config() as env:
         remote = Registry(registry, docker=engine.docker, env=env)
-        held = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}  # an unusable registry: before the builds
+        remote.lookup(f"{repository}:{tags[0]}")  # a registry that does not answer or refuses: before the builds
         built = builder.build_platforms(name, options=BuildOptions(fresh_provenance=True))
+        held = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}  # after the builds: what is there now
         identity = index_identity([(canonical(platform), image.image_id) for platform, image in built])
         decisions = plan_push(identity, {tag: found.image if found else None for tag, found in held.items()})
         per_platform = {platform: f"{repository}:{tags[0]}-{arch(platform)}" for platform, _ in built}

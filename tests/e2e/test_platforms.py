@@ -263,6 +263,7 @@ def test_push_to_a_remote_registry_with_a_login_publishes_the_index_through_the_
         env={"DOCKER_CONFIG": str(team_registry.config)},
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr[-4000:]
+    assert not (team_registry.config / "manifests").exists(), "the CLI's local list never lands in the user's config"
     repository = f"team/{ARM_PREFIX}/traffic-analysis"
     head = git("rev-parse", "HEAD", cwd=ws)[:12]
     assert f"{host}/{repository}:sha-{head}\tpush" in pushed.stdout
@@ -286,7 +287,6 @@ def test_push_to_a_remote_registry_with_a_login_publishes_the_index_through_the_
     assert [agent for ref, agent in writes if ref == f"sha-{head}"] and all(
         agent.startswith("Docker-Client/") for ref, agent in writes if ref == f"sha-{head}"
     ), writes
-    assert not (team_registry.config / "manifests").exists(), "the CLI's local list never lands in the user's config"
     assert TEAM_PASSWORD not in pushed.stdout + pushed.stderr
     # a re-push finds the index there
     again = nbenv(
@@ -294,6 +294,20 @@ def test_push_to_a_remote_registry_with_a_login_publishes_the_index_through_the_
         env={"DOCKER_CONFIG": str(team_registry.config)},
     )  # fmt: skip
     assert again.returncode == 0 and f"{host}/{repository}:sha-{head}\tpresent" in again.stdout, again.stderr
+    # the fixed tag now holds another index (amd64 only, made with the CLI by someone else): refused, nothing written
+    team_env = {**os.environ, "DOCKER_CONFIG": str(team_registry.config)}
+    other = f"{host}/{repository}:sha-{head}"
+    for command in (
+        ["docker", "manifest", "create", other, f"{host}/{repository}@{platforms['linux/amd64']}"],
+        ["docker", "manifest", "push", "--purge", other],
+    ):
+        made = subprocess.run(command, capture_output=True, text=True, env=team_env)
+        assert made.returncode == 0, made.stderr
+    before = team_registry.log.read_text().count('"PUT ')
+    clash = nbenv("image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws, env=team_env)
+    assert clash.returncode != 0
+    assert f"refusing to push traffic-analysis: {other} already holds another image (index:linux/amd64=" in clash.stderr
+    assert "Traceback" not in clash.stderr and team_registry.log.read_text().count('"PUT ') == before
 
 
 def registry_manifest(registry: str, repository: str, reference: str) -> tuple[str, dict[str, object]]:
