@@ -407,7 +407,8 @@ def test_multi_platform_push_to_a_registry_that_does_not_answer_is_one_line_befo
         assert result.returncode != 0
         assert f"registry {closed} does not answer (trying to look up {closed}/" in result.stderr, result.stderr
         assert "building" not in result.stderr and "Traceback" not in result.stderr
-        assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("git: ")]
+        assert len(lines) == 2 and lines[1].startswith("  hint: "), result.stderr  # (--allow-dirty's warning aside)
     finally:
         spec.write_text(original)
     git("diff", "--quiet", cwd=root)  # the session's workspace is as it was
