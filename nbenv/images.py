@@ -3,7 +3,6 @@ environment's hub layer, when docker/hub/ serves one built here)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -12,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbenv.adapters.engine import EngineAPI, ImageInfo
-from nbenv.adapters.registry import MANIFEST_LIST, Manifest, Registry
+from nbenv.adapters.registry import Registry, index_identity, printed_index_digest, private_cli_config
 from nbenv.build import BuildOptions, BuiltImage, ImageBuilder
 from nbenv.errors import NbenvError, RegistryError, RunError
 from nbenv.plan import image_repository
-from nbenv.platforms import arch, platform_tag
+from nbenv.platforms import arch, canonical, platform_tag
 from nbenv.provenance import GitState, ImageProvenance, TagDecision, plan_push, push_tags
 from nbenv.ui import Say
 from nbenv.workspace import REGISTRY_HINT, Workspace, registry_problem
@@ -268,113 +267,67 @@ def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) ->
 # --- multi-platform push: one image per platform, then an image index over them ----------------------------
 
 
-def index_document(entries: Sequence[tuple[str, Manifest]]) -> bytes:
-    """The image index (Docker manifest list) over each platform's manifest, as the registry stores it."""
-    manifests = [
-        {
-            "mediaType": manifest.media_type,
-            "digest": manifest.digest,
-            "size": manifest.size,
-            "platform": {
-                "architecture": arch(platform),
-                "os": "linux",
-                **({"variant": "v8"} if arch(platform) == "arm64" else {}),
-            },
-        }
-        for platform, manifest in entries
-    ]
-    document = {"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": manifests}
-    return json.dumps(document, indent=3).encode()
-
-
-def index_identity(images: Sequence[tuple[str, str]]) -> str:
-    """What an index holds, comparable across pushes: each platform with its image (config digest)."""
-    return "index:" + ",".join(f"{platform}={image}" for platform, image in sorted(images))
-
-
-def _remote_identity(remote: Registry, repository: str, ref: str) -> str | None:
-    """What the registry holds under `ref`: an index's identity, an image's config digest, or None."""
-    held = remote.manifest(ref)
-    if held is None:
-        return None
-    if not held.is_index:
-        return held.config
-    images = []
-    for entry in held.data.get("manifests") or []:
-        platform = entry.get("platform") or {}
-        child = remote.manifest(f"{repository}@{entry.get('digest')}")
-        images.append((f"{platform.get('os')}/{platform.get('architecture')}", child.config if child else "missing"))
-    return index_identity(images)
-
-
 def push_index(
     builder: ImageBuilder, engine: EngineAPI, ws: Workspace, name: str, *, registry: str, say: Say
 ) -> PushResult:
     """Build one image per platform, push each under `TAG-ARCH` (its digest verified against the local
-    image), then publish an image index over them under the tag rules (`sha-...`, releases), verified too.
-    Every tag is checked before anything is pushed: a fixed tag holding another index is refused."""
+    image), then publish an image index over them BY DIGEST under the tag rules (`sha-...`, releases) with
+    the docker CLI's `docker manifest` (its credentials, any registry), verified platform by platform.
+    The registry is asked before the (emulated, slow) builds, and every tag is checked after them, before
+    anything is pushed: a fixed tag holding another index is refused."""
     repository = f"{registry}/{image_repository(ws.config, name)}"
-    remote = Registry(registry, docker=engine.docker)
-    remote.check_api()  # before the (emulated, slow) builds
-    built = builder.build_platforms(name, options=BuildOptions(fresh_provenance=True))
     tags = push_tags(builder.git)
-    identity = index_identity([(platform, image.image_id) for platform, image in built])
-    found = {tag: _remote_identity(remote, repository, f"{repository}:{tag}") for tag in tags}
-    decisions = plan_push(identity, found)
-    per_platform = {platform: f"{repository}:{tags[0]}-{arch(platform)}" for platform, _ in built}
-    for platform, image in built:
-        held = remote.manifest(per_platform[platform])
-        if held is not None and held.config != image.image_id:
-            raise _refusal(name, per_platform[platform], held.config or held.digest)
-    if conflicts := [d for d in decisions if d.action == "conflict"]:
-        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
-    entries = [
-        (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
-    ]
-    body = index_document(entries)
-    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-    for decision in decisions:
-        target = f"{repository}:{decision.tag}"
-        if decision.action != "push":
-            say(f"{target}: {'already there' if decision.action == 'present' else 'left on a newer release'}")
-            continue
-        say(f"{target}: publishing the index of {', '.join(p for p, _ in built)}")
-        remote.put_index(target, body, MANIFEST_LIST)
-        _verify_index(remote, repository, target, digest, built)
-    return PushResult(
-        repository, identity, tuple(decisions), digest, platforms=tuple((p, m.digest) for p, m in entries)
-    )
+    with private_cli_config() as env:
+        remote = Registry(registry, docker=engine.docker, env=env)
+        remote.lookup(f"{repository}:{tags[0]}")  # a registry that does not answer or refuses: before the builds
+        built = builder.build_platforms(name, options=BuildOptions(fresh_provenance=True))
+        held = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}  # after the builds: what is there now
+        identity = index_identity([(canonical(platform), image.image_id) for platform, image in built])
+        decisions = plan_push(identity, {tag: found.image if found else None for tag, found in held.items()})
+        per_platform = {platform: f"{repository}:{tags[0]}-{arch(platform)}" for platform, _ in built}
+        for platform, image in built:
+            there = remote.lookup(per_platform[platform])
+            if there is not None and there.image != image.image_id:
+                raise _refusal(name, per_platform[platform], there.image)
+        if conflicts := [d for d in decisions if d.action == "conflict"]:
+            raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
+        children = [
+            (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
+        ]
+        digest: str | None = None
+        for decision in decisions:
+            target = f"{repository}:{decision.tag}"
+            if decision.action != "push":
+                say(f"{target}: {'already there' if decision.action == 'present' else 'left on a newer release'}")
+                continue
+            say(f"{target}: publishing the index of {', '.join(p for p, _ in built)}")
+            published = remote.publish_index(target, children)
+            remote.verify_index(target, published, dict(children))
+            digest = digest or published
+        if digest is None and tags:
+            digest = _index_digest(remote, f"{repository}:{tags[0]}")  # nothing new: the index already there
+    return PushResult(repository, identity, tuple(decisions), digest, platforms=tuple(children))
 
 
-def _push_platform(remote: Registry, engine: EngineAPI, image: BuiltImage, target: str, say: Say) -> Manifest:
-    """Push one platform's image under `target` (unless it is there already); its verified manifest."""
-    held = remote.manifest(target)
+def _index_digest(remote: Registry, ref: str) -> str | None:
+    """The digest of the index the registry holds under `ref` (as `docker manifest create` made it)."""
+    text = remote.inspect_index(ref)
+    return printed_index_digest(text) if text is not None else None
+
+
+def _push_platform(remote: Registry, engine: EngineAPI, image: BuiltImage, target: str, say: Say) -> str:
+    """Push one platform's image under `target` (unless it is there already); its verified manifest digest."""
+    held = remote.lookup(target)
     if held is None:
         engine.tag(image.ref, target)
         say(f"{target}: pushing")
         pushed = remote.push(target)
-        held = remote.manifest(target)
-        if held is None or held.digest != pushed:
+        held = remote.lookup(target)
+        if held is None or held.manifest != pushed:
             raise RegistryError(f"{target}: the registry does not serve the pushed {pushed}", "push again")
-    if held.is_index or held.config != image.image_id:
+    if held.is_index or held.image != image.image_id or held.manifest is None:
         raise RegistryError(
-            f"{target}: the registry serves {held.digest} (image {held.config or 'an index'}), not {image.image_id}",
+            f"{target}: the registry serves {held.manifest or 'an index'} (image {held.image}), not {image.image_id}",
             "someone pushed to the same tag meanwhile; check the registry",
         )
-    return held
-
-
-def _verify_index(
-    remote: Registry, repository: str, target: str, digest: str, built: Sequence[tuple[str, BuiltImage]]
-) -> None:
-    """The registry serves the index under `target`, and each platform's manifest in it (by digest) is
-    exactly the local image of that platform."""
-    held = remote.manifest(target)
-    if held is None or held.digest != digest:
-        raise RegistryError(
-            f"{target}: the registry serves {held.digest if held else 'nothing'}, not the published index {digest}",
-            "someone pushed to the same tag meanwhile; check the registry",
-        )
-    expected = index_identity([(platform, image.image_id) for platform, image in built])
-    if _remote_identity(remote, repository, target) != expected:
-        raise RegistryError(f"{target}: a platform's manifest in the index is not the image built here", "push again")
+    return held.manifest

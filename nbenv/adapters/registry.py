@@ -1,6 +1,12 @@
 """A container registry, through the docker CLI so the engine's own login (and credential helpers) apply.
 
-nbenv never reads or stores registry credentials: `docker login HOST` once, as usual.
+nbenv never reads or stores registry credentials: `docker login HOST` once, as usual. That holds for image
+indexes too: `docker manifest create` over each platform's image by digest, `docker manifest push --purge`,
+and `docker manifest inspect` to verify, all with the CLI's own credentials and TLS settings, for every
+registry (`--insecure`, which lets the CLI speak plain HTTP, only for one on this machine). The CLI keeps
+a manifest list it creates under `$DOCKER_CONFIG/manifests`; nbenv runs those commands with a private
+DOCKER_CONFIG (`private_cli_config`: the user's config entries linked in, never read or copied), so
+nothing is left behind there and two pushes never share a list.
 """
 
 from __future__ import annotations
@@ -8,31 +14,26 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
-import urllib.error
-import urllib.request
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nbenv.adapters.process import run
 from nbenv.errors import RegistryError
+from nbenv.platforms import arch, canonical
 
-MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-INDEX_TYPES = (MANIFEST_LIST, OCI_INDEX)
-_ACCEPT = ", ".join(
-    (
-        MANIFEST_LIST,
-        OCI_INDEX,
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-    )
-)
-_MANIFEST_LIMIT = 4 * 1024 * 1024  # the registry's own limit on a manifest
-API_HINT = "push a multi-platform image to a registry on this machine (127.0.0.1:PORT), or push one platform"
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _UNREACHABLE = ("failed to configure transport", "error pinging", "connection refused", "no such host", "i/o timeout")
-_DENIED = ("unauthorized", "denied", "authentication required")
+_DENIED = ("unauthorized", "denied", "authentication required", "no basic auth credentials")
+_MISSING = ("no such manifest", "manifest unknown", "not found")
+# `docker manifest` is experimental before CLI 20.10 and needs this there; later CLIs ignore it
+CLI_ENV = {"DOCKER_CLI_EXPERIMENTAL": "enabled"}
 
 
 def _hostname(host: str) -> str:
@@ -52,56 +53,148 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def index_identity(images: Sequence[tuple[str, str]]) -> str:
+    """What an index holds, comparable across pushes: each platform with its image (config digest)."""
+    return "index:" + ",".join(f"{platform}={image}" for platform, image in sorted(images))
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One platform of an image index, as `docker manifest inspect --verbose` shows it."""
+
+    platform: str  # os/architecture (arm64's variant v8 folded in: `linux/arm64`)
+    digest: str  # the platform's manifest digest
+    image: str  # its config digest (= the local image id of the same image)
+
+
 @dataclass(frozen=True)
 class RemoteTag:
-    image: str  # the config digest (= the local image id of the same image)
-    manifest: str | None  # the manifest digest, as `docker push` reports it
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest or an image index as the registry serves it (the bytes its digest is of)."""
-
-    digest: str
-    media_type: str
-    size: int
-    data: dict[str, Any]
+    image: str  # the config digest (= the local image id of the same image); an index: its index_identity
+    manifest: str | None  # the manifest digest, as `docker push` reports it (None for an index)
+    entries: tuple[IndexEntry, ...] = ()  # an index: each platform's manifest
 
     @property
     def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES or "manifests" in self.data
+        return self.image.startswith("index:")
 
-    @property
-    def config(self) -> str:
-        """The config digest of an image manifest (= the local image id of the same image)."""
-        return str((self.data.get("config") or {}).get("digest") or "")
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _config_digest(item: Mapping[str, Any]) -> str:
+    manifest = item.get("SchemaV2Manifest") or item.get("OCIManifest") or {}
+    return str((manifest.get("config") or {}).get("digest") or "") if isinstance(manifest, dict) else ""
+
+
+def parse_inspect(text: str, ref: str) -> RemoteTag:
+    """`docker manifest inspect --verbose REF`'s output -> what the registry holds under REF: one image
+    (an object: its descriptor and manifest) or an index (a list: one object per platform)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise RegistryError(f"{ref}: `docker manifest inspect` printed no JSON", "check the docker CLI") from None
+    if isinstance(data, dict):
+        descriptor = data.get("Descriptor") or {}
+        digest = str(descriptor.get("digest") or "") if isinstance(descriptor, dict) else ""
+        return RemoteTag(image=_config_digest(data) or digest, manifest=digest or None)
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise RegistryError(f"{ref}: `docker manifest inspect` printed neither a manifest nor an index")
+    entries = []
+    for item in data:
+        descriptor = _object(item.get("Descriptor"))
+        platform = _object(descriptor.get("platform"))
+        name = f"{platform.get('os')}/{platform.get('architecture')}"
+        if platform.get("variant"):
+            name = canonical(f"{name}/{platform['variant']}")
+        entries.append(IndexEntry(name, str(descriptor.get("digest") or ""), _config_digest(item) or "missing"))
+    identity = index_identity([(entry.platform, entry.image) for entry in entries])
+    return RemoteTag(image=identity, manifest=None, entries=tuple(entries))
+
+
+def printed_index_digest(text: str) -> str:
+    """The digest of the index `docker manifest inspect REF` (not --verbose) prints: the CLI serializes the
+    registry's descriptors exactly as `docker manifest create` does, then one newline."""
+    body = text.removesuffix("\n").encode()
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def repository_of(ref: str) -> str:
+    """`HOST[/PATH]/NAME:TAG` -> `HOST[/PATH]/NAME` (a port's colon is before the last slash)."""
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0].split('@', 1)[0]}"
+
+
+def index_commands(docker: str, target: str, children: Sequence[tuple[str, str]], *, insecure: bool) -> list[list[str]]:
+    """The argv that publishes an index under `target` (REPOSITORY:TAG) over each (platform, manifest
+    digest), in order: create it from the platforms' images BY DIGEST (nothing can move in between),
+    give arm64 its variant (v8), push it and drop the local list (`--purge`)."""
+    repository = repository_of(target)
+    bad = [digest for _, digest in children if not DIGEST_RE.fullmatch(digest)]
+    if not children or bad:
+        shown = repr(bad[0][:80]) if bad else "no platform"
+        raise RegistryError(f"{target}: no index over {shown}: not a manifest digest (sha256:HEX)")
+    flag = ["--insecure"] if insecure else []
+    refs = [(platform, f"{repository}@{digest}") for platform, digest in children]
+    commands = [[docker, "manifest", "create", "--amend", *flag, target, *(ref for _, ref in refs)]]
+    commands += [
+        [docker, "manifest", "annotate", target, ref, "--variant", "v8"]
+        for platform, ref in refs
+        if arch(platform) == "arm64"
+    ]
+    commands.append([docker, "manifest", "push", *flag, "--purge", target])
+    return commands
+
+
+@contextmanager
+def private_cli_config(environ: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """The environment for `docker manifest` commands: a fresh DOCKER_CONFIG of its own (removed after),
+    where each entry of the user's (config.json with its logins and credential helpers, contexts, certs)
+    is a symlink, except `manifests`, where the CLI keeps the lists it creates. nbenv reads none of them."""
+    base = dict(os.environ if environ is None else environ)
+    source = Path(base.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    with tempfile.TemporaryDirectory(prefix="nbenv-manifest-") as private:
+        if source.is_dir():
+            for entry in source.iterdir():
+                if entry.name != "manifests":
+                    (Path(private) / entry.name).symlink_to(entry.absolute())
+        yield {**base, **CLI_ENV, "DOCKER_CONFIG": private}
 
 
 class Registry:
-    def __init__(self, host: str, *, docker: str = "docker") -> None:
+    def __init__(self, host: str, *, docker: str = "docker", env: Mapping[str, str] | None = None) -> None:
         self.host, self.docker = host, docker
+        self.env = dict(env) if env is not None else {**os.environ, **CLI_ENV}
 
-    def lookup(self, ref: str) -> RemoteTag | None:
-        """What the registry holds under `ref` (one `docker manifest inspect`), or None: no such tag."""
-        insecure = ["--insecure"] if is_loopback(self.host.split("/")[0]) else []
-        result = run([self.docker, "manifest", "inspect", *insecure, "--verbose", ref], timeout=120)
+    @property
+    def insecure(self) -> bool:
+        """Plain HTTP allowed: only for a registry on this machine (the engine treats 127.0.0.0/8 so too)."""
+        return is_loopback(self.host.split("/")[0])
+
+    def _inspect(self, ref: str, *, verbose: bool, action: str) -> str | None:
+        """`docker manifest inspect`'s output for `ref`, or None: no such tag or digest."""
+        flags = [*(["--insecure"] if self.insecure else []), *(["--verbose"] if verbose else [])]
+        result = run([self.docker, "manifest", "inspect", *flags, ref], env=self.env, timeout=120)
         if result.returncode != 0:
             error = result.stderr.strip()
-            self._raise_if_unusable(error, action=f"look up {ref}")
-            if "no such manifest" in error or "manifest unknown" in error or "not found" in error:
+            self._raise_if_unusable(error, action=action)
+            if any(marker in error for marker in _MISSING):
                 return None
-            raise RegistryError(f"cannot look up {ref}: {_last_line(error)}", "check the registry setting")
-        data = json.loads(result.stdout)
-        if isinstance(data, list):  # a multi-platform index: never an image nbenv pushed
-            digest = str(data[0].get("Descriptor", {}).get("digest", "")) if data else ""
-            return RemoteTag(image=f"index:{digest}", manifest=None)
-        manifest = data.get("SchemaV2Manifest") or data.get("OCIManifest") or {}
-        descriptor = data.get("Descriptor", {}).get("digest")
-        return RemoteTag(image=str(manifest.get("config", {}).get("digest") or descriptor or ""), manifest=descriptor)
+            raise RegistryError(f"cannot {action}: {_last_line(error)}", "check the registry setting")
+        return result.stdout
+
+    def lookup(self, ref: str) -> RemoteTag | None:
+        """What the registry holds under `ref` (one `docker manifest inspect --verbose`), or None: no such tag."""
+        text = self._inspect(ref, verbose=True, action=f"look up {ref}")
+        return None if text is None else parse_inspect(text, ref)
+
+    def inspect_index(self, ref: str) -> str | None:
+        """`docker manifest inspect REF` (not --verbose): the index as the CLI serializes it, or None."""
+        return self._inspect(ref, verbose=False, action=f"look up {ref}")
 
     def push(self, ref: str) -> str:
         """Push one tag; return the manifest digest the registry reported."""
-        result = run([self.docker, "push", ref], timeout=3600)
+        result = run([self.docker, "push", ref], env=self.env, timeout=3600)
         if result.returncode != 0:
             error = (result.stderr or result.stdout).strip()
             self._raise_if_unusable(error, action=f"push {ref}")
@@ -111,79 +204,42 @@ class Registry:
             raise RegistryError(f"pushing {ref}: the registry reported no digest", "run the push again")
         return match.group(1)
 
-    # --- the registry's HTTP API (distribution v2), for image indexes: a registry on this machine only ---
+    def publish_index(self, target: str, children: Sequence[tuple[str, str]]) -> str:
+        """Publish an index under `target` over each (platform, manifest digest) with `docker manifest`;
+        return its digest as the push printed it. Run with `private_cli_config`'s environment."""
+        result = None
+        for command in index_commands(self.docker, target, children, insecure=self.insecure):
+            result = run(command, env=self.env, timeout=600)
+            if result.returncode != 0:
+                error = (result.stderr or result.stdout).strip()
+                self._raise_if_unusable(error, action=f"publish the index {target}")
+                raise RegistryError(
+                    f"publishing the index {target} failed (docker manifest {command[2]}): {_last_line(error)}",
+                    "check that every platform's image was pushed, then push again",
+                )
+        printed = (result.stdout.strip().splitlines() or [""])[-1].strip() if result else ""
+        if not DIGEST_RE.fullmatch(printed):
+            raise RegistryError(f"publishing the index {target}: `docker manifest push` printed no digest")
+        return printed
 
-    def check_api(self) -> None:
-        """RegistryError unless nbenv speaks this registry's API itself (a registry on this machine)."""
-        self._endpoint(f"{self.host}/probe:probe")
-
-    def _endpoint(self, ref: str) -> tuple[str, str, str]:
-        """(http://HOST, repository name, tag or digest) of `ref` = HOST[/PATH]/NAME(:TAG|@DIGEST)."""
-        host = self.host.split("/")[0]
-        if not is_loopback(host):
+    def verify_index(self, target: str, digest: str, expected: Mapping[str, str]) -> None:
+        """The registry serves, under `target`, the index `digest` with exactly `expected`'s platforms,
+        each at its manifest digest (platform -> digest); else one line saying what differs."""
+        held = self.lookup(target)
+        found = {entry.platform: entry.digest for entry in held.entries} if held else {}
+        if held is None or not held.is_index or found != {canonical(p): d for p, d in expected.items()}:
+            shown = ", ".join(f"{p} {d}" for p, d in sorted(found.items())) or (held.image if held else "nothing")
             raise RegistryError(
-                f"registry {host}: nbenv publishes a multi-platform image index itself, over the registry's API, "
-                "only to a registry on this machine",
-                API_HINT,
+                f"{target}: the registry serves {shown}, not the platforms' pushed manifests",
+                "someone pushed to the same tag meanwhile; check the registry",
             )
-        name = ref[len(host) + 1 :] if ref.startswith(host + "/") else ref
-        if "@" in name:
-            name, reference = name.split("@", 1)
-        else:
-            name, _, reference = name.rpartition(":")
-        return f"http://{host}", name, reference
-
-    def manifest(self, ref: str) -> Manifest | None:
-        """The manifest or index the registry serves under `ref` (a tag or `@sha256:...`), or None."""
-        base, name, reference = self._endpoint(ref)
-        request = urllib.request.Request(f"{base}/v2/{name}/manifests/{reference}", headers={"Accept": _ACCEPT})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                body = response.read(_MANIFEST_LIMIT + 1)
-                media_type = str(response.headers.get("Content-Type", "")).split(";")[0].strip()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise RegistryError(f"cannot look up {ref}: HTTP {exc.code} {exc.reason}", "check the registry") from None
-        except (urllib.error.URLError, OSError) as exc:
+        text = self.inspect_index(target)
+        served = printed_index_digest(text) if text is not None else "nothing"
+        if served != digest:
             raise RegistryError(
-                f"registry {self.host} does not answer (trying to look up {ref}): {exc}",
-                "start it or fix the `registry` setting / --registry, then push again",
-            ) from None
-        if len(body) > _MANIFEST_LIMIT:
-            raise RegistryError(f"{ref}: the registry serves a manifest over {_MANIFEST_LIMIT} bytes")
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise RegistryError(f"{ref}: the registry serves a manifest that is not JSON") from None
-        if not isinstance(data, dict):
-            raise RegistryError(f"{ref}: the registry serves a manifest that is not a JSON object")
-        digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-        if "@" in ref and ref.rsplit("@", 1)[1] != digest:
-            raise RegistryError(f"{ref}: the registry serves content of digest {digest}", "check the registry")
-        return Manifest(digest, media_type or str(data.get("mediaType") or ""), len(body), data)
-
-    def put_index(self, ref: str, body: bytes, media_type: str) -> str:
-        """PUT an image index under the tag `ref`; its digest (checked against the one the registry reports)."""
-        base, name, reference = self._endpoint(ref)
-        request = urllib.request.Request(
-            f"{base}/v2/{name}/manifests/{reference}", data=body, method="PUT", headers={"Content-Type": media_type}
-        )
-        digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                reported = str(response.headers.get("Docker-Content-Digest", ""))
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace").strip()
-            raise RegistryError(
-                f"publishing the index {ref} failed: HTTP {exc.code} {_last_line(detail or str(exc.reason))}",
-                "check that every platform's image was pushed, then push again",
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RegistryError(f"registry {self.host} does not answer (trying to publish {ref}): {exc}") from None
-        if reported and reported != digest:
-            raise RegistryError(f"{ref}: the registry stored the index as {reported}, not {digest}")
-        return digest
+                f"{target}: the registry serves the index {served}, not the published {digest}",
+                "someone pushed to the same tag meanwhile; check the registry",
+            )
 
     def _raise_if_unusable(self, error: str, *, action: str) -> None:
         lowered = error.lower()
@@ -199,5 +255,11 @@ class Registry:
             )
 
 
+_USERINFO = re.compile(r"://[^/@\s]+@")
+_AUTH_VALUE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]{12,}")
+
+
 def _last_line(text: str) -> str:
-    return (text.strip().splitlines() or ["no output"])[-1][:300]
+    """The CLI's last stderr line, for a one-line error: never a credential (userinfo, an Authorization value)."""
+    line = (text.strip().splitlines() or ["no output"])[-1]
+    return _AUTH_VALUE.sub(r"\1 ***", _USERINFO.sub("://***@", line))[:300]

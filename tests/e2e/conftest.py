@@ -261,6 +261,9 @@ def demo_up(e2e_workspace: Path, base_image: str) -> Iterator[Up]:
         nbenv("down", "traffic-analysis", cwd=e2e_workspace, timeout=120)
 
 
+REGISTRY_LOGS: dict[str, Path] = {}  # host:port -> the registry fixture's log (its access log at level info)
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1; returns host:port."""
@@ -269,9 +272,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("docker-registry is not installed: the README's test command (scripts/test) installs it")
     root = tmp_path_factory.mktemp("registry")
     port = free_port()
+    REGISTRY_LOGS[f"127.0.0.1:{port}"] = root / "registry.log"
     (root / "config.yml").write_text(
         "version: 0.1\n"
-        "log: {level: warn}\n"
+        "log: {level: info}\n"  # one access-log line per request: who wrote each manifest
         f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}}}\n"
     )

@@ -61,3 +61,58 @@ def test_the_hub_asks_the_engine_for_the_gpus_as_compose_does(base_image: str, t
         for index in range(len(CASES)):
             subprocess.run(["docker", "compose", "-p", f"{PREFIX}-hub-gpus-{index}", "down"], capture_output=True)
         client.close()
+
+
+@pytest.mark.fault
+def test_a_gpu_profiles_spawn_fails_with_nbenvs_one_line_on_this_engine(
+    base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This engine has no NVIDIA runtime, so the refusal is real: the hub config's spawner (over a stand-in
+    for DockerSpawner's start that does what it does: docker-py's create_host_config from the profile's
+    extra_host_config, create, start) turns the engine's raw "could not select device driver" into nbenv's
+    one line, the spawn error JupyterHub shows."""
+    import asyncio
+    import dataclasses
+    import sys
+    import types
+
+    from nbenv.hub.render import option
+    from tests.unit.test_hub import LAB
+    from tests.unit.test_hub_host import _config
+
+    client = docker.APIClient(version="1.41")
+    name = f"{PREFIX}-hub-gpus-start"
+    raw: list[str] = []
+
+    class DockerSpawner:  # what DockerSpawner.start asks the engine, through the same library
+        user_options: dict[str, str] | None = None
+        extra_host_config: dict[str, Any]
+
+        async def start(self) -> None:
+            host_config = client.create_host_config(**self.extra_host_config)
+            client.create_container(base_image, ["true"], name=name, labels={LABEL: "1"}, host_config=host_config)
+            try:
+                client.start(name)
+            except docker.errors.APIError as exc:
+                raw.append(str(exc))
+                raise
+
+    module = types.ModuleType("dockerspawner")
+    module.DockerSpawner = DockerSpawner  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dockerspawner", module)
+    gpu = dataclasses.replace(LAB, name="gpu-env", image=base_image, gpus="all")
+    config = _config(tmp_path, monkeypatch, [gpu])
+    spawner = config.JupyterHub.spawner_class()
+    spawner.user_options, spawner.escaped_name = {"image": option(gpu)}, "alice"
+    config.Spawner.pre_spawn_hook(spawner)
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            asyncio.run(spawner.start())
+        assert raw and "could not select device driver" in raw[0], raw  # the engine's own answer
+        line = str(raised.value)
+        assert line.startswith("gpu-env: resources.gpus: this Docker engine cannot give containers a GPU")
+        assert "\n" not in line and "could not select" not in line and raised.value.jupyterhub_message == line  # type: ignore[attr-defined]
+    finally:
+        for container in client.containers(all=True, filters={"label": LABEL}):
+            client.remove_container(container["Id"], force=True)
+        client.close()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -22,7 +24,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BASE_TAG, GIT_ENV, PREFIX, commit_all, docker, git, nbenv, remove_images
+from tests.e2e.conftest import (
+    BASE_TAG,
+    GIT_ENV,
+    PREFIX,
+    REGISTRY_LOGS,
+    commit_all,
+    docker,
+    free_port,
+    git,
+    nbenv,
+    remove_images,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -135,6 +148,168 @@ def test_status_is_per_platform_and_a_rebuild_is_a_no_op(arm_build: ArmBuild) ->
     assert "up to date" in again.stdout and "building" not in again.stderr
 
 
+# --- a registry that is not on 127.0.0.0/8: TLS and a login, as a team's own registry ----------------------------
+
+TEAM_USER, TEAM_PASSWORD = "team", "nbenv-e2e-team-pass"  # a throwaway login of the throwaway registry below
+TEAM_HTPASSWD = f"{TEAM_USER}:$2b$05$MZdWAZoO6K0mhC8bbFe/G.POL556kpAU51hn7jayZG/xswhqcxhFy\n"  # bcrypt of it
+
+
+@dataclass(frozen=True)
+class TeamRegistry:
+    host: str  # the engine's bridge gateway (this machine, not loopback): GATEWAY:PORT
+    log: Path
+    config: Path  # a DOCKER_CONFIG logged in to it (the user's own is never touched)
+
+
+def _self_signed(address: str, root: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (root / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (root / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return root / "cert.pem", root / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def team_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamRegistry]:
+    """docker-registry over TLS with a password, on the engine's bridge gateway: for nbenv a remote registry
+    (no `--insecure`, nothing over plain HTTP), its CA trusted the way a team's is (/etc/docker/certs.d)."""
+    gateway = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+    root = tmp_path_factory.mktemp("team-registry")
+    port = free_port()
+    host = f"{gateway}:{port}"
+    cert, key = _self_signed(gateway, root)
+    (root / "htpasswd").write_text(TEAM_HTPASSWD)
+    (root / "config.yml").write_text(
+        "version: 0.1\nlog: {level: info}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '{host}', tls: {{certificate: {cert}, key: {key}}}}}\n"
+        f"auth: {{htpasswd: {{realm: team, path: {root / 'htpasswd'}}}}}\n"
+    )
+    certs = Path("/etc/docker/certs.d") / host
+    made = [parent for parent in (certs.parent, certs.parent.parent) if not parent.exists()]  # removed after
+    log = (root / "registry.log").open("w")
+    server = subprocess.Popen(
+        ["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        certs.mkdir(parents=True)
+        (certs / "ca.crt").write_bytes(cert.read_bytes())
+        config = root / "docker-config"
+        config.mkdir()
+        deadline = time.monotonic() + 30
+        while True:
+            login = subprocess.run(
+                ["docker", "login", "-u", TEAM_USER, "--password-stdin", host],
+                input=TEAM_PASSWORD, capture_output=True, text=True, env={**os.environ, "DOCKER_CONFIG": str(config)},
+            )  # fmt: skip
+            if login.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert login.returncode == 0, f"{login.stderr}\n{(root / 'registry.log').read_text()[-2000:]}"
+        yield TeamRegistry(host, root / "registry.log", config)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        if certs.is_dir():
+            shutil.rmtree(certs)
+        for parent in made:  # the directories this fixture made, when nothing else landed there
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        pushed = [image for image in images if image.startswith(f"{host}/")]
+        if pushed:
+            docker("rmi", "--force", *pushed, check=False)
+
+
+@pytest.mark.security
+def test_push_to_a_remote_registry_with_a_login_publishes_the_index_through_the_cli(
+    arm_build: ArmBuild, team_registry: TeamRegistry, tmp_path: Path
+) -> None:
+    """The issue's gap: a team's own registry (TLS, a password the engine's login holds). nbenv reads no
+    credential: the docker CLI's login applies to the platforms' pushes and to the index alike."""
+    ws, host = arm_build.workspace, team_registry.host
+    # without the login: one line naming `docker login`, nothing pushed
+    anonymous = tmp_path / "anonymous"
+    anonymous.mkdir()
+    refused = nbenv(
+        "image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws, env={"DOCKER_CONFIG": str(anonymous)}
+    )
+    assert refused.returncode != 0
+    assert f"registry {host}/team refused access" in refused.stderr and f"docker login {host}" in refused.stderr
+    assert "Traceback" not in refused.stderr and TEAM_PASSWORD not in refused.stderr
+    # logged in
+    pushed = nbenv(
+        "image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws, timeout=1800,
+        env={"DOCKER_CONFIG": str(team_registry.config)},
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr[-4000:]
+    assert not (team_registry.config / "manifests").exists(), "the CLI's local list never lands in the user's config"
+    repository = f"team/{ARM_PREFIX}/traffic-analysis"
+    head = git("rev-parse", "HEAD", cwd=ws)[:12]
+    assert f"{host}/{repository}:sha-{head}\tpush" in pushed.stdout
+    platforms = {line.split("\t")[1]: line.split("\t")[0].rsplit("@", 1)[1] for line in pushed.stdout.splitlines()
+                 if line.endswith(("\tlinux/amd64", "\tlinux/arm64"))}  # fmt: skip
+    assert set(platforms) == {"linux/amd64", "linux/arm64"}
+    index = json.loads(
+        subprocess.run(
+            ["docker", "manifest", "inspect", f"{host}/{repository}:sha-{head}"], capture_output=True, text=True,
+            env={**os.environ, "DOCKER_CONFIG": str(team_registry.config)}, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]} == (
+        platforms
+    )
+    writes = [
+        (m["ref"], m["agent"])
+        for m in map(_PUT_MANIFEST.search, team_registry.log.read_text().splitlines())
+        if m and m["name"] == repository
+    ]
+    assert [agent for ref, agent in writes if ref == f"sha-{head}"] and all(
+        agent.startswith("Docker-Client/") for ref, agent in writes if ref == f"sha-{head}"
+    ), writes
+    assert TEAM_PASSWORD not in pushed.stdout + pushed.stderr
+    # a re-push finds the index there
+    again = nbenv(
+        "image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws,
+        env={"DOCKER_CONFIG": str(team_registry.config)},
+    )  # fmt: skip
+    assert again.returncode == 0 and f"{host}/{repository}:sha-{head}\tpresent" in again.stdout, again.stderr
+    # the fixed tag now holds another index (amd64 only, made with the CLI by someone else): refused, nothing written
+    team_env = {**os.environ, "DOCKER_CONFIG": str(team_registry.config)}
+    other = f"{host}/{repository}:sha-{head}"
+    for command in (
+        ["docker", "manifest", "create", other, f"{host}/{repository}@{platforms['linux/amd64']}"],
+        ["docker", "manifest", "push", "--purge", other],
+    ):
+        made = subprocess.run(command, capture_output=True, text=True, env=team_env)
+        assert made.returncode == 0, made.stderr
+    before = team_registry.log.read_text().count('"PUT ')
+    clash = nbenv("image", "push", "traffic-analysis", "--registry", f"{host}/team", cwd=ws, env=team_env)
+    assert clash.returncode != 0
+    assert f"refusing to push traffic-analysis: {other} already holds another image (index:linux/amd64=" in clash.stderr
+    assert "Traceback" not in clash.stderr and team_registry.log.read_text().count('"PUT ') == before
+
+
 def registry_manifest(registry: str, repository: str, reference: str) -> tuple[str, dict[str, object]]:
     request = urllib.request.Request(
         f"http://{registry}/v2/{repository}/manifests/{reference}",
@@ -145,6 +320,18 @@ def registry_manifest(registry: str, repository: str, reference: str) -> tuple[s
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return str(response.headers["Content-Type"]), dict(json.load(response))
+
+
+_PUT_MANIFEST = re.compile(
+    r'"PUT /v2/(?P<name>[^ ]+)/manifests/(?P<ref>[^ ]+) HTTP/[0-9.]+" 201 .* "(?P<agent>[^"]*)"$'
+)
+
+
+def manifest_writes(registry: str, repository: str) -> list[tuple[str, str]]:
+    """(tag or digest, user agent) of each manifest the registry stored for `repository`, from its access log."""
+    lines = REGISTRY_LOGS[registry].read_text().splitlines()
+    matches = [_PUT_MANIFEST.search(line) for line in lines]
+    return [(m["ref"], m["agent"]) for m in matches if m and m["name"] == repository]
 
 
 def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_build: ArmBuild, registry: str) -> None:
@@ -161,6 +348,17 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     assert set(digests) == {"linux/amd64", "linux/arm64"}
     for platform, digest in digests.items():
         assert f"{registry}/{repository}@{digest}\t{platform}" in pushed.stdout
+    assert f"{registry}/{repository}@sha256:" in pushed.stdout.splitlines()[-1], "the index digest comes last"
+    index_digest = pushed.stdout.splitlines()[-1].rsplit("@", 1)[1]
+    # every manifest and index was written by the docker CLI (`docker push`, `docker manifest push`), none
+    # over nbenv's own HTTP: the path that works with the CLI's credentials on any registry
+    writes = manifest_writes(registry, repository)
+    assert f"sha-{head}" in {ref for ref, _ in writes}, writes
+    assert writes and all("Docker-Client/" in agent and "urllib" not in agent for _, agent in writes), writes
+    assert all(agent.startswith("Docker-Client/") for ref, agent in writes if ref == f"sha-{head}"), "the CLI's own"
+    # the registry serves the index under its digest too, and it is the one the push printed
+    by_digest_type, by_digest = registry_manifest(registry, repository, index_digest)
+    assert by_digest == index and by_digest_type == media_type
     # `image inspect` shows each platform's digest
     inspected = json.loads(nbenv("image", "inspect", "traffic-analysis", "--json", cwd=ws).stdout)
     shown = {p["platform"]: p["repo_digests"] for p in inspected["platforms"]}
@@ -172,6 +370,8 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     again = nbenv("image", "push", "traffic-analysis", "--registry", registry, cwd=ws, timeout=1800)
     assert again.returncode == 0, again.stderr[-4000:]
     assert f"{registry}/{repository}:sha-{head}\tpresent" in again.stdout
+    assert again.stdout.splitlines()[-1] == f"{registry}/{repository}@{index_digest}", "the same index, untouched"
+    assert manifest_writes(registry, repository) == writes, "a re-push writes nothing"
     # each platform back by digest, from the registry: the local copies go first (their layers stay only
     # as far as another local image shares them)
     images = []  # pulled by digest, they have no tag that the fixtures' clean-up finds: removed here
@@ -192,18 +392,23 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
 
 
 @pytest.mark.badinput
-def test_multi_platform_push_to_a_remote_registry_is_one_line_before_any_build(e2e_workspace: Path) -> None:
-    """nbenv publishes the index over the registry's API itself, on this machine only: elsewhere one line,
-    before an emulated build starts."""
+def test_multi_platform_push_to_a_registry_that_does_not_answer_is_one_line_before_any_build(
+    e2e_workspace: Path,
+) -> None:
+    """The index goes through the docker CLI to any registry now; the tags are looked up before an
+    emulated build starts, so a registry that does not answer (or refuses the login) is one line first."""
     root = e2e_workspace
     spec = root / "environments/base.toml"
     original = spec.read_text()
+    closed = f"127.0.0.1:{free_port()}"
     try:
         spec.write_text(original + f"platforms = {PLATFORMS}\n")
-        result = nbenv("image", "push", "base", "--registry", "registry.invalid:5000", "--allow-dirty", cwd=root)
+        result = nbenv("image", "push", "base", "--registry", closed, "--allow-dirty", cwd=root)
         assert result.returncode != 0
-        assert "only to a registry on this machine" in result.stderr, result.stderr
+        assert f"registry {closed} does not answer (trying to look up {closed}/" in result.stderr, result.stderr
         assert "building" not in result.stderr and "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("git: ")]
+        assert len(lines) == 2 and lines[1].startswith("  hint: "), result.stderr  # (--allow-dirty's warning aside)
     finally:
         spec.write_text(original)
     git("diff", "--quiet", cwd=root)  # the session's workspace is as it was

@@ -299,31 +299,10 @@ def test_a_missing_foreign_base_nbenv_does_not_make_is_one_line_and_never_pulled
 # --- the image index ----------------------------------------------------------------------------------------
 
 
-def test_index_document_lists_each_platforms_manifest() -> None:
-    from nbenv.adapters.registry import MANIFEST_LIST, Manifest
-    from nbenv.images import index_document, index_identity
+def test_index_identity_is_per_platform_and_order_free() -> None:
+    from nbenv.images import index_identity
 
-    amd = Manifest("sha256:" + "1" * 64, "application/vnd.docker.distribution.manifest.v2+json", 1234, {})
-    arm = Manifest("sha256:" + "2" * 64, "application/vnd.docker.distribution.manifest.v2+json", 999, {})
-    document = json.loads(index_document([("linux/amd64", amd), ("linux/arm64", arm)]))
-    assert document["mediaType"] == MANIFEST_LIST and document["schemaVersion"] == 2
-    assert [(m["digest"], m["size"], m["platform"]) for m in document["manifests"]] == [
-        (amd.digest, 1234, {"architecture": "amd64", "os": "linux"}),
-        (arm.digest, 999, {"architecture": "arm64", "os": "linux", "variant": "v8"}),
-    ]
     assert index_identity([("linux/arm64", "b"), ("linux/amd64", "a")]) == "index:linux/amd64=a,linux/arm64=b"
-
-
-@pytest.mark.badinput
-@pytest.mark.parametrize("host", ["registry.example:5000", "10.0.0.5:5000/team", "[2001:db8::1]:5000"])
-def test_an_index_goes_only_to_a_registry_on_this_machine(host: str) -> None:
-    from nbenv.adapters.registry import Registry
-    from nbenv.errors import RegistryError
-
-    with pytest.raises(RegistryError) as raised:
-        Registry(host).check_api()
-    assert "only to a registry on this machine" in raised.value.message and "\n" not in raised.value.message
-    Registry("127.0.0.1:5000/team").check_api()  # no error: nothing is contacted either
 
 
 @pytest.mark.badinput

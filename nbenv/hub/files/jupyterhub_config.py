@@ -79,6 +79,50 @@ c.JupyterHub.load_roles = [
 # The users' servers: one container each, from the profile the user picked (the profile form lists
 # every environment the hub offers; the REST API names one as {"image": OPTION}).
 c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+
+# An engine without the NVIDIA runtime refuses a GPU profile's server at start with Docker's raw
+# `500 Server Error ... could not select device driver "nvidia" with capabilities: [[gpu]]`: the spawn error
+# the user sees is nbenv's one line instead, the one `nbenv up` and `nbenv run` print (nbenv/running/gpus.py).
+NO_GPU_DRIVER = "could not select device driver"
+
+
+class NoGpuRuntime(RuntimeError):
+    """A GPU profile's spawn on an engine without GPUs: one line, shown as the spawn error
+    (`jupyterhub_message`), never the engine's response."""
+
+    def __init__(self, profile: str) -> None:
+        line = (
+            f"{profile}: resources.gpus: this Docker engine cannot give containers a GPU (no NVIDIA runtime); "
+            "the hub's admin installs the NVIDIA Container Toolkit on the host and restarts Docker "
+            "(`nvidia-ctk runtime configure --runtime=docker`), or picks a profile without GPUs"
+        )
+        super().__init__(line)
+        self.jupyterhub_message = line
+
+
+def one_line_gpu_error(base: Any) -> Any:
+    """`base` (DockerSpawner) whose start turns the engine's "could not select device driver" into NoGpuRuntime."""
+
+    class Spawner(base):  # type: ignore[misc]
+        async def start(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().start(*args, **kwargs)
+            except Exception as exc:
+                if NO_GPU_DRIVER not in str(exc):
+                    raise
+                chosen = (self.user_options or {}).get("image") or FIRST["option"]
+                raise NoGpuRuntime(PROFILES.get(chosen, FIRST)["name"]) from None
+
+    Spawner.__name__ = Spawner.__qualname__ = f"Nbenv{base.__name__}"  # c.DockerSpawner still applies (MRO)
+    return Spawner
+
+
+try:
+    import dockerspawner  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # read outside the hub image (nbenv's own checks): the spawner stays named
+    pass
+else:
+    c.JupyterHub.spawner_class = one_line_gpu_error(dockerspawner.DockerSpawner)
 c.DockerSpawner.allowed_images = {option: profile["image"] for option, profile in PROFILES.items()}
 c.DockerSpawner.image = FIRST["image"]
 
