@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,13 @@ import pytest
 from nbenv.plan import compose_project
 from nbenv.spec.models import RepoConfig
 from tests.conftest import REPO, WORKSPACE_FILES
+
+# The Ctrl-C tests send SIGINT to nbenv as a terminal would. A test run started in the background by a
+# non-interactive shell (`cmd &`) inherits SIGINT ignored, and exec keeps an ignored signal ignored:
+# nbenv would never see the Ctrl-C a user's terminal delivers. Handling it here (a handled signal is
+# reset to the default on exec) gives every command the tests start a terminal's disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SESSION = uuid.uuid4().hex[:8]
 PREFIX = f"nbenv-test-{SESSION}"

@@ -128,9 +128,20 @@ class CuttableProxy:
 
 def interrupt(process: subprocess.Popen[str], *, timeout: float) -> tuple[str, str]:
     """Ctrl-C (SIGINT) to a running nbenv: it must exit 130 with the one line "interrupted" last.
-    Returns (stdout, stderr). The caller kills the process if this fails."""
+    Returns (stdout, stderr). The caller `reap`s the process if this fails."""
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 130, err
     assert err.rstrip().splitlines()[-1] == "interrupted"
     return out, err
+
+
+def reap(process: subprocess.Popen[str]) -> None:
+    """Kill `process` if it still runs (a test failed before it ended), wait for it and close its pipes,
+    so no later test meets a "subprocess is still running" warning or an open pipe from this one."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import snapshot
 from tests.e2e.conftest import BASE_TAG, PREFIX, docker, free_port, nbenv, nbenv_bin, project
-from tests.e2e.faults import CuttableProxy, interrupt, moto_s3
+from tests.e2e.faults import CuttableProxy, interrupt, moto_s3, reap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 BIN = Path(sys.executable).parent
@@ -162,8 +162,7 @@ def test_ctrl_c_during_up_leaves_no_container_and_no_half_written_file(e2e_works
             assert project_containers("base"), "the container exists before the interrupt"
             interrupt(process, timeout=120)
         finally:
-            if process.poll() is None:
-                process.kill()
+            reap(process)
         assert project_containers("base") == [], "the container this `up` started is gone"
         run_dir = e2e_workspace / ".nbenv/run/base"
         assert temp_files(run_dir) == []
@@ -307,8 +306,7 @@ def test_ctrl_c_during_data_pull_leaves_nothing_half_written_and_a_rerun_complet
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
     assert process.returncode == 130, err[-3000:]
     assert err.rstrip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert not (root / "data/pull").exists(), "nothing half-written in the workspace"
@@ -471,8 +469,7 @@ def test_the_engine_stopping_mid_build_is_one_line_and_a_rerun_completes(
         private_engine.kill()
         rest_out, rest_err = process.communicate(timeout=300)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
     stderr = "".join(output) + rest_err
     assert process.returncode in (6, 7), stderr[-3000:]
     error, _ = one_error(stderr)

@@ -19,7 +19,7 @@ import pyarrow.dataset as ds  # type: ignore[import-untyped]
 import pytest
 
 from tests.e2e.conftest import PREFIX, docker, nbenv, nbenv_bin, project
-from tests.e2e.faults import interrupt
+from tests.e2e.faults import interrupt, reap
 
 pytestmark = pytest.mark.e2e
 PROJECT = project("traffic-analysis")
@@ -418,8 +418,7 @@ def test_ctrl_c_removes_the_container(run_ready_workspace: Path, scratch: Path) 
         time.sleep(2)  # let the kernel start
         out, _ = interrupt(process, timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
+        reap(process)
     assert out == "", "no output path: the run did not finish"
     assert headless_containers() == []
     assert not (scratch / "sleepy.out.ipynb").exists()
