@@ -234,7 +234,7 @@ def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
     else:
         emulation = [
             {
-                "name": "Set up QEMU for the platforms that are not the runner's (its own packages)",
+                "name": "Install QEMU from the runner's packages for platforms other than its own",
                 "if": _expr("matrix.platforms != ''"),
                 "env": {"NBENV_PLATFORMS": _expr("matrix.platforms")},
                 "run": _EMULATION,

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbenv import __version__
 from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
@@ -327,6 +329,7 @@ def test_expressions_are_only_nbenvs_own(fixture: str, request: pytest.FixtureRe
     assert found and all(allowed.match(expression) for expression in found), found
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     "environment",
     [
@@ -547,7 +550,7 @@ def test_a_multi_platform_workflow_emulates_and_builds_a_base_per_platform(platf
     ]
     steps = _steps(build)
     names = list(steps)
-    emulation = steps["Set up QEMU for the platforms that are not the runner's (its own packages)"]
+    emulation = steps["Install QEMU from the runner's packages for platforms other than its own"]
     assert emulation["if"] == "${{ matrix.platforms != '' }}"
     assert emulation["env"] == {"NBENV_PLATFORMS": "${{ matrix.platforms }}"}
     assert "sudo apt-get install -y qemu-user-static binfmt-support arch-test" in emulation["run"]
@@ -657,3 +660,23 @@ def test_the_base_step_runs_image_base_once_per_platform(platforms: str, tmp_pat
 def test_a_native_only_workspace_has_no_platform_steps(workspace: Path) -> None:
     text = _ci(workspace)
     assert "platforms" not in text and "qemu" not in text.lower()
+
+
+@pytest.mark.security
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=24) | st.sampled_from(["linux/amd64", "linux/arm64"]), min_size=1, max_size=3))
+def test_only_the_platforms_nbenv_builds_reach_a_workflow(platforms: list[str]) -> None:
+    """Any strings as an environment's platforms, unvalidated: the renderer writes them only when every one
+    is linux/amd64 or linux/arm64; anything else is refused, never written."""
+    plan = WorkflowPlan(
+        environments=(WorkflowEnvironment("ok", platforms=tuple(platforms)),),
+        settings=CiSettings(),
+        registry=None,
+        output=DEFAULT_OUTPUT,
+    )
+    if all(platform in ("linux/amd64", "linux/arm64") for platform in platforms):
+        entry = yaml.safe_load(render_workflow(plan))["jobs"]["build"]["strategy"]["matrix"]["include"][0]
+        assert entry["platforms"] == " ".join(platforms)
+    else:
+        with pytest.raises(ValueError, match="unsafe platform"):
+            render_workflow(plan)
