@@ -21,7 +21,7 @@ from nbenv.fs import atomic_write
 from nbenv.generate import generate
 from nbenv.image_plan import BuildMetadata, ImageTarget, build_inputs, build_metadata, image_target
 from nbenv.plan import BuildPlan
-from nbenv.platforms import canonical, platform_tag, require_emulation
+from nbenv.platforms import canonical, platform_cache, platform_tag, require_emulation
 from nbenv.provenance import GitState, ImageProvenance
 from nbenv.pyversion import choose_suite, python_problem
 from nbenv.render.dockerfile import CA_SECRET, INDEX_SECRET
@@ -228,8 +228,9 @@ class ImageBuilder:
                 build_args,
                 labels,
                 no_cache=options.no_cache,
-                cache_from=options.cache_from,
-                cache_to=options.cache_to,
+                # a foreign platform's build reads and writes its own cache (scope/ref -ARCH), not the native one's
+                cache_from=tuple(platform_cache(c, platform) if platform else c for c in options.cache_from),
+                cache_to=tuple(platform_cache(c, platform) if platform else c for c in options.cache_to),
                 secrets=secrets,
                 masked=(url,) if url else (),
                 platform=platform,

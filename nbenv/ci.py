@@ -77,13 +77,15 @@ def workflow_plan(project: Project, *, output: str) -> WorkflowPlan:
                 )
     environments = []
     for name in names:
-        base_image, base_suite = _base_of(ws, project.loader.environment(name))
+        environment = project.loader.environment(name)
+        base_image, base_suite = _base_of(ws, environment)
         environments.append(
             WorkflowEnvironment(
                 name=name,
                 smoke=tuple(config.ci.smoke.get(name, ())),
                 base_image=base_image,
                 base_suite=base_suite,
+                platforms=environment.platforms or (),
             )
         )
     return WorkflowPlan(

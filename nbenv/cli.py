@@ -232,10 +232,16 @@ def image_build(
     groups: GroupsOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild even if up to date, without cache.")] = False,
     cache_from: Annotated[
-        list[str] | None, typer.Option("--cache-from", help="buildx cache source, e.g. type=gha,scope=NAME.")
+        list[str] | None,
+        typer.Option(
+            "--cache-from", help="buildx cache source, e.g. type=gha,scope=NAME (another platform's: NAME-ARCH)."
+        ),
     ] = None,
     cache_to: Annotated[
-        list[str] | None, typer.Option("--cache-to", help="buildx cache export, e.g. type=gha,mode=max.")
+        list[str] | None,
+        typer.Option(
+            "--cache-to", help="buildx cache export, e.g. type=gha,mode=max,scope=NAME (another platform's: NAME-ARCH)."
+        ),
     ] = None,
     platform: Annotated[
         str | None,

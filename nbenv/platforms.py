@@ -12,6 +12,8 @@ so neither base images nor environment images of two platforms ever share a tag.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,12 +91,16 @@ def platform_tag(ref: str, platform: str, native: str) -> str:
     (`nbenv/debian-python:bookworm` -> `nbenv/debian-python:bookworm-arm64`; no tag: `latest-arm64`)."""
     if canonical(platform) == canonical(native):
         return ref
-    last = ref.rsplit("/", 1)[-1]
-    if "@" in ref:  # a digest names one image of one platform: nothing to suffix
+    return _suffixed(ref, arch(platform))
+
+
+def _suffixed(ref: str, suffix: str) -> str:
+    """`ref` tagged `TAG-SUFFIX` (no tag: `latest-SUFFIX`); a digest names one image of one platform: unchanged."""
+    if "@" in ref:
         return ref
-    if ":" in last:
-        return f"{ref}-{arch(platform)}"
-    return f"{ref}:latest-{arch(platform)}"
+    if ":" in ref.rsplit("/", 1)[-1]:
+        return f"{ref}-{suffix}"
+    return f"{ref}:latest-{suffix}"
 
 
 def debian_arch(platform: str) -> str:
@@ -140,3 +146,38 @@ def require_emulation(platform: str, native: str) -> None:
     """BuildError (one line naming what to install or enable) unless this machine runs `platform`'s binaries."""
     if problem := emulation_problem(platform, native):
         raise BuildError(problem, "see the README's Platforms section; building under QEMU is slow but faithful")
+
+
+# --- build caches: one per platform ----------------------------------------------------------------------
+# One `nbenv image build` of a multi-platform environment runs one build per platform with the same
+# --cache-from/--cache-to. Both would export to the same place, each replacing the other's cache, so every
+# build under emulation reads and writes its own: the native build uses the option exactly as given.
+GHA_DEFAULT_SCOPE = "buildkit"  # buildx's scope of a type=gha cache that names none
+
+
+def platform_cache(spec: str, platform: str) -> str:
+    """The --cache-from/--cache-to `spec` for the build of a foreign `platform` (`linux/arm64`):
+    `type=gha` gets `scope=SCOPE-ARCH` (no scope: `buildkit-ARCH`, buildx's default with the suffix);
+    `type=registry`, or a bare reference, gets its ref tagged as that platform's images are
+    (`REPO:TAG-ARCH`, no tag: `REPO:latest-ARCH`; a digest stays). Any other type stays as given."""
+    suffix = arch(platform)
+    if "=" not in spec:  # buildx reads a bare value as type=registry,ref=VALUE
+        return _suffixed(spec, suffix) if spec.strip() else spec
+    fields = next(csv.reader([spec]), [])  # buildx reads the option as one CSV record of key=value fields
+    keys = [field.split("=", 1)[0].strip().lower() if "=" in field else "" for field in fields]
+    kinds = [field.split("=", 1)[1].strip().lower() for field, key in zip(fields, keys, strict=True) if key == "type"]
+    if kinds == ["gha"]:
+        if "scope" not in keys:
+            fields.append(f"scope={GHA_DEFAULT_SCOPE}")
+            keys.append("scope")
+        fields = [f"{field}-{suffix}" if key == "scope" else field for field, key in zip(fields, keys, strict=True)]
+    elif kinds == ["registry"]:
+        fields = [
+            f"{field.split('=', 1)[0]}={_suffixed(field.split('=', 1)[1], suffix)}" if key == "ref" else field
+            for field, key in zip(fields, keys, strict=True)
+        ]
+    else:
+        return spec
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from nbenv import __version__
+from nbenv.platforms import canonical, platform_problem
 from nbenv.spec.models import NBENV_INSTALL_RE, CiSettings
 
 # Current major versions of the actions the workflow uses.
@@ -46,6 +47,13 @@ def _safe(value: str, what: str) -> str:
     return value
 
 
+def _platform(value: str) -> str:
+    """A platform about to enter the workflow: one nbenv builds, in its one spelling."""
+    if platform_problem(value) is not None or canonical(value) != value:
+        raise ValueError(f"unsafe platform for a workflow: {value!r}")  # the models should have refused it
+    return _safe(value, "platform")
+
+
 @dataclass(frozen=True)
 class WorkflowEnvironment:
     name: str
@@ -54,6 +62,8 @@ class WorkflowEnvironment:
     # [tool.nbenv.base_images]) its chain is built FROM; None for any other base, which the build pulls.
     base_image: str | None = None
     base_suite: str | None = None
+    # Its `platforms` (spec, parent or [tool.nbenv]); empty: the runner's own platform only.
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,16 +121,24 @@ def _check_job(plan: WorkflowPlan) -> dict[str, Any]:
     }
 
 
-def _matrix(environments: Sequence[WorkflowEnvironment]) -> list[dict[str, str]]:
-    return [
-        {
+def _multi_platform(plan: WorkflowPlan) -> bool:
+    """Does any environment set `platforms`? Without, the workflow is the native-only one, unchanged."""
+    return any(env.platforms for env in plan.environments)
+
+
+def _matrix(environments: Sequence[WorkflowEnvironment], *, platforms: bool) -> list[dict[str, str]]:
+    entries = []
+    for env in environments:
+        entry = {
             "environment": _safe(env.name, "environment name"),
             "base_image": _safe(env.base_image, "base image") if env.base_image else "",
             "base_suite": _safe(env.base_suite, "base suite") if env.base_suite else "",
-            "smoke": "\n".join(_safe(notebook, "notebook path") for notebook in env.smoke),
         }
-        for env in environments
-    ]
+        if platforms:  # every entry has the key (GitHub and actionlint read a matrix's keys from its entries)
+            entry["platforms"] = " ".join(_platform(platform) for platform in env.platforms)
+        entry["smoke"] = "\n".join(_safe(notebook, "notebook path") for notebook in env.smoke)
+        entries.append(entry)
+    return entries
 
 
 # GitHub's Docker stores images the classic way, where buildx's docker driver cannot export a
@@ -143,6 +161,35 @@ sudo apt-get install -y mmdebstrap debian-archive-keyring
 sudo "$(command -v nbenv)" image base --tag "$NBENV_BASE_IMAGE" --suite "$NBENV_BASE_SUITE"
 """
 
+# Builds for another architecture than the runner's run its binaries under QEMU through binfmt_misc:
+# the runner's own Ubuntu/Debian packages register it (arch-test: mmdebstrap's check of a foreign
+# architecture). Which platforms are foreign is the runner's to say (an arm64 runner emulates amd64).
+# Before the containerd-store step, whose restart of Docker then sees the emulators.
+_EMULATION = """\
+native="linux/$(dpkg --print-architecture)"
+read -ra platforms <<< "$NBENV_PLATFORMS"
+for platform in "${platforms[@]}"; do
+  if [ "$platform" != "$native" ]; then
+    sudo apt-get update
+    sudo apt-get install -y qemu-user-static binfmt-support arch-test
+    exit 0
+  fi
+done
+echo "every platform is the runner's own ($native): no emulation needed"
+"""
+
+# One base per platform: the runner's own under the tag, another as TAG-ARCH (mmdebstrap --arch, under QEMU).
+_PLATFORM_BASE_IMAGES = """\
+sudo apt-get update
+sudo apt-get install -y mmdebstrap debian-archive-keyring
+read -ra platforms <<< "$NBENV_PLATFORMS"
+for platform in "${platforms[@]}"; do
+  sudo "$(command -v nbenv)" image base --tag "$NBENV_BASE_IMAGE" --suite "$NBENV_BASE_SUITE" --platform "$platform"
+done
+"""
+
+# `nbenv image build` builds every platform of the environment, and gives the build of a platform
+# under emulation its own cache (scope NAME-ARCH), so the platforms never replace each other's.
 _BUILD = (
     'nbenv image build "$NBENV_ENVIRONMENT"'
     ' --cache-from "type=gha,scope=$NBENV_ENVIRONMENT"'
@@ -169,22 +216,52 @@ def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
     }
     if settings.registry_password_secret == "GITHUB_TOKEN":  # pushing to GitHub's own registry with the job's token
         job["permissions"] = {"contents": "read", "packages": "write"}
-    job["strategy"] = {"fail-fast": False, "matrix": {"include": _matrix(plan.environments)}}
+    platforms = _multi_platform(plan)
+    job["strategy"] = {"fail-fast": False, "matrix": {"include": _matrix(plan.environments, platforms=platforms)}}
     job["env"] = {"NBENV_ENVIRONMENT": _expr("matrix.environment")}
-    has_base = _expr("matrix.base_image != ''")
     has_smoke = _expr("matrix.smoke != ''")
+    base_env = {"NBENV_BASE_IMAGE": _expr("matrix.base_image"), "NBENV_BASE_SUITE": _expr("matrix.base_suite")}
+    emulation: list[dict[str, Any]] = []
+    if not platforms:  # the native-only workflow, exactly as before `platforms` existed
+        base = [
+            {
+                "name": "Build the nbenv base image from Debian packages",
+                "if": _expr("matrix.base_image != ''"),
+                "env": base_env,
+                "run": _BASE_IMAGE,
+            }
+        ]
+    else:
+        emulation = [
+            {
+                "name": "Install QEMU from the runner's packages for platforms other than its own",
+                "if": _expr("matrix.platforms != ''"),
+                "env": {"NBENV_PLATFORMS": _expr("matrix.platforms")},
+                "run": _EMULATION,
+            }
+        ]
+        base = [
+            {
+                "name": "Build the nbenv base image from Debian packages",
+                "if": _expr("matrix.base_image != '' && matrix.platforms == ''"),
+                "env": base_env,
+                "run": _BASE_IMAGE,
+            },
+            {
+                "name": "Build the nbenv base image of each platform from Debian packages",
+                "if": _expr("matrix.base_image != '' && matrix.platforms != ''"),
+                "env": {**base_env, "NBENV_PLATFORMS": _expr("matrix.platforms")},
+                "run": _PLATFORM_BASE_IMAGES,
+            },
+        ]
     job["steps"] = [
         *_setup_steps(plan),
+        *emulation,
         {"name": "Use the containerd image store", "run": _CONTAINERD_STORE},
         {"uses": SETUP_BUILDX, "with": {"driver": "docker"}},
         # `docker buildx build` in a run step needs the runtime token and cache URL for type=gha.
         {"name": "Expose the Actions cache to buildx", "uses": GITHUB_RUNTIME},
-        {
-            "name": "Build the nbenv base image from Debian packages",
-            "if": has_base,
-            "env": {"NBENV_BASE_IMAGE": _expr("matrix.base_image"), "NBENV_BASE_SUITE": _expr("matrix.base_suite")},
-            "run": _BASE_IMAGE,
-        },
+        *base,
         {"name": "Build (parents first)", "run": _BUILD},
         {"name": "Pull the data (DVC)", "if": has_smoke, "run": 'nbenv data pull "$NBENV_ENVIRONMENT"'},
         {

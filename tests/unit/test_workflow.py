@@ -8,9 +8,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbenv import __version__
 from nbenv.render.workflow import DEFAULT_OUTPUT, WorkflowEnvironment, WorkflowPlan, render_workflow
@@ -72,6 +75,23 @@ def two_environments(workspace: Path) -> Path:
     return workspace
 
 
+@pytest.fixture
+def platforms_workspace(workspace: Path) -> Path:
+    """The demo with `platforms` on its child only: `base` stays native-only, `traffic-analysis` (and, in
+    its job, its parent) is built for both platforms; a third environment on a base nbenv does not make."""
+    spec = workspace / "environments/traffic-analysis.toml"
+    spec.write_text(
+        spec.read_text().replace(
+            'groups = ["models"]\n', 'groups = ["models"]\nplatforms = ["linux/amd64", "linux/arm64/v8"]\n'
+        )
+    )
+    (workspace / "environments/arm.toml").write_text(
+        'spec_version = 1\nname = "arm"\nbase_image = "registry.example:5000/team/python:3.11"\n'
+        'groups = ["notebook"]\nplatforms = ["linux/arm64"]\n'
+    )
+    return workspace
+
+
 def _golden(name: str, actual: str) -> None:
     actual = actual.replace(f"nbenv=={__version__}", "nbenv==VERSION")  # a release changes no golden file
     golden = GOLDEN / name
@@ -88,6 +108,10 @@ def test_golden_workflow_of_the_demo_specs(workspace: Path) -> None:
 
 def test_golden_workflow_of_two_environments_with_ci_settings(two_environments: Path) -> None:
     _golden("two-environments.yml", _ci(two_environments))
+
+
+def test_golden_workflow_of_multi_platform_environments(platforms_workspace: Path) -> None:
+    _golden("platforms.yml", _ci(platforms_workspace))
 
 
 def test_the_repos_own_workflow_is_up_to_date() -> None:
@@ -148,7 +172,7 @@ def _tool(name: str) -> str | None:
     return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
 
 
-@pytest.mark.parametrize("fixture", ["workspace", "two_environments"])
+@pytest.mark.parametrize("fixture", ["workspace", "two_environments", "platforms_workspace"])
 def test_workflow_passes_the_github_workflow_schema(fixture: str, request: pytest.FixtureRequest) -> None:
     root: Path = request.getfixturevalue(fixture)
     _ci(root)
@@ -163,7 +187,7 @@ def test_workflow_passes_the_github_workflow_schema(fixture: str, request: pytes
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("fixture", ["workspace", "two_environments"])
+@pytest.mark.parametrize("fixture", ["workspace", "two_environments", "platforms_workspace"])
 def test_workflow_passes_actionlint(fixture: str, request: pytest.FixtureRequest) -> None:
     root: Path = request.getfixturevalue(fixture)
     _ci(root)
@@ -291,23 +315,33 @@ def test_a_bad_registry_is_refused(workspace: Path) -> None:
     )
 
 
-def test_expressions_are_only_nbenvs_own(two_environments: Path) -> None:
+@pytest.mark.parametrize("fixture", ["two_environments", "platforms_workspace"])
+def test_expressions_are_only_nbenvs_own(fixture: str, request: pytest.FixtureRequest) -> None:
     """Every `${{ }}` in the file is one the renderer writes; no spec or config value adds one."""
-    text = _ci(two_environments)
+    text = _ci(request.getfixturevalue(fixture))
     allowed = re.compile(
-        r"^(github\.ref|github\.event_name == '(push|pull_request)'|matrix\.(environment|base_image|base_suite|smoke)"
-        r"|matrix\.(base_image|smoke) != ''|vars\.NBENV_REGISTRY|secrets\.[A-Z_]+)$"
+        r"^(github\.ref|github\.event_name == '(push|pull_request)'"
+        r"|matrix\.(environment|base_image|base_suite|platforms|smoke)"
+        r"|matrix\.(base_image|platforms|smoke) != ''"
+        r"|matrix\.base_image != '' && matrix\.platforms [!=]= ''|vars\.NBENV_REGISTRY|secrets\.[A-Z_]+)$"
     )
     found = re.findall(r"\$\{\{ (.*?) \}\}", text)
     assert found and all(allowed.match(expression) for expression in found), found
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     "environment",
     [
         WorkflowEnvironment("x${{ github.token }}"),
         WorkflowEnvironment("ok", smoke=("a.ipynb\nb'; curl x #.ipynb",)),
         WorkflowEnvironment("ok", base_image="img:$(id)", base_suite="bookworm"),
+        WorkflowEnvironment("ok", platforms=("linux/arm64 $(id)",)),
+        WorkflowEnvironment("ok", platforms=("linux/arm64\nlinux/amd64",)),
+        WorkflowEnvironment("ok", platforms=("${{ github.token }}",)),
+        WorkflowEnvironment("ok", platforms=("linux/s390x",)),  # a platform, but not one nbenv builds
+        WorkflowEnvironment("ok", platforms=("linux/arm64/v8",)),  # only the one spelling reaches a workflow
+        WorkflowEnvironment("ok", platforms=("",)),
     ],
 )
 def test_the_renderer_refuses_unsafe_values_even_if_unvalidated(environment: WorkflowEnvironment) -> None:
@@ -485,4 +519,164 @@ def test_the_renderer_refuses_an_unsafe_install_even_if_unvalidated() -> None:
             index_url=index_url,
         )
         with pytest.raises(ValueError, match="unsafe"):
+            render_workflow(plan)
+
+
+# --- multi-platform environments (issue 18: arm64 and multi-arch) ------------------------------------------
+
+
+def _steps(build: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s.get("name", s.get("uses")): s for s in build["steps"]}
+
+
+def test_a_multi_platform_workflow_emulates_and_builds_a_base_per_platform(platforms_workspace: Path) -> None:
+    build = yaml.safe_load(_ci(platforms_workspace))["jobs"]["build"]
+    assert build["strategy"]["matrix"]["include"] == [
+        {"environment": "arm", "base_image": "", "base_suite": "", "platforms": "linux/arm64", "smoke": ""},
+        {
+            "environment": "base",
+            "base_image": "nbenv/debian-python:bookworm",
+            "base_suite": "bookworm",
+            "platforms": "",
+            "smoke": "",
+        },
+        {
+            "environment": "traffic-analysis",
+            "base_image": "nbenv/debian-python:bookworm",
+            "base_suite": "bookworm",
+            "platforms": "linux/amd64 linux/arm64",  # the one spelling of linux/arm64/v8
+            "smoke": "",
+        },
+    ]
+    steps = _steps(build)
+    names = list(steps)
+    emulation = steps["Install QEMU from the runner's packages for platforms other than its own"]
+    assert emulation["if"] == "${{ matrix.platforms != '' }}"
+    assert emulation["env"] == {"NBENV_PLATFORMS": "${{ matrix.platforms }}"}
+    assert "sudo apt-get install -y qemu-user-static binfmt-support arch-test" in emulation["run"]
+    assert "docker run" not in emulation["run"] and "uses" not in emulation, "no image pull, no third-party action"
+    assert names.index("Install nbenv") < names.index(emulation["name"]) < names.index("Use the containerd image store")
+    native = steps["Build the nbenv base image from Debian packages"]
+    assert native["if"] == "${{ matrix.base_image != '' && matrix.platforms == '' }}"
+    assert native["run"].splitlines()[-1].endswith('--suite "$NBENV_BASE_SUITE"'), "the native base, as before"
+    each = steps["Build the nbenv base image of each platform from Debian packages"]
+    assert each["if"] == "${{ matrix.base_image != '' && matrix.platforms != '' }}"
+    assert each["env"] == {
+        "NBENV_BASE_IMAGE": "${{ matrix.base_image }}",
+        "NBENV_BASE_SUITE": "${{ matrix.base_suite }}",
+        "NBENV_PLATFORMS": "${{ matrix.platforms }}",
+    }
+    assert '--suite "$NBENV_BASE_SUITE" --platform "$platform"' in each["run"]
+    assert names.index(each["name"]) < names.index("Build (parents first)")
+    # build and push stay nbenv's: it builds each platform (its own cache scope) and pushes the index
+    assert steps["Build (parents first)"]["run"] == (
+        'nbenv image build "$NBENV_ENVIRONMENT" --cache-from "type=gha,scope=$NBENV_ENVIRONMENT"'
+        ' --cache-to "type=gha,mode=max,scope=$NBENV_ENVIRONMENT"'
+    )
+    assert (
+        steps["Push (sha-<commit>; X.Y.Z, X.Y, latest from a v* tag)"]["run"] == 'nbenv image push "$NBENV_ENVIRONMENT"'
+    )
+
+
+def test_repo_wide_platforms_reach_every_environment(workspace: Path) -> None:
+    _add_config(workspace, "")
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'image_prefix = "nbenv"\n', 'image_prefix = "nbenv"\nplatforms = ["linux/arm64", "linux/amd64"]\n'
+        )
+    )
+    build = yaml.safe_load(_ci(workspace))["jobs"]["build"]
+    assert {e["environment"]: e["platforms"] for e in build["strategy"]["matrix"]["include"]} == {
+        "base": "linux/arm64 linux/amd64",
+        "traffic-analysis": "linux/arm64 linux/amd64",
+    }
+
+
+def _shell(script: str, platforms: str, machine: str, tmp_path: Path) -> list[str]:
+    """Run one of the workflow's platform scripts with stand-ins for dpkg, sudo and nbenv that record
+    their arguments: what the step would run on a runner of `machine`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.write_text("")
+    for tool, body in {
+        "dpkg": f"echo {machine}",
+        "sudo": f'echo "sudo $*" >> {log}',
+        "nbenv": f'echo "nbenv $*" >> {log}',
+    }.items():
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "NBENV_PLATFORMS": platforms,
+        "NBENV_BASE_IMAGE": "nbenv/debian-python:bookworm",
+        "NBENV_BASE_SUITE": "bookworm",
+    }
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [line.replace(str(bin_dir) + "/", "") for line in log.read_text().splitlines()]
+
+
+INSTALL_QEMU = [
+    "sudo apt-get update",
+    "sudo apt-get install -y qemu-user-static binfmt-support arch-test",
+]
+
+
+@pytest.mark.parametrize(
+    ("platforms", "machine", "expected"),
+    [
+        ("linux/amd64 linux/arm64", "amd64", INSTALL_QEMU),
+        ("linux/amd64 linux/arm64", "arm64", INSTALL_QEMU),  # an arm64 runner emulates amd64
+        ("linux/arm64", "amd64", INSTALL_QEMU),
+        ("linux/amd64", "amd64", []),  # only the runner's own: nothing installed
+        ("linux/arm64", "arm64", []),
+    ],
+)
+def test_emulation_is_installed_only_for_a_platform_that_is_not_the_runners(
+    platforms: str, machine: str, expected: list[str], tmp_path: Path
+) -> None:
+    from nbenv.render.workflow import _EMULATION
+
+    assert _shell(_EMULATION, platforms, machine, tmp_path) == expected
+
+
+@pytest.mark.parametrize("platforms", ["linux/amd64 linux/arm64", "linux/arm64", "linux/arm64 linux/amd64"])
+def test_the_base_step_runs_image_base_once_per_platform(platforms: str, tmp_path: Path) -> None:
+    from nbenv.render.workflow import _PLATFORM_BASE_IMAGES
+
+    calls = _shell(_PLATFORM_BASE_IMAGES, platforms, "amd64", tmp_path)
+    assert calls == [
+        "sudo apt-get update",
+        "sudo apt-get install -y mmdebstrap debian-archive-keyring",
+        *(
+            f"sudo nbenv image base --tag nbenv/debian-python:bookworm --suite bookworm --platform {platform}"
+            for platform in platforms.split()
+        ),
+    ]
+
+
+def test_a_native_only_workspace_has_no_platform_steps(workspace: Path) -> None:
+    text = _ci(workspace)
+    assert "platforms" not in text and "qemu" not in text.lower()
+
+
+@pytest.mark.security
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=24) | st.sampled_from(["linux/amd64", "linux/arm64"]), min_size=1, max_size=3))
+def test_only_the_platforms_nbenv_builds_reach_a_workflow(platforms: list[str]) -> None:
+    """Any strings as an environment's platforms, unvalidated: the renderer writes them only when every one
+    is linux/amd64 or linux/arm64; anything else is refused, never written."""
+    plan = WorkflowPlan(
+        environments=(WorkflowEnvironment("ok", platforms=tuple(platforms)),),
+        settings=CiSettings(),
+        registry=None,
+        output=DEFAULT_OUTPUT,
+    )
+    if all(platform in ("linux/amd64", "linux/arm64") for platform in platforms):
+        entry = yaml.safe_load(render_workflow(plan))["jobs"]["build"]["strategy"]["matrix"]["include"][0]
+        assert entry["platforms"] == " ".join(platforms)
+    else:
+        with pytest.raises(ValueError, match="unsafe platform"):
             render_workflow(plan)
