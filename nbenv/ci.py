@@ -86,6 +86,7 @@ def workflow_plan(project: Project, *, output: str) -> WorkflowPlan:
                 base_image=base_image,
                 base_suite=base_suite,
                 platforms=environment.platforms or (),
+                parents=environment.lineage,
             )
         )
     return WorkflowPlan(

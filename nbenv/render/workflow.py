@@ -64,6 +64,8 @@ class WorkflowEnvironment:
     base_suite: str | None = None
     # Its `platforms` (spec, parent or [tool.nbenv]); empty: the runner's own platform only.
     platforms: tuple[str, ...] = ()
+    # Its ancestors (`extends`), root first: built in its job first, each from its own job's cache.
+    parents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,12 @@ def _multi_platform(plan: WorkflowPlan) -> bool:
     return any(env.platforms for env in plan.environments)
 
 
-def _matrix(environments: Sequence[WorkflowEnvironment], *, platforms: bool) -> list[dict[str, str]]:
+def _layered(plan: WorkflowPlan) -> bool:
+    """Does any environment extend another? Without, the build step is the one-scope one, unchanged."""
+    return any(env.parents for env in plan.environments)
+
+
+def _matrix(environments: Sequence[WorkflowEnvironment], *, platforms: bool, layered: bool) -> list[dict[str, str]]:
     entries = []
     for env in environments:
         entry = {
@@ -136,6 +143,8 @@ def _matrix(environments: Sequence[WorkflowEnvironment], *, platforms: bool) -> 
         }
         if platforms:  # every entry has the key (GitHub and actionlint read a matrix's keys from its entries)
             entry["platforms"] = " ".join(_platform(platform) for platform in env.platforms)
+        if layered:
+            entry["parents"] = " ".join(_safe(parent, "environment name") for parent in env.parents)
         entry["smoke"] = "\n".join(_safe(notebook, "notebook path") for notebook in env.smoke)
         entries.append(entry)
     return entries
@@ -196,12 +205,34 @@ _BUILD = (
     ' --cache-to "type=gha,mode=max,scope=$NBENV_ENVIRONMENT"'
 )
 
+# An environment's job builds its parents first, and exports to its own scope last, so that scope holds
+# only its own layers: each parent's layers come from the scope its own job writes (every environment has
+# a job), read as well. Without them a child's job would rebuild its parents from nothing on every run.
+_LAYERED_BUILD = """\
+cache_from=(--cache-from "type=gha,scope=$NBENV_ENVIRONMENT")
+read -ra parents <<< "$NBENV_PARENTS"
+for parent in "${parents[@]}"; do
+  cache_from+=(--cache-from "type=gha,scope=$parent")
+done
+nbenv image build "$NBENV_ENVIRONMENT" "${cache_from[@]}" --cache-to "type=gha,mode=max,scope=$NBENV_ENVIRONMENT"
+"""
+
 _SMOKE = """\
 mapfile -t notebooks <<< "$NBENV_SMOKE"
 for notebook in "${notebooks[@]}"; do
   nbenv run "$NBENV_ENVIRONMENT" "$notebook"
 done
 """
+
+
+def _build_step(plan: WorkflowPlan) -> dict[str, Any]:
+    if not _layered(plan):
+        return {"name": "Build (parents first)", "run": _BUILD}
+    return {
+        "name": "Build (parents first, each from its own job's cache)",
+        "env": {"NBENV_PARENTS": _expr("matrix.parents")},
+        "run": _LAYERED_BUILD,
+    }
 
 
 def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
@@ -217,7 +248,8 @@ def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
     if settings.registry_password_secret == "GITHUB_TOKEN":  # pushing to GitHub's own registry with the job's token
         job["permissions"] = {"contents": "read", "packages": "write"}
     platforms = _multi_platform(plan)
-    job["strategy"] = {"fail-fast": False, "matrix": {"include": _matrix(plan.environments, platforms=platforms)}}
+    matrix = _matrix(plan.environments, platforms=platforms, layered=_layered(plan))
+    job["strategy"] = {"fail-fast": False, "matrix": {"include": matrix}}
     job["env"] = {"NBENV_ENVIRONMENT": _expr("matrix.environment")}
     has_smoke = _expr("matrix.smoke != ''")
     base_env = {"NBENV_BASE_IMAGE": _expr("matrix.base_image"), "NBENV_BASE_SUITE": _expr("matrix.base_suite")}
@@ -262,7 +294,7 @@ def _build_job(plan: WorkflowPlan) -> dict[str, Any]:
         # `docker buildx build` in a run step needs the runtime token and cache URL for type=gha.
         {"name": "Expose the Actions cache to buildx", "uses": GITHUB_RUNTIME},
         *base,
-        {"name": "Build (parents first)", "run": _BUILD},
+        _build_step(plan),
         {"name": "Pull the data (DVC)", "if": has_smoke, "run": 'nbenv data pull "$NBENV_ENVIRONMENT"'},
         {
             "name": "Smoke-run notebooks",

@@ -133,16 +133,17 @@ def test_workflow_shape(two_environments: Path) -> None:
     assert build["needs"] == "check" and build["timeout-minutes"] == 90 and build["runs-on"] == "ubuntu-24.04"
     assert build["permissions"] == {"contents": "read", "packages": "write"}, "GITHUB_TOKEN pushes need packages"
     assert build["strategy"]["matrix"]["include"] == [
-        {"environment": "analysis", "base_image": "", "base_suite": "", "smoke": ""},
+        {"environment": "analysis", "base_image": "", "base_suite": "", "parents": "", "smoke": ""},
         {
             "environment": "reports",
             "base_image": "",
             "base_suite": "",
+            "parents": "analysis",
             "smoke": "notebooks/smoke test.ipynb\nnotebooks/plots.ipynb",
         },
     ]
     steps = {s.get("name", s.get("uses")): s for s in build["steps"]}
-    assert '--cache-from "type=gha,scope=$NBENV_ENVIRONMENT"' in steps["Build (parents first)"]["run"]
+    assert '--cache-from "type=gha,scope=$NBENV_ENVIRONMENT"' in steps[LAYERED_BUILD]["run"]
     login = steps["Log in to the registry"]
     assert login["if"] == "${{ github.event_name == 'push' }}"
     assert login["with"] == {
@@ -162,6 +163,7 @@ def test_demo_builds_the_nbenv_base_and_takes_the_registry_from_a_variable(works
         "environment": "base",
         "base_image": "nbenv/debian-python:bookworm",
         "base_suite": "bookworm",
+        "parents": "",
         "smoke": "",
     }
     push = build["steps"][-1]
@@ -321,7 +323,7 @@ def test_expressions_are_only_nbenvs_own(fixture: str, request: pytest.FixtureRe
     text = _ci(request.getfixturevalue(fixture))
     allowed = re.compile(
         r"^(github\.ref|github\.event_name == '(push|pull_request)'"
-        r"|matrix\.(environment|base_image|base_suite|platforms|smoke)"
+        r"|matrix\.(environment|base_image|base_suite|platforms|parents|smoke)"
         r"|matrix\.(base_image|platforms|smoke) != ''"
         r"|matrix\.base_image != '' && matrix\.platforms [!=]= ''|vars\.NBENV_REGISTRY|secrets\.[A-Z_]+)$"
     )
@@ -342,6 +344,8 @@ def test_expressions_are_only_nbenvs_own(fixture: str, request: pytest.FixtureRe
         WorkflowEnvironment("ok", platforms=("linux/s390x",)),  # a platform, but not one nbenv builds
         WorkflowEnvironment("ok", platforms=("linux/arm64/v8",)),  # only the one spelling reaches a workflow
         WorkflowEnvironment("ok", platforms=("",)),
+        WorkflowEnvironment("ok", parents=("base $(id)",)),
+        WorkflowEnvironment("ok", parents=("${{ github.token }}",)),
     ],
 )
 def test_the_renderer_refuses_unsafe_values_even_if_unvalidated(environment: WorkflowEnvironment) -> None:
@@ -525,6 +529,9 @@ def test_the_renderer_refuses_an_unsafe_install_even_if_unvalidated() -> None:
 # --- multi-platform environments (issue 18: arm64 and multi-arch) ------------------------------------------
 
 
+LAYERED_BUILD = "Build (parents first, each from its own job's cache)"
+
+
 def _steps(build: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s.get("name", s.get("uses")): s for s in build["steps"]}
 
@@ -532,12 +539,20 @@ def _steps(build: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_a_multi_platform_workflow_emulates_and_builds_a_base_per_platform(platforms_workspace: Path) -> None:
     build = yaml.safe_load(_ci(platforms_workspace))["jobs"]["build"]
     assert build["strategy"]["matrix"]["include"] == [
-        {"environment": "arm", "base_image": "", "base_suite": "", "platforms": "linux/arm64", "smoke": ""},
+        {
+            "environment": "arm",
+            "base_image": "",
+            "base_suite": "",
+            "platforms": "linux/arm64",
+            "parents": "",
+            "smoke": "",
+        },
         {
             "environment": "base",
             "base_image": "nbenv/debian-python:bookworm",
             "base_suite": "bookworm",
             "platforms": "",
+            "parents": "",
             "smoke": "",
         },
         {
@@ -545,6 +560,7 @@ def test_a_multi_platform_workflow_emulates_and_builds_a_base_per_platform(platf
             "base_image": "nbenv/debian-python:bookworm",
             "base_suite": "bookworm",
             "platforms": "linux/amd64 linux/arm64",  # the one spelling of linux/arm64/v8
+            "parents": "base",
             "smoke": "",
         },
     ]
@@ -567,10 +583,10 @@ def test_a_multi_platform_workflow_emulates_and_builds_a_base_per_platform(platf
         "NBENV_PLATFORMS": "${{ matrix.platforms }}",
     }
     assert '--suite "$NBENV_BASE_SUITE" --platform "$platform"' in each["run"]
-    assert names.index(each["name"]) < names.index("Build (parents first)")
+    assert names.index(each["name"]) < names.index(LAYERED_BUILD)
     # build and push stay nbenv's: it builds each platform (its own cache scope) and pushes the index
-    assert steps["Build (parents first)"]["run"] == (
-        'nbenv image build "$NBENV_ENVIRONMENT" --cache-from "type=gha,scope=$NBENV_ENVIRONMENT"'
+    assert steps[LAYERED_BUILD]["run"].splitlines()[-1] == (
+        'nbenv image build "$NBENV_ENVIRONMENT" "${cache_from[@]}"'
         ' --cache-to "type=gha,mode=max,scope=$NBENV_ENVIRONMENT"'
     )
     assert (
@@ -593,7 +609,7 @@ def test_repo_wide_platforms_reach_every_environment(workspace: Path) -> None:
     }
 
 
-def _shell(script: str, platforms: str, machine: str, tmp_path: Path) -> list[str]:
+def _shell(script: str, platforms: str, machine: str, tmp_path: Path, **variables: str) -> list[str]:
     """Run one of the workflow's platform scripts with stand-ins for dpkg, sudo and nbenv that record
     their arguments: what the step would run on a runner of `machine`."""
     bin_dir = tmp_path / "bin"
@@ -612,6 +628,7 @@ def _shell(script: str, platforms: str, machine: str, tmp_path: Path) -> list[st
         "NBENV_PLATFORMS": platforms,
         "NBENV_BASE_IMAGE": "nbenv/debian-python:bookworm",
         "NBENV_BASE_SUITE": "bookworm",
+        **variables,
     }
     result = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -680,3 +697,34 @@ def test_only_the_platforms_nbenv_builds_reach_a_workflow(platforms: list[str]) 
     else:
         with pytest.raises(ValueError, match="unsafe platform"):
             render_workflow(plan)
+
+
+# --- layered environments: a child's job reads each parent's cache from the parent's own job ---------------
+
+
+@pytest.mark.parametrize(
+    ("parents", "scopes"),
+    [("", ["child"]), ("base", ["child", "base"]), ("root mid", ["child", "root", "mid"])],
+)
+def test_the_build_step_reads_each_parents_cache_scope(parents: str, scopes: list[str], tmp_path: Path) -> None:
+    from nbenv.render.workflow import _LAYERED_BUILD
+
+    calls = _shell(_LAYERED_BUILD, "", "amd64", tmp_path, NBENV_ENVIRONMENT="child", NBENV_PARENTS=parents)
+    cache_from = " ".join(f"--cache-from type=gha,scope={scope}" for scope in scopes)
+    assert calls == [f"nbenv image build child {cache_from} --cache-to type=gha,mode=max,scope=child"]
+
+
+def test_a_layered_workflow_gives_each_entry_its_parents(workspace: Path) -> None:
+    workflow = yaml.safe_load(_ci(workspace))
+    build = workflow["jobs"]["build"]
+    parents = {entry["environment"]: entry["parents"] for entry in build["strategy"]["matrix"]["include"]}
+    assert parents == {"base": "", "traffic-analysis": "base"}
+    step = _steps(build)[LAYERED_BUILD]
+    assert step["env"] == {"NBENV_PARENTS": "${{ matrix.parents }}"}
+
+
+def test_a_workflow_without_layers_keeps_the_one_scope_build(workspace: Path) -> None:
+    (workspace / "environments/traffic-analysis.toml").unlink()  # `base` alone extends nothing
+    text = _ci(workspace)
+    assert "parents:" not in text and "NBENV_PARENTS" not in text
+    assert 'nbenv image build "$NBENV_ENVIRONMENT" --cache-from "type=gha,scope=$NBENV_ENVIRONMENT"' in text
