@@ -246,15 +246,20 @@ class ImageBuilder:
         tags: Sequence[str],
         labels: Mapping[str, str],
         build_args: Mapping[str, str] | None = None,
+        platform: str | None = None,
     ) -> str:
         """Build an image nbenv renders outside the environments (the hub image, a hub layer) from `files`
-        (relative path -> text: the whole context), with the same build secrets; the new image's id."""
+        (relative path -> text: the whole context), with the same build secrets, for `platform` (None: the
+        engine's own; another one under emulation, checked first); the new image's id."""
+        foreign = self.foreign(platform)
         with tempfile.TemporaryDirectory(prefix="nbenv-context-") as tmp:
             for rel, text in files.items():
                 target = Path(tmp) / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
-            return self._build_context(Path(tmp), tuple(tags), dict(build_args or {}), dict(labels), BuildOptions())
+            return self._build_context(
+                Path(tmp), tuple(tags), dict(build_args or {}), dict(labels), BuildOptions(), foreign
+            )
 
     def ensure_base(self, ref: str, *, what: str) -> str:
         """The id of base image `ref`, made from Debian packages first if nbenv makes it and it is missing."""

@@ -306,6 +306,11 @@ def image_push(
         typer.echo(f"{result.repository}:{decision.tag}\t{decision.action}")
     for platform, digest in result.platforms:
         typer.echo(f"{result.repository}@{digest}\t{platform}")
+    if result.hub is not None:  # the hub layer's platforms and index (with `platforms`): tagged in a third column
+        for platform, digest in result.hub_platforms:
+            typer.echo(f"{result.repository}@{digest}\t{platform}\t{result.hub.tag}")
+        if result.hub_digest:
+            typer.echo(f"{result.repository}@{result.hub_digest}\t{result.hub.tag}")
     if result.digest:
         typer.echo(f"{result.repository}@{result.digest}")
 

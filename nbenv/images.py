@@ -154,6 +154,10 @@ class PushResult:
     digest: str | None  # manifest digest in the registry (of the image index, with `platforms`)
     hub: TagDecision | None = None  # the hub layer's tag (hub-KEY) in the same repository, when there is one
     platforms: tuple[tuple[str, str], ...] = ()  # with `platforms`: (platform, its manifest digest) each
+    # with `platforms` and a hub layer: (platform, manifest digest) of each platform's layer (under hub-KEY-ARCH),
+    # and the digest of the index over them (under hub-KEY)
+    hub_platforms: tuple[tuple[str, str], ...] = ()
+    hub_digest: str | None = None
 
 
 def _check_git(git: GitState, name: str, allow_dirty: bool) -> None:
@@ -215,6 +219,42 @@ HUB_TAG_RE = re.compile(r"hub-[0-9a-f]{12}")
 def hub_layer(engine: EngineAPI, ws: Workspace, name: str, *, say: Say) -> HubLayer | None:
     """The hub layer `docker/hub/profiles.json` (committed by `nbenv hub generate`) serves for `name`, when
     the hub offers it and the layer is built here; else None, with a line saying why when it is not built."""
+    served = served_hub_layer(ws, name, say=say)
+    if served is None:
+        return None
+    ref, tag = served
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        say(f"{name}: its hub layer {ref} is not built here: run `nbenv hub generate`, then push again to push it")
+        return None
+    return HubLayer(ref, image_id, tag)
+
+
+def hub_layers(
+    engine: EngineAPI, ws: Workspace, name: str, platforms: Sequence[str], *, say: Say
+) -> tuple[tuple[str, HubLayer], ...] | None:
+    """With `platforms`: the hub layer of each platform (`hub-KEY` natively, `hub-KEY-ARCH` for another,
+    as `nbenv hub generate` tags them), or None: the hub does not serve `name`, or a platform's layer is
+    not built here (one line naming the platforms and the command; an index missing one is never pushed)."""
+    served = served_hub_layer(ws, name, say=say)
+    if served is None:
+        return None
+    ref, tag = served
+    found = [(canonical(p), platform_tag(ref, p, engine.platform)) for p in platforms]
+    ids = {platform: engine.image_id(local) for platform, local in found}
+    if missing := [f"{platform} ({local})" for platform, local in found if ids[platform] is None]:
+        say(
+            f"{name}: its hub layer is not built here for {', '.join(missing)}: run `nbenv hub generate`, "
+            f"then push again to push {tag}"
+        )
+        return None
+    return tuple((platform, HubLayer(local, ids[platform] or "", tag)) for platform, local in found)
+
+
+def served_hub_layer(ws: Workspace, name: str, *, say: Say) -> tuple[str, str] | None:
+    """(ref, tag) of the hub layer `docker/hub/profiles.json` names for `name` (`PREFIX/NAME:hub-KEY`, read
+    confined and size-capped, checked against that grammar), or None: no hub, not offered, or unusable
+    (then one line saying so)."""
     from nbenv.hub.render import OUT_DIR, PROFILES
     from nbenv.safepath import confine, read_regular
 
@@ -238,11 +278,7 @@ def hub_layer(engine: EngineAPI, ws: Workspace, name: str, *, say: Say) -> HubLa
     if not HUB_TAG_RE.fullmatch(tag):
         say(f"{rel}: {name}: {str(ref)[:200]!r} is not its hub layer ({repository}:hub-KEY): no hub layer pushed")
         return None
-    image_id = engine.image_id(ref)
-    if image_id is None:
-        say(f"{name}: its hub layer {ref} is not built here: run `nbenv hub generate`, then push again to push it")
-        return None
-    return HubLayer(ref, image_id, tag)
+    return ref, tag
 
 
 def _refusal(name: str, target: str, held: str | None) -> RegistryError:
@@ -280,6 +316,7 @@ def push_index(
     with private_cli_config() as env:
         remote = Registry(registry, docker=engine.docker, env=env)
         remote.lookup(f"{repository}:{tags[0]}")  # a registry that does not answer or refuses: before the builds
+        layers = hub_layers(engine, ws, name, builder.platforms(name), say=say)  # before the builds too
         built = builder.build_platforms(name, options=BuildOptions(fresh_provenance=True))
         held = {tag: remote.lookup(f"{repository}:{tag}") for tag in tags}  # after the builds: what is there now
         identity = index_identity([(canonical(platform), image.image_id) for platform, image in built])
@@ -291,6 +328,7 @@ def push_index(
                 raise _refusal(name, per_platform[platform], there.image)
         if conflicts := [d for d in decisions if d.action == "conflict"]:
             raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
+        hub = _plan_hub_index(remote, name, repository, layers) if layers else None  # refused before any push
         children = [
             (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
         ]
@@ -306,7 +344,76 @@ def push_index(
             digest = digest or published
         if digest is None and tags:
             digest = _index_digest(remote, f"{repository}:{tags[0]}")  # nothing new: the index already there
-    return PushResult(repository, identity, tuple(decisions), digest, platforms=tuple(children))
+        hub_children, hub_digest = _push_hub_index(remote, engine, repository, layers or (), hub, say)
+    return PushResult(
+        repository,
+        identity,
+        tuple(decisions),
+        digest,
+        hub,
+        platforms=tuple(children),
+        hub_platforms=hub_children,
+        hub_digest=hub_digest,
+    )
+
+
+def hub_child_tag(tag: str, platform: str) -> str:
+    """Where one platform's hub layer goes beside the index `tag` (hub-KEY): hub-KEY-ARCH."""
+    return f"{tag}-{arch(platform)}"
+
+
+def _plan_hub_index(
+    remote: Registry, name: str, repository: str, layers: Sequence[tuple[str, HubLayer]]
+) -> TagDecision:
+    """What to do with the hub index (hub-KEY, a content-key tag: immutable) and its platforms' tags:
+    refused (nothing pushed) when any of them holds something else, "present" when the same index is there."""
+    tag = layers[0][1].tag
+    identity = index_identity([(platform, layer.image_id) for platform, layer in layers])
+    held = remote.lookup(f"{repository}:{tag}")
+    [decision] = plan_push(identity, {tag: held.image if held else None})
+    if decision.action == "conflict":
+        raise _refusal(name, f"{repository}:{tag}", decision.remote_image)
+    if decision.action == "push":
+        for platform, layer in layers:
+            target = f"{repository}:{hub_child_tag(tag, platform)}"
+            there = remote.lookup(target)
+            if there is not None and there.image != layer.image_id:
+                raise _refusal(name, target, there.image)
+    return decision
+
+
+def _push_hub_index(
+    remote: Registry,
+    engine: EngineAPI,
+    repository: str,
+    layers: Sequence[tuple[str, HubLayer]],
+    decision: TagDecision | None,
+    say: Say,
+) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """Push each platform's hub layer under hub-KEY-ARCH (digest verified), then publish and verify the
+    index over them under hub-KEY; ((platform, manifest digest) each, the index digest). Already there:
+    the index's own entries and digest, nothing written."""
+    if decision is None or not layers:
+        return (), None
+    target = f"{repository}:{decision.tag}"
+    if decision.action != "push":
+        say(f"{target}: the hub layer's index is already there")
+        held = remote.lookup(target)
+        entries = tuple((entry.platform, entry.digest) for entry in held.entries) if held else ()
+        return entries, _index_digest(remote, target)
+    children = tuple(
+        (
+            platform,
+            _push_child(
+                remote, engine, layer.ref, layer.image_id, f"{repository}:{hub_child_tag(layer.tag, platform)}", say
+            ),
+        )
+        for platform, layer in layers
+    )
+    say(f"{target}: publishing the hub layer's index of {', '.join(p for p, _ in layers)} (what `nbenv hub` serves)")
+    published = remote.publish_index(target, children)
+    remote.verify_index(target, published, dict(children))
+    return children, published
 
 
 def _index_digest(remote: Registry, ref: str) -> str | None:
@@ -317,17 +424,23 @@ def _index_digest(remote: Registry, ref: str) -> str | None:
 
 def _push_platform(remote: Registry, engine: EngineAPI, image: BuiltImage, target: str, say: Say) -> str:
     """Push one platform's image under `target` (unless it is there already); its verified manifest digest."""
+    return _push_child(remote, engine, image.ref, image.image_id, target, say)
+
+
+def _push_child(remote: Registry, engine: EngineAPI, ref: str, image_id: str, target: str, say: Say) -> str:
+    """Push the local image `ref` (`image_id`) under `target` (unless it is there already); its verified
+    manifest digest."""
     held = remote.lookup(target)
     if held is None:
-        engine.tag(image.ref, target)
+        engine.tag(ref, target)
         say(f"{target}: pushing")
         pushed = remote.push(target)
         held = remote.lookup(target)
         if held is None or held.manifest != pushed:
             raise RegistryError(f"{target}: the registry does not serve the pushed {pushed}", "push again")
-    if held.is_index or held.image != image.image_id or held.manifest is None:
+    if held.is_index or held.image != image_id or held.manifest is None:
         raise RegistryError(
-            f"{target}: the registry serves {held.manifest or 'an index'} (image {held.image}), not {image.image_id}",
+            f"{target}: the registry serves {held.manifest or 'an index'} (image {held.image}), not {image_id}",
             "someone pushed to the same tag meanwhile; check the registry",
         )
     return held.manifest

@@ -13,7 +13,7 @@ otherwise, with one line naming the fix.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +37,7 @@ from nbenv.hub.render import files as render_files
 from nbenv.image_plan import build_inputs, content_key
 from nbenv.lock import canonical
 from nbenv.plan import BuildPlan, working_dir
+from nbenv.platforms import canonical as canonical_platform
 from nbenv.project import Project
 from nbenv.server_env import SERVER_PINS, SINGLEUSER_PINS, parse, shipped
 from nbenv.spec.load import existing_environments
@@ -45,6 +46,7 @@ from nbenv.ui import Say
 from nbenv.workspace import Workspace
 
 if TYPE_CHECKING:
+    from nbenv.build import ImageBuilder
     from nbenv.hub.k8s_objects import KubernetesSettings
 
 BUILD_SCRIPTS = ("fetch_uv.py", "with-secrets.sh")  # the tools stage's (nbenv.inimage)
@@ -131,6 +133,8 @@ class HubResult:
     layers: list[Layer]
     layer_refs: dict[str, str]  # environment -> its hub layer's image ref (what the hub spawns)
     files: dict[str, str] = field(default_factory=dict)  # docker/hub/ by relative path
+    # environment -> its hub layer of each platform built here (the engine's own first; not with `check`)
+    sources: dict[str, tuple[LayerSource, ...]] = field(default_factory=dict)
 
 
 def layer_context(item: Layer) -> dict[str, str]:
@@ -159,6 +163,8 @@ def layer_key(project: Project, plan: BuildPlan, item: Layer) -> str:
             }
         )
     files.update({f"hub/{rel}": text for rel, text in layer_context(item).items()})
+    if plan.env.platforms is not None:  # hub-KEY is then an image index over them: never the same tag as one image
+        files["hub/platforms"] = "".join(f"{p}\n" for p in sorted({canonical_platform(p) for p in plan.env.platforms}))
     return content_key(from_image_id=plan.env.base_image, files=files)
 
 
@@ -169,23 +175,44 @@ def layer_ref(plan: BuildPlan, key: str) -> str:
 FROM_LABEL = f"{LABEL}.from"  # on a hub layer: the ID of the environment image it was built FROM
 
 
+@dataclass(frozen=True)
+class LayerSource:
+    """One platform's hub layer of an environment: its local tag and the environment image it is built FROM."""
+
+    platform: str | None  # None: the engine's own; else another platform, built under emulation
+    ref: str  # hub-KEY natively, hub-KEY-ARCH for another platform (as the platforms' other tags)
+    from_ref: str  # the environment's image for that platform (its ck- tag)
+    from_id: str
+
+
 def stale_layer(project: Project, ref: str, from_id: str) -> bool:
     """Whether the hub layer `ref` is missing here, or built FROM another image than the environment's now."""
     info = project.engine.inspect(ref)
     return info is None or info.labels.get(FROM_LABEL) != from_id
 
 
-def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubResult:
-    """Build what is stale (not with `check`), then write or check docker/hub/."""
+def hub_generate(project: Project, *, check: bool, say: Say, live: bool, native_only: bool = False) -> HubResult:
+    """Build what is stale (not with `check`), then write or check docker/hub/. The environment images and
+    hub layers are built for the engine's own platform and each other one of an environment's `platforms`
+    (under emulation, tagged `-ARCH` like the platforms' other tags), unless `native_only`; the committed
+    files are the same either way."""
     ws = project.ws
     names = offered(ws)
     plans = [project.plan(name) for name in names]
     requirements = {plan.env.name: singleuser_requirements(project, plan) for plan in plans}  # refusals first
     builder = project.builder(say=say, live=live)
+    # Each environment's other platforms (its `platforms` but the engine's own), emulation checked before any build.
+    # `native_only` (`nbenv hub up`: the hub here spawns the engine's own platform): none.
+    foreign = {
+        plan.env.name: []
+        if check or native_only
+        else [p for p in builder.platforms(plan.env.name) if builder.foreign(p)]
+        for plan in plans
+    }
     profiles: list[HubProfile] = []
     layers: list[Layer] = []
     refs: dict[str, str] = {}
-    from_refs: dict[str, tuple[str, str]] = {}  # environment -> (its image's ck- ref, its image ID)
+    from_refs: dict[str, list[tuple[str | None, str, str]]] = {}  # environment -> (platform, image ck- ref, id) each
     for plan in plans:
         name = plan.env.name
         if check:
@@ -203,7 +230,10 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
         # The committed Dockerfile names the environment's :latest; the build pins its image (BASE_IMAGE).
         item = layer(draft, from_image=f"{plan.image}:latest", requirements=requirements[name])
         refs[name] = layer_ref(plan, layer_key(project, plan, item))
-        from_refs[name] = (ref, image_id)
+        from_refs[name] = [(None, ref, image_id)]
+        for platform in foreign[name]:  # the same committed files; that platform's image is FROM
+            other = builder.build(name, platform=platform)
+            from_refs[name].append((platform, other.ref, other.image_id))
         profiles.append(dataclasses.replace(draft, image=refs[name]))
         layers.append(item)
     hub = hub_id(ws.config)
@@ -228,20 +258,37 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool) -> HubR
             f"{out_rel(ws)} is out of date: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}",
             "run `nbenv hub generate` and commit the result",
         )
+    sources = {name: layer_sources(builder.platform_ref, refs[name], from_refs[name]) for name in names}
     if not check:
-        for item, built_ref in zip(layers, (refs[n] for n in names), strict=True):
-            from_ref, from_id = from_refs[item.name]
-            if stale_layer(project, built_ref, from_id):
-                say(f"{item.name}: building its hub layer {built_ref} (jupyterhub-singleuser {hub_version()})")
-                builder.build_files(
-                    layer_context(item),
-                    tags=(built_ref,),
-                    labels={f"{LABEL}.layer": item.name, FROM_LABEL: from_id},
-                    build_args={"BASE_IMAGE": from_ref},
-                )
-            else:
-                say(f"{item.name}: hub layer up to date ({built_ref})")
-    return HubResult(changed, written.unchanged, written.stale, written.kept, profiles, layers, refs, rendered)
+        for item in layers:
+            for source in sources[item.name]:
+                build_layer(project, builder, item, source, say=say)
+    return HubResult(changed, written.unchanged, written.stale, written.kept, profiles, layers, refs, rendered, sources)
+
+
+def layer_sources(
+    platform_ref: Callable[[str, str | None], str], ref: str, images: Sequence[tuple[str | None, str, str]]
+) -> tuple[LayerSource, ...]:
+    """Each platform's hub layer of `ref` (hub-KEY), FROM that platform's image (platform, ck- ref, id)."""
+    return tuple(
+        LayerSource(platform, platform_ref(ref, platform), image, image_id) for platform, image, image_id in images
+    )
+
+
+def build_layer(project: Project, builder: ImageBuilder, item: Layer, source: LayerSource, *, say: Say) -> None:
+    """Build one platform's hub layer FROM that platform's image, unless it is built FROM it already."""
+    if not stale_layer(project, source.ref, source.from_id):
+        say(f"{item.name}: hub layer up to date ({source.ref})")
+        return
+    where = f"; {source.platform}, emulated" if source.platform else ""
+    say(f"{item.name}: building its hub layer {source.ref} (jupyterhub-singleuser {hub_version()}{where})")
+    builder.build_files(
+        layer_context(item),
+        tags=(source.ref,),
+        labels={f"{LABEL}.layer": item.name, FROM_LABEL: source.from_id},
+        build_args={"BASE_IMAGE": source.from_ref},
+        platform=source.platform,
+    )
 
 
 def kubernetes_settings(ws: Workspace) -> KubernetesSettings:

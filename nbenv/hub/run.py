@@ -201,7 +201,7 @@ def up(project: Project, *, bind: str | None, port: int | None, say: Say, live: 
     socket = _socket()
     if swarm:
         require_manager(engine.api.info())
-    result = hub_generate(project, check=False, say=say, live=live)
+    result = hub_generate(project, check=False, say=say, live=live, native_only=True)  # the hub here spawns these
     for path in result.changed:
         say(f"regenerated {path}")
     image = build_hub_image(project, files=result.files, say=say, live=live)

@@ -412,3 +412,87 @@ def test_multi_platform_push_to_a_registry_that_does_not_answer_is_one_line_befo
     finally:
         spec.write_text(original)
     git("diff", "--quiet", cwd=root)  # the session's workspace is as it was
+
+
+# --- the hub layer on the multi-platform path: one per platform, pushed as an index under hub-KEY ----------------
+
+HUB_LAB = """\
+spec_version = 1
+name = "hub-lab"
+description = "The demo's JupyterLab with the hub's jupyterhub in its groups, for both platforms"
+extends = "base"
+groups = ["nbenv-singleuser"]
+"""
+
+
+@pytest.mark.fault
+def test_the_hub_layer_is_built_per_platform_and_pushed_as_an_index(
+    arm_build: ArmBuild, registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The gap: with `platforms`, `nbenv hub generate` built the hub layer for the engine's platform only and
+    `image push` published the environment's index without it, so a hub on arm64 nodes found no hub-KEY.
+    Now each platform's layer is built (arm64 under emulation) and hub-KEY is an index over both."""
+    from nbenv.hub.generate import hub_version
+
+    root = tmp_path_factory.mktemp("hub-platforms") / "repo"
+    shutil.copytree(arm_build.workspace, root, symlinks=True)  # the same images (same prefix, same keys)
+    (root / "environments" / "hub-lab.toml").write_text(HUB_LAB)
+    with (root / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('\n[tool.nbenv.hub]\nenvironments = ["hub-lab"]\n')
+    repository = f"{ARM_PREFIX}/hub-lab"
+    pulled: list[str] = []
+    try:
+        started = time.monotonic()
+        generated = nbenv("hub", "generate", cwd=root, timeout=3600)
+        assert generated.returncode == 0, generated.stderr[-4000:]
+        generate_seconds = time.monotonic() - started
+        [served] = json.loads((root / "docker" / "hub" / "profiles.json").read_text())["profiles"]
+        layer = served["image"]
+        tag = layer.rsplit(":", 1)[1]
+        assert layer == f"{repository}:{tag}" and tag.startswith("hub-"), layer
+        assert architecture(layer) == "linux/amd64" and architecture(f"{layer}-arm64") == "linux/arm64"
+        assert not any("arm64" in path.name for path in (root / "docker" / "hub").rglob("*")), "no file per platform"
+        commit_all(root, "hub-lab on both platforms")
+        started = time.monotonic()
+        pushed = nbenv("image", "push", "hub-lab", "--registry", registry, cwd=root, timeout=1800)
+        assert pushed.returncode == 0, pushed.stderr[-4000:]
+        push_seconds = time.monotonic() - started
+        print(
+            f"hub generate for both platforms: {generate_seconds:.0f} s; push with the hub index: {push_seconds:.0f} s"
+        )
+        assert f"{registry}/{repository}:{tag}\tpush" in pushed.stdout, pushed.stdout
+        media_type, index = registry_manifest(registry, repository, tag)
+        assert media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+        manifests = index["manifests"]
+        assert isinstance(manifests, list)
+        digests = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in manifests}
+        assert set(digests) == {"linux/amd64", "linux/arm64"}
+        for platform, digest in digests.items():
+            assert f"{registry}/{repository}@{digest}\t{platform}\t{tag}" in pushed.stdout, pushed.stdout
+        # the arm64 hub layer back from the registry by digest (the local copy goes first): it runs the hub's
+        # jupyterhub-singleuser under emulation
+        arm_id = docker("image", "inspect", "--format", "{{.Id}}", f"{layer}-arm64").stdout.strip()
+        docker("rmi", "--force", arm_id)
+        ref = f"{registry}/{repository}@{digests['linux/arm64']}"
+        pulled.append(ref)
+        fetched = docker("pull", "--platform", "linux/arm64", ref, check=False)
+        assert fetched.returncode == 0, fetched.stderr
+        assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == arm_id
+        docker("tag", ref, f"{layer}-arm64")  # back under the tag `nbenv hub generate` gave it, for the re-push
+        version = docker(
+            "run", "--rm", "--network", "none", "--platform", "linux/arm64", ref, "jupyterhub-singleuser", "--version",
+            check=False,
+        )  # fmt: skip
+        assert version.returncode == 0 and version.stdout.strip().splitlines()[-1] == hub_version(), version.stderr
+        assert run_machine(ref).endswith("aarch64")
+        # a re-push finds the hub index there and writes nothing
+        writes = manifest_writes(registry, repository)
+        again = nbenv("image", "push", "hub-lab", "--registry", registry, cwd=root, timeout=1800)
+        assert again.returncode == 0, again.stderr[-4000:]
+        assert f"{registry}/{repository}:{tag}\tpresent" in again.stdout, again.stdout
+        assert manifest_writes(registry, repository) == writes, "a re-push writes nothing"
+    finally:
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        mine = [image for image in images if image.startswith(f"{registry}/{repository}:")]
+        for image in [*mine, *pulled]:
+            docker("rmi", "--force", image, check=False)
