@@ -644,7 +644,13 @@ def hub_generate(*, repo: Path | None = None, check: bool = False, say: Say = qu
     project = _project(repo)
     offered(project.ws)  # [tool.nbenv.hub] validated (and its environments checked) before the engine is asked
     project.engine  # noqa: B018
-    return generate_hub(project, check=check, say=say, live=live)
+    return generate_hub(
+        project,
+        check=check,
+        say=say,
+        live=live,
+        preflight=lambda name, platforms: _warn_foreign_compiles(project, name, platforms, say),
+    )
 
 
 def hub_up(

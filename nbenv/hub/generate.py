@@ -191,11 +191,20 @@ def stale_layer(project: Project, ref: str, from_id: str) -> bool:
     return info is None or info.labels.get(FROM_LABEL) != from_id
 
 
-def hub_generate(project: Project, *, check: bool, say: Say, live: bool, native_only: bool = False) -> HubResult:
+def hub_generate(
+    project: Project,
+    *,
+    check: bool,
+    say: Say,
+    live: bool,
+    native_only: bool = False,
+    preflight: Callable[[str, Sequence[str]], None] | None = None,
+) -> HubResult:
     """Build what is stale (not with `check`), then write or check docker/hub/. The environment images and
     hub layers are built for the engine's own platform and each other one of an environment's `platforms`
     (under emulation, tagged `-ARCH` like the platforms' other tags), unless `native_only`; the committed
-    files are the same either way."""
+    files are the same either way. `preflight(name, platforms)`: called for each environment with emulated
+    platforms before anything is built (the wheel pre-flight's warnings)."""
     ws = project.ws
     names = offered(ws)
     plans = [project.plan(name) for name in names]
@@ -209,6 +218,9 @@ def hub_generate(project: Project, *, check: bool, say: Say, live: bool, native_
         else [p for p in builder.platforms(plan.env.name) if builder.foreign(p)]
         for plan in plans
     }
+    for name, platforms in foreign.items():
+        if platforms and preflight is not None:
+            preflight(name, platforms)
     profiles: list[HubProfile] = []
     layers: list[Layer] = []
     refs: dict[str, str] = {}

@@ -77,10 +77,20 @@ def engine_with_bases(engine: FakeEngine) -> FakeEngine:
     return engine
 
 
-def generate(root: Path, engine: FakeEngine, *, native_only: bool = False) -> tuple[HubResult, list[str]]:
+def generate(
+    root: Path, engine: FakeEngine, *, native_only: bool = False, preflight: list[object] | None = None
+) -> tuple[HubResult, list[str]]:
     said: list[str] = []
     project = _project(root, engine)
-    return hub_generate(project, check=False, say=said.append, live=False, native_only=native_only), said
+
+    def before_builds(name: str, platforms: Sequence[str]) -> None:
+        if preflight is not None:
+            preflight.append((name, list(platforms), len(engine.build_requests)))
+
+    result = hub_generate(
+        project, check=False, say=said.append, live=False, native_only=native_only, preflight=before_builds
+    )
+    return result, said
 
 
 def layer_builds(engine: FakeEngine) -> list[tuple[str | None, str, str, str]]:
@@ -101,7 +111,9 @@ def test_generate_builds_the_hub_layer_of_every_platform_from_that_platforms_ima
 ) -> None:
     root = hub_workspace(workspace)
     engine = engine_with_bases(FakeEngine())
-    result, said = generate(root, engine)
+    preflight: list[object] = []
+    result, said = generate(root, engine, preflight=preflight)
+    assert preflight == [("lab", ["linux/arm64"], 0)], "the wheel pre-flight's warnings come before any build"
     ref = result.layer_refs["lab"]
     native_image = engine.inspect("nbenv/lab:latest")
     arm_image = engine.inspect("nbenv/lab:latest-arm64")
@@ -134,8 +146,9 @@ def test_generate_builds_the_hub_layer_of_every_platform_from_that_platforms_ima
 def test_nbenv_hub_up_builds_only_what_the_local_hub_spawns(workspace: Path, emulated: list[tuple[str, str]]) -> None:
     root = hub_workspace(workspace)
     engine = engine_with_bases(FakeEngine())
-    result, _ = generate(root, engine, native_only=True)
-    assert all(r.platform is None for r in engine.build_requests) and emulated == []
+    preflight: list[object] = []
+    result, _ = generate(root, engine, native_only=True, preflight=preflight)
+    assert all(r.platform is None for r in engine.build_requests) and emulated == [] and preflight == []
     assert [s.platform for s in result.sources["lab"]] == [None]
     assert "emulat" not in (root / "docker/hub/profiles.json").read_text()
 
