@@ -124,6 +124,16 @@ def singleuser_requirements(project: Project, plan: BuildPlan) -> str | None:
 
 
 @dataclass(frozen=True)
+class LayerSource:
+    """One platform's hub layer of an environment: its local tag and the environment image it is built FROM."""
+
+    platform: str | None  # None: the engine's own; else another platform, built under emulation
+    ref: str  # hub-KEY natively, hub-KEY-ARCH for another platform (as the platforms' other tags)
+    from_ref: str  # the environment's image for that platform (its ck- tag)
+    from_id: str
+
+
+@dataclass(frozen=True)
 class HubResult:
     changed: list[str]
     unchanged: list[str]
@@ -173,16 +183,6 @@ def layer_ref(plan: BuildPlan, key: str) -> str:
 
 
 FROM_LABEL = f"{LABEL}.from"  # on a hub layer: the ID of the environment image it was built FROM
-
-
-@dataclass(frozen=True)
-class LayerSource:
-    """One platform's hub layer of an environment: its local tag and the environment image it is built FROM."""
-
-    platform: str | None  # None: the engine's own; else another platform, built under emulation
-    ref: str  # hub-KEY natively, hub-KEY-ARCH for another platform (as the platforms' other tags)
-    from_ref: str  # the environment's image for that platform (its ck- tag)
-    from_id: str
 
 
 def stale_layer(project: Project, ref: str, from_id: str) -> bool:
