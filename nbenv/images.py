@@ -188,13 +188,12 @@ def push(
     if layer is not None:  # a content-key tag: immutable, like sha-<commit>
         held = remote.lookup(f"{repository}:{layer.tag}")
         [hub] = plan_push(layer.image_id, {layer.tag: held.image if held else None})
-    if conflicts := [d for d in (*decisions, *([hub] if hub else [])) if d.action == "conflict"]:
-        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
+    _refuse_conflicts(name, repository, (*decisions, *([hub] if hub else [])))
     digest: str | None = None
     for decision in decisions:
         target = f"{repository}:{decision.tag}"
         if decision.action != "push":
-            say(f"{target}: {'already there' if decision.action == 'present' else 'left on a newer release'}")
+            say(f"{target}: {_left_alone(decision)}")
             continue
         engine.tag(built.ref, target)
         say(f"{target}: pushing")
@@ -289,6 +288,17 @@ def _refusal(name: str, target: str, held: str | None) -> RegistryError:
     )
 
 
+def _refuse_conflicts(name: str, repository: str, decisions: Sequence[TagDecision]) -> None:
+    """The first tag that holds another image (or index) refuses the whole push, before anything is pushed."""
+    if conflicts := [d for d in decisions if d.action == "conflict"]:
+        raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
+
+
+def _left_alone(decision: TagDecision) -> str:
+    """Why a tag is not pushed: what the registry holds there already is this image, or a newer release."""
+    return "already there" if decision.action == "present" else "left on a newer release"
+
+
 def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) -> None:
     """After a push, the registry must serve exactly the local image under the tag."""
     held = remote.lookup(target)
@@ -326,8 +336,7 @@ def push_index(
             there = remote.lookup(per_platform[platform])
             if there is not None and there.image != image.image_id:
                 raise _refusal(name, per_platform[platform], there.image)
-        if conflicts := [d for d in decisions if d.action == "conflict"]:
-            raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
+        _refuse_conflicts(name, repository, decisions)
         hub = _plan_hub_index(remote, name, repository, layers) if layers else None  # refused before any push
         children = [
             (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
@@ -336,7 +345,7 @@ def push_index(
         for decision in decisions:
             target = f"{repository}:{decision.tag}"
             if decision.action != "push":
-                say(f"{target}: {'already there' if decision.action == 'present' else 'left on a newer release'}")
+                say(f"{target}: {_left_alone(decision)}")
                 continue
             say(f"{target}: publishing the index of {', '.join(p for p, _ in built)}")
             published = remote.publish_index(target, children)

@@ -322,6 +322,17 @@ def registry_manifest(registry: str, repository: str, reference: str) -> tuple[s
         return str(response.headers["Content-Type"]), dict(json.load(response))
 
 
+def index_platforms(registry: str, repository: str, reference: str) -> dict[str, str]:
+    """The registry's manifest list under `reference`: {"linux/ARCH": child digest}, both platforms."""
+    media_type, index = registry_manifest(registry, repository, reference)
+    assert media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    manifests = index["manifests"]
+    assert isinstance(manifests, list)
+    digests = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in manifests}
+    assert set(digests) == {"linux/amd64", "linux/arm64"}
+    return digests
+
+
 _PUT_MANIFEST = re.compile(
     r'"PUT /v2/(?P<name>[^ ]+)/manifests/(?P<ref>[^ ]+) HTTP/[0-9.]+" 201 .* "(?P<agent>[^"]*)"$'
 )
@@ -340,12 +351,7 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     assert pushed.returncode == 0, pushed.stderr[-4000:]
     repository = f"{ARM_PREFIX}/traffic-analysis"
     head = git("rev-parse", "HEAD", cwd=ws)[:12]
-    media_type, index = registry_manifest(registry, repository, f"sha-{head}")
-    assert media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-    manifests = index["manifests"]
-    assert isinstance(manifests, list)
-    digests = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in manifests}
-    assert set(digests) == {"linux/amd64", "linux/arm64"}
+    digests = index_platforms(registry, repository, f"sha-{head}")
     for platform, digest in digests.items():
         assert f"{registry}/{repository}@{digest}\t{platform}" in pushed.stdout
     assert f"{registry}/{repository}@sha256:" in pushed.stdout.splitlines()[-1], "the index digest comes last"
@@ -358,7 +364,8 @@ def test_push_publishes_an_index_and_each_platform_pulls_back_by_digest(arm_buil
     assert all(agent.startswith("Docker-Client/") for ref, agent in writes if ref == f"sha-{head}"), "the CLI's own"
     # the registry serves the index under its digest too, and it is the one the push printed
     by_digest_type, by_digest = registry_manifest(registry, repository, index_digest)
-    assert by_digest == index and by_digest_type == media_type
+    assert by_digest_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    assert by_digest == registry_manifest(registry, repository, f"sha-{head}")[1]
     # `image inspect` shows each platform's digest
     inspected = json.loads(nbenv("image", "inspect", "traffic-analysis", "--json", cwd=ws).stdout)
     shown = {p["platform"]: p["repo_digests"] for p in inspected["platforms"]}
@@ -461,12 +468,7 @@ def test_the_hub_layer_is_built_per_platform_and_pushed_as_an_index(
             f"hub generate for both platforms: {generate_seconds:.0f} s; push with the hub index: {push_seconds:.0f} s"
         )
         assert f"{registry}/{repository}:{tag}\tpush" in pushed.stdout, pushed.stdout
-        media_type, index = registry_manifest(registry, repository, tag)
-        assert media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-        manifests = index["manifests"]
-        assert isinstance(manifests, list)
-        digests = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in manifests}
-        assert set(digests) == {"linux/amd64", "linux/arm64"}
+        digests = index_platforms(registry, repository, tag)
         for platform, digest in digests.items():
             assert f"{registry}/{repository}@{digest}\t{platform}\t{tag}" in pushed.stdout, pushed.stdout
         # the arm64 hub layer back from the registry by digest (the local copy goes first): it runs the hub's
