@@ -3,6 +3,7 @@ environment's hub layer, when docker/hub/ serves one built here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -185,10 +186,10 @@ def push(
     decisions = plan_push(built.image_id, {tag: held.image if held else None for tag, held in found.items()})
     layer = hub_layer(engine, ws, name, say=say)
     hub: TagDecision | None = None
-    if layer is not None:  # a content-key tag: immutable, like sha-<commit>
+    if layer is not None:
         held = remote.lookup(f"{repository}:{layer.tag}")
-        [hub] = plan_push(layer.image_id, {layer.tag: held.image if held else None})
-    _refuse_conflicts(name, repository, (*decisions, *([hub] if hub else [])))
+        hub = hub_decision(layer.tag, layer.image_id, held.image if held else None)
+    _refuse_conflicts(name, repository, decisions)
     digest: str | None = None
     for decision in decisions:
         target = f"{repository}:{decision.tag}"
@@ -208,11 +209,28 @@ def push(
             say(f"{target}: pushing the hub layer (what `nbenv hub` serves on other hosts)")
             _verify(remote, target, layer.image_id, remote.push(target))
         else:
-            say(f"{target}: the hub layer is already there")
+            say(f"{target}: {_hub_left_alone(hub)}")
     return PushResult(repository, built.image_id, tuple(decisions), digest, hub)
 
 
 HUB_TAG_RE = re.compile(r"hub-[0-9a-f]{12}")
+
+
+def hub_decision(tag: str, local_image: str, held: str | None) -> TagDecision:
+    """What to do with the hub layer's tag (hub-KEY). The tag names the committed inputs the layer is built
+    from, not one build of them: a layer built on another machine, or again here after its environment image
+    was relabelled for a newer commit, is another image of the same inputs, and serves the hub as well.
+    So the first build pushed stays ("keep"), nothing refuses the push, and only an absent tag is pushed.
+    (Refusing, as a `sha-` tag does, would refuse every later push: a new commit does not change the key.)"""
+    [decision] = plan_push(local_image, {tag: held})
+    return dataclasses.replace(decision, action="keep") if decision.action == "conflict" else decision
+
+
+def _hub_left_alone(decision: TagDecision, what: str = "hub layer") -> str:
+    """Why the hub layer (or its index) is not pushed: the same is there, or another build of its inputs."""
+    if decision.action == "present":
+        return f"the {what} is already there"
+    return f"holds another build of the {what}'s inputs ({decision.remote_image}), which serves as well: left as it is"
 
 
 def hub_layer(engine: EngineAPI, ws: Workspace, name: str, *, say: Say) -> HubLayer | None:
@@ -337,7 +355,7 @@ def push_index(
             if there is not None and there.image != image.image_id:
                 raise _refusal(name, per_platform[platform], there.image)
         _refuse_conflicts(name, repository, decisions)
-        hub = _plan_hub_index(remote, name, repository, layers) if layers else None  # refused before any push
+        hub = _plan_hub_index(remote, repository, layers) if layers else None
         children = [
             (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
         ]
@@ -371,24 +389,13 @@ def hub_child_tag(tag: str, platform: str) -> str:
     return f"{tag}-{arch(platform)}"
 
 
-def _plan_hub_index(
-    remote: Registry, name: str, repository: str, layers: Sequence[tuple[str, HubLayer]]
-) -> TagDecision:
-    """What to do with the hub index (hub-KEY, a content-key tag: immutable) and its platforms' tags:
-    refused (nothing pushed) when any of them holds something else, "present" when the same index is there."""
+def _plan_hub_index(remote: Registry, repository: str, layers: Sequence[tuple[str, HubLayer]]) -> TagDecision:
+    """What to do with the hub index (hub-KEY): "present" when the same index is there, "keep" when another
+    build's index of the same inputs is (see `hub_decision`), else "push"."""
     tag = layers[0][1].tag
     identity = index_identity([(platform, layer.image_id) for platform, layer in layers])
     held = remote.lookup(f"{repository}:{tag}")
-    [decision] = plan_push(identity, {tag: held.image if held else None})
-    if decision.action == "conflict":
-        raise _refusal(name, f"{repository}:{tag}", decision.remote_image)
-    if decision.action == "push":
-        for platform, layer in layers:
-            target = f"{repository}:{hub_child_tag(tag, platform)}"
-            there = remote.lookup(target)
-            if there is not None and there.image != layer.image_id:
-                raise _refusal(name, target, there.image)
-    return decision
+    return hub_decision(tag, identity, held.image if held else None)
 
 
 def _push_hub_index(
@@ -406,23 +413,29 @@ def _push_hub_index(
         return (), None
     target = f"{repository}:{decision.tag}"
     if decision.action != "push":
-        say(f"{target}: the hub layer's index is already there")
+        said = _hub_left_alone(decision, what="hub layer's index")
+        say(f"{target}: {said}")
         held = remote.lookup(target)
         entries = tuple((entry.platform, entry.digest) for entry in held.entries) if held else ()
         return entries, _index_digest(remote, target)
     children = tuple(
-        (
-            platform,
-            _push_child(
-                remote, engine, layer.ref, layer.image_id, f"{repository}:{hub_child_tag(layer.tag, platform)}", say
-            ),
-        )
+        (platform, _hub_child(remote, engine, layer, f"{repository}:{hub_child_tag(layer.tag, platform)}", say))
         for platform, layer in layers
     )
     say(f"{target}: publishing the hub layer's index of {', '.join(p for p, _ in layers)} (what `nbenv hub` serves)")
     published = remote.publish_index(target, children)
     remote.verify_index(target, published, dict(children))
     return children, published
+
+
+def _hub_child(remote: Registry, engine: EngineAPI, layer: HubLayer, target: str, say: Say) -> str:
+    """One platform's hub layer under `target` (hub-KEY-ARCH): pushed unless an image is there already; an
+    image another build of the same inputs put there (a push cut short before its index) is used as it is."""
+    held = remote.lookup(target)
+    if held is not None and not held.is_index and held.manifest is not None and held.image != layer.image_id:
+        say(f"{target}: holds another build of the hub layer's inputs ({held.image}): the index uses it")
+        return held.manifest
+    return _push_child(remote, engine, layer.ref, layer.image_id, target, say)
 
 
 def _index_digest(remote: Registry, ref: str) -> str | None:

@@ -5,6 +5,7 @@ so a hub on other hosts (swarm nodes, a cluster) can pull exactly what `nbenv hu
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,32 @@ def _push_and_check(root: Path, registry: str, repository: str, layer: str, tag:
         again = nbenv("image", "push", "hub-lab", "--registry", registry, cwd=root)
         assert again.returncode == 0, again.stderr
         assert f"{registry}/{repository}:{tag}\tpresent" in again.stdout, again.stdout
+        _another_build_stays(root, registry, repository, layer, tag)
     finally:
         for ref in (f"{registry}/{repository}:{tag}", f"{registry}/{repository}:sha-{head[:12]}"):
             docker("rmi", ref, check=False)
+
+
+def _another_build_stays(root: Path, registry: str, repository: str, layer: str, tag: str) -> None:
+    """The layer built again under the same hub-KEY (as `nbenv hub generate` does after its environment
+    image was relabelled for a newer commit, or another machine does): another image of the same inputs.
+    The push goes on and the registry keeps the build it has; before, the whole push was refused for good."""
+    original = image_id(layer)
+    rebuilt = subprocess.run(
+        ["docker", "build", "-q", "-t", layer, "-"],
+        input=f"FROM {layer}\nLABEL nbenv.test.rebuilt=1\n",
+        capture_output=True,
+        text=True,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    other = image_id(layer)
+    try:
+        assert other != original
+        pushed = nbenv("image", "push", "hub-lab", "--registry", registry, cwd=root)
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"{registry}/{repository}:{tag}\tkeep" in pushed.stdout, pushed.stdout
+        assert "holds another build of the hub layer's inputs" in pushed.stderr + pushed.stdout
+        assert registry_config_digest(registry, repository, tag) == original, "the build already there stays"
+    finally:
+        docker("tag", original, layer)  # the session's layer as `hub generate` built it
+        docker("rmi", other, check=False)

@@ -2,7 +2,7 @@
 generate` builds the hub layer of every platform (FROM that platform's environment image; another platform's
 under emulation, tagged `hub-KEY-ARCH`), with the same stale check, and writes the same docker/hub/ on any
 machine; `nbenv image push` pushes each platform's layer under `hub-KEY-ARCH` and publishes an image index
-under `hub-KEY`, with the refusal rules of a content-key tag. Before, the layer was built for the engine's
+under `hub-KEY`; another build of the same inputs already there stays. Before, the layer was built for the engine's
 platform only and silently not pushed at all.
 
 Decisions are proven here against the in-memory engine (tests/unit/test_fake_engine.py) and an in-memory
@@ -21,7 +21,7 @@ import pytest
 
 from nbenv import build, images
 from nbenv.adapters.registry import IndexEntry, RemoteTag, index_identity, printed_index_digest
-from nbenv.errors import BuildError, RegistryError
+from nbenv.errors import BuildError
 from nbenv.hub.generate import FROM_LABEL, HubResult, LayerSource, hub_generate
 from nbenv.images import PushResult, push
 from nbenv.provenance import TagDecision
@@ -318,29 +318,43 @@ def test_push_publishes_the_hub_layers_as_an_index_and_a_repush_writes_nothing(p
 
 
 @pytest.mark.fault
-@pytest.mark.parametrize(
-    "held",
-    ["one image under hub-KEY", "another index under hub-KEY", "another arm64 image", "another amd64 image"],
-)
-def test_a_hub_tag_holding_something_else_is_refused_before_anything_is_pushed(pushed: Pushed, held: str) -> None:
-    """hub-KEY is a content-key tag: immutable. Whatever holds it (or a platform's tag beside it) that is not
-    this push's is refused in one line, before the environment's images or any layer are pushed."""
+@pytest.mark.parametrize("held", ["one image under hub-KEY", "another index under hub-KEY"])
+def test_another_build_under_hub_key_stays_and_the_push_goes_on(pushed: Pushed, held: str) -> None:
+    """hub-KEY names the committed inputs, not one build of them: another machine's layer (or this one's,
+    rebuilt after its environment image was relabelled for a newer commit) is another image of the same
+    inputs. It stays as it is and the environment's images are still pushed. Refusing (as before) refused
+    every later push for good: a new commit does not change the key."""
     tag, registry = pushed.tag, pushed.registry
     other = "sha256:" + "e" * 64
-    target = {
-        "one image under hub-KEY": f"{REPO}:{tag}",
-        "another index under hub-KEY": f"{REPO}:{tag}",
-        "another arm64 image": f"{REPO}:{tag}-arm64",
-        "another amd64 image": f"{REPO}:{tag}-amd64",
-    }[held]
+    target = f"{REPO}:{tag}"
     if held == "another index under hub-KEY":
         registry.hold_index(target, [("linux/amd64", registry.hold_image(f"{REPO}:elsewhere", other))])
     else:
         registry.hold_image(target, other)
-    with pytest.raises(RegistryError) as raised:
-        pushed.push()
-    assert raised.value.message.startswith(f"refusing to push lab: {target} already holds another image (")
-    assert "nothing was pushed" in raised.value.message and registry.writes == []
+    before = registry.tags[target]
+    result, said = pushed.push()
+    assert result.hub is not None and result.hub.action == "keep"
+    assert registry.tags[target] == before, "the build already there is left as it is"
+    assert not any(":hub-" in ref for ref in registry.writes), registry.writes
+    assert result.digest is not None, "the environment's own index is pushed"
+    assert any("holds another build of the hub layer's index's inputs" in line for line in said), said
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("platform", ["linux/arm64", "linux/amd64"])
+def test_a_platforms_layer_left_by_another_build_goes_into_the_index(pushed: Pushed, platform: str) -> None:
+    """A push cut short after one platform's hub-KEY-ARCH and before the index (another build's): the index
+    is published over that layer and this build's other one, never refused."""
+    tag, registry = pushed.tag, pushed.registry
+    arch_tag = f"{REPO}:{tag}-{platform.rsplit('/', 1)[1]}"
+    left = registry.hold_image(arch_tag, "sha256:" + "e" * 64)
+    result, said = pushed.push()
+    assert result.hub is not None and result.hub.action == "push"
+    assert dict(result.hub_platforms)[platform] == left, "the index uses the layer already there"
+    assert arch_tag not in registry.writes
+    index = registry.tags[f"{REPO}:{tag}"]
+    assert index.is_index and {e.platform: e.digest for e in index.entries} == dict(result.hub_platforms)
+    assert any(f"{arch_tag}: holds another build of the hub layer's inputs" in line for line in said), said
 
 
 @pytest.mark.fault

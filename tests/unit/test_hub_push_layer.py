@@ -104,3 +104,18 @@ def test_a_hostile_profiles_file_is_one_line_and_nothing_hangs(workspace: Path, 
         path.write_text('{"profiles": 3}')
     layer, said = find(workspace, Engine({GOOD: "sha256:" + "3" * 64}))
     assert layer is None and len(said) == 1 and "no hub layer pushed" in said[0], said
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    ("held", "action"),
+    [(None, "push"), ("sha256:" + "a" * 64, "present"), ("sha256:" + "e" * 64, "keep")],
+)
+def test_hub_key_is_pushed_once_and_another_build_of_its_inputs_stays(held: str | None, action: str) -> None:
+    """hub-KEY names committed inputs: a layer rebuilt after its environment image was relabelled (or built on
+    another machine) is another image under the same key. It is left as it is, never a refusal of the push
+    (which no new commit could lift: the key stays) and never overwritten."""
+    from nbenv.images import hub_decision
+
+    decision = hub_decision("hub-0123456789ab", "sha256:" + "a" * 64, held)
+    assert (decision.tag, decision.action, decision.remote_image) == ("hub-0123456789ab", action, held)
