@@ -126,11 +126,14 @@ class ImageBuilder:
         return self.project.loader.environment(name).platforms or (self.engine.platform,)
 
     def foreign(self, platform: str | None) -> str | None:
-        """`platform` when it is not the engine's own (a build under emulation), else None."""
-        if platform is None or canonical(platform) == self.engine.platform:
-            return None
-        require_emulation(platform, self.engine.platform)
-        return canonical(platform)
+        """`platform` when it is not the engine's own (a build under emulation, checked possible), else None."""
+        if (other := self._other_platform(platform)) is not None:
+            require_emulation(other, self.engine.platform)
+        return other
+
+    def _other_platform(self, platform: str | None) -> str | None:
+        """`platform`, canonical, when it is not the engine's own; else None."""
+        return None if platform is None or canonical(platform) == self.engine.platform else canonical(platform)
 
     def platform_ref(self, ref: str, foreign: str | None) -> str:
         """The tag of `ref` for a foreign platform (`ref-ARCH`); `ref` itself for the native one."""
@@ -273,8 +276,7 @@ class ImageBuilder:
     def status(self, name: str, platform: str | None = None) -> tuple[str, str | None]:
         """("up to date" or "stale: why", the image id if up to date) of `name`'s image for `platform`
         (None: the engine's), without building or writing anything."""
-        foreign = None if platform is None or canonical(platform) == self.engine.platform else canonical(platform)
-        image_id, why = self._current(name, foreign)
+        image_id, why = self._current(name, self._other_platform(platform))
         return ("up to date", image_id) if image_id else (f"stale: {why}", None)
 
     def _current(self, name: str, foreign: str | None) -> tuple[str | None, str]:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,11 +191,7 @@ def push(
         hub = hub_decision(layer.tag, layer.image_id, held.image if held else None)
     _refuse_conflicts(name, repository, decisions)
     digest: str | None = None
-    for decision in decisions:
-        target = f"{repository}:{decision.tag}"
-        if decision.action != "push":
-            say(f"{target}: {_left_alone(decision)}")
-            continue
+    for target in _targets_to_push(repository, decisions, say):
         engine.tag(built.ref, target)
         say(f"{target}: pushing")
         digest = remote.push(target)
@@ -312,9 +308,15 @@ def _refuse_conflicts(name: str, repository: str, decisions: Sequence[TagDecisio
         raise _refusal(name, f"{repository}:{conflicts[0].tag}", conflicts[0].remote_image)
 
 
-def _left_alone(decision: TagDecision) -> str:
-    """Why a tag is not pushed: what the registry holds there already is this image, or a newer release."""
-    return "already there" if decision.action == "present" else "left on a newer release"
+def _targets_to_push(repository: str, decisions: Sequence[TagDecision], say: Say) -> Iterator[str]:
+    """`REPOSITORY:TAG` of each tag to push, in order; for each other one, in its place, a line saying why
+    it is left alone (the registry holds this image there already, or a newer release)."""
+    for decision in decisions:
+        target = f"{repository}:{decision.tag}"
+        if decision.action == "push":
+            yield target
+        else:
+            say(f"{target}: {'already there' if decision.action == 'present' else 'left on a newer release'}")
 
 
 def _verify(remote: Registry, target: str, image_id: str, pushed_digest: str) -> None:
@@ -360,11 +362,7 @@ def push_index(
             (platform, _push_platform(remote, engine, image, per_platform[platform], say)) for platform, image in built
         ]
         digest: str | None = None
-        for decision in decisions:
-            target = f"{repository}:{decision.tag}"
-            if decision.action != "push":
-                say(f"{target}: {_left_alone(decision)}")
-                continue
+        for target in _targets_to_push(repository, decisions, say):
             say(f"{target}: publishing the index of {', '.join(p for p, _ in built)}")
             published = remote.publish_index(target, children)
             remote.verify_index(target, published, dict(children))

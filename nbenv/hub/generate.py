@@ -224,7 +224,7 @@ def hub_generate(
     profiles: list[HubProfile] = []
     layers: list[Layer] = []
     refs: dict[str, str] = {}
-    from_refs: dict[str, list[tuple[str | None, str, str]]] = {}  # environment -> (platform, image ck- ref, id) each
+    sources: dict[str, tuple[LayerSource, ...]] = {}  # environment -> its hub layer of each platform
     for plan in plans:
         name = plan.env.name
         if check:
@@ -242,10 +242,12 @@ def hub_generate(
         # The committed Dockerfile names the environment's :latest; the build pins its image (BASE_IMAGE).
         item = layer(draft, from_image=f"{plan.image}:latest", requirements=requirements[name])
         refs[name] = layer_ref(plan, layer_key(project, plan, item))
-        from_refs[name] = [(None, ref, image_id)]
-        for platform in foreign[name]:  # the same committed files; that platform's image is FROM
-            other = builder.build(name, platform=platform)
-            from_refs[name].append((platform, other.ref, other.image_id))
+        native = LayerSource(None, refs[name], ref, image_id)
+        others = [builder.build(name, platform=platform) for platform in foreign[name]]  # the same committed files
+        sources[name] = (
+            native,
+            *(LayerSource(o.platform, builder.platform_ref(refs[name], o.platform), o.ref, o.image_id) for o in others),
+        )
         profiles.append(dataclasses.replace(draft, image=refs[name]))
         layers.append(item)
     hub = hub_id(ws.config)
@@ -270,21 +272,11 @@ def hub_generate(
             f"{out_rel(ws)} is out of date: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}",
             "run `nbenv hub generate` and commit the result",
         )
-    sources = {name: layer_sources(builder.platform_ref, refs[name], from_refs[name]) for name in names}
     if not check:
         for item in layers:
             for source in sources[item.name]:
                 build_layer(project, builder, item, source, say=say)
     return HubResult(changed, written.unchanged, written.stale, written.kept, profiles, layers, refs, rendered, sources)
-
-
-def layer_sources(
-    platform_ref: Callable[[str, str | None], str], ref: str, images: Sequence[tuple[str | None, str, str]]
-) -> tuple[LayerSource, ...]:
-    """Each platform's hub layer of `ref` (hub-KEY), FROM that platform's image (platform, ck- ref, id)."""
-    return tuple(
-        LayerSource(platform, platform_ref(ref, platform), image, image_id) for platform, image, image_id in images
-    )
 
 
 def build_layer(project: Project, builder: ImageBuilder, item: Layer, source: LayerSource, *, say: Say) -> None:
